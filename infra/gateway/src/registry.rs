@@ -1,0 +1,56 @@
+//! Which code runs for which template function: the template names a cargo
+//! binary (`Metadata.BuildProperties.Binary`); the registry maps that name to
+//! the function crate's `function(env, sdk)` constructor, the same one its
+//! `main.rs` calls.
+
+use std::collections::HashMap;
+use std::future::Future;
+use std::sync::Arc;
+
+use vcare_aws::SdkConfig;
+use vcare_runtime::{BoxFuture, Env, Error, Function};
+
+type Builder = Box<dyn Fn(Env, SdkConfig) -> BoxFuture<'static, Result<Arc<dyn Function>, Error>> + Send + Sync>;
+
+#[derive(Default)]
+pub struct Registry {
+    builders: HashMap<String, Builder>,
+}
+
+impl Registry {
+    /// Every vcare function.
+    pub fn vcare() -> Self {
+        let mut r = Self::default();
+        r.add("health", |env, sdk| async move { Ok(health::function(&env, &sdk).await?) });
+        r
+    }
+
+    /// Registers the constructor of the function built as `binary`.
+    pub fn add<B, Fut, F>(&mut self, binary: &str, build: B) -> &mut Self
+    where
+        B: Fn(Env, SdkConfig) -> Fut + Send + Sync + 'static,
+        Fut: Future<Output = Result<F, Error>> + Send + 'static,
+        F: Function,
+    {
+        self.builders.insert(
+            binary.to_owned(),
+            Box::new(move |env, sdk| {
+                let fut = build(env, sdk);
+                Box::pin(async move { Ok(Arc::new(fut.await?) as Arc<dyn Function>) })
+            }),
+        );
+        self
+    }
+
+    pub fn names(&self) -> impl Iterator<Item = &str> {
+        self.builders.keys().map(String::as_str)
+    }
+
+    pub(crate) async fn build(&self, binary: &str, env: Env, sdk: SdkConfig) -> Result<Arc<dyn Function>, String> {
+        let builder = self
+            .builders
+            .get(binary)
+            .ok_or_else(|| format!("no code for binary {binary:?} in the gateway's registry"))?;
+        builder(env, sdk).await.map_err(|e| format!("cold start failed: {e}"))
+    }
+}
