@@ -1,0 +1,163 @@
+//! Harness for vcare's end-to-end tests.
+//!
+//! Every test gets its own stack — resources named `<random>-<LogicalId>` on
+//! the loopback AWS endpoint that `make test` started — and its own gateway
+//! on a free port, so tests run in parallel and never touch a dev stack.
+
+pub mod fixtures;
+
+use std::collections::BTreeMap;
+use std::path::{Path, PathBuf};
+use std::time::Duration;
+
+use serde_json::Value;
+pub use vcare_aws::SdkConfig;
+use vcare_local::{DEV_AUDIENCE, DEV_ISSUER, DevIssuer, Gateway, GatewayConfig, Jwks, MintClaims, Registry};
+
+/// The repository root.
+pub fn root() -> PathBuf {
+    Path::new(env!("CARGO_MANIFEST_DIR")).parent().expect("tests/ has a parent").to_path_buf()
+}
+
+/// The SDK config for the test endpoint. Panics with directions when the
+/// suite is run without one.
+pub async fn sdk() -> SdkConfig {
+    assert!(
+        std::env::var("AWS_ENDPOINT_URL").is_ok_and(|v| v.starts_with("http://127.")),
+        "these tests need the loopback AWS endpoint: run them with `make test`"
+    );
+    vcare_aws::load().await
+}
+
+pub struct TestStack {
+    pub gateway: Gateway,
+    pub sdk: SdkConfig,
+    pub base: String,
+    pub http: reqwest::Client,
+    issuer: DevIssuer,
+    _keys: TempDir,
+}
+
+/// A directory removed when dropped.
+pub struct TempDir(pub PathBuf);
+
+impl TempDir {
+    pub fn new() -> Self {
+        let dir = std::env::temp_dir().join(format!("vcare-test-{}", uuid::Uuid::new_v4().simple()));
+        std::fs::create_dir_all(&dir).expect("temp dir");
+        Self(dir)
+    }
+}
+
+impl Default for TempDir {
+    fn default() -> Self {
+        Self::new()
+    }
+}
+
+impl Drop for TempDir {
+    fn drop(&mut self) {
+        let _ = std::fs::remove_dir_all(&self.0);
+    }
+}
+
+/// A fresh stack name: short, lowercase, unique.
+pub fn stack_name() -> String {
+    format!("t{}", &uuid::Uuid::new_v4().simple().to_string()[..10])
+}
+
+pub fn config(template: PathBuf, stack: &str, keys: &Path) -> GatewayConfig {
+    GatewayConfig {
+        template,
+        stack: stack.to_owned(),
+        region: std::env::var("AWS_REGION").unwrap_or_else(|_| "eu-central-1".into()),
+        addr: "127.0.0.1:0".parse().expect("addr"),
+        parameters: BTreeMap::from([
+            ("AuthIssuer".to_owned(), DEV_ISSUER.to_owned()),
+            ("AuthAudience".to_owned(), DEV_AUDIENCE.to_owned()),
+        ]),
+        jwks: Jwks::Dev(keys.to_path_buf()),
+        retry_delay: Duration::from_secs(1),
+        poll_wait: Duration::from_secs(1),
+        schedules: false,
+    }
+}
+
+impl TestStack {
+    /// vcare's own template and functions.
+    pub async fn start() -> Self {
+        Self::start_with(root().join("infra/template.yaml"), &Registry::vcare(), |_| {}).await
+    }
+
+    /// Any template and registry; `tune` adjusts the config before start.
+    pub async fn start_with(template: PathBuf, registry: &Registry, tune: impl FnOnce(&mut GatewayConfig)) -> Self {
+        let sdk = sdk().await;
+        let keys = TempDir::new();
+        let mut config = config(template, &stack_name(), &keys.0);
+        tune(&mut config);
+        let gateway = Gateway::start(config, registry, &sdk).await.expect("gateway starts");
+        let base = format!("http://{}", gateway.addr);
+        Self { gateway, sdk, base, http: reqwest::Client::new(), issuer: DevIssuer::new(&keys.0), _keys: keys }
+    }
+
+    /// A caller token from the development issuer.
+    pub fn token(&self, sub: &str, clinic: Option<&str>, roles: &[&str]) -> String {
+        self.issuer
+            .mint(
+                DEV_ISSUER,
+                DEV_AUDIENCE,
+                &MintClaims {
+                    sub: sub.into(),
+                    clinic_id: clinic.map(str::to_owned),
+                    roles: roles.iter().map(|r| (*r).to_owned()).collect(),
+                    ttl_seconds: 600,
+                },
+            )
+            .expect("mint")
+    }
+
+    /// Sends a request; returns status, content type and the body as JSON
+    /// (`Value::Null` when empty).
+    pub async fn send(&self, request: reqwest::RequestBuilder) -> (u16, String, Value) {
+        let response = request.send().await.expect("gateway answers");
+        let status = response.status().as_u16();
+        let content_type =
+            response.headers().get("content-type").and_then(|v| v.to_str().ok()).unwrap_or_default().to_owned();
+        let bytes = response.bytes().await.expect("body");
+        let body = if bytes.is_empty() { Value::Null } else { serde_json::from_slice(&bytes).unwrap_or(Value::Null) };
+        (status, content_type, body)
+    }
+
+    pub async fn get(&self, path: &str, token: Option<&str>) -> (u16, String, Value) {
+        let mut request = self.http.get(format!("{}{path}", self.base));
+        if let Some(token) = token {
+            request = request.bearer_auth(token);
+        }
+        self.send(request).await
+    }
+
+    /// The development issuer's key folder (what signs [`TestStack::token`]).
+    pub fn keys_dir(&self) -> &Path {
+        &self.issuer.dir
+    }
+
+    pub async fn stop(self) {
+        self.gateway.stop().await;
+    }
+}
+
+/// Polls `check` every 100 ms until it returns `Some`, or panics after `within`.
+pub async fn eventually<T, F, Fut>(within: Duration, what: &str, mut check: F) -> T
+where
+    F: FnMut() -> Fut,
+    Fut: std::future::Future<Output = Option<T>>,
+{
+    let deadline = tokio::time::Instant::now() + within;
+    loop {
+        if let Some(v) = check().await {
+            return v;
+        }
+        assert!(tokio::time::Instant::now() < deadline, "timed out waiting for {what}");
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+}

@@ -1,0 +1,210 @@
+//! vcare's own template on the local gateway: resource bootstrap, the health
+//! function, and every sample event in events/.
+
+use std::collections::HashMap;
+
+use aws_sdk_sqs::types::QueueAttributeName as Q;
+use serde_json::{Value, json};
+use vcare_local::{Gateway, Registry};
+use vcare_tests::{TempDir, TestStack, root};
+
+#[tokio::test]
+async fn bootstrap_makes_what_the_template_declares_and_a_second_start_reuses_it() {
+    let stack = TestStack::start().await;
+    let sdk = stack.sdk.clone();
+    let res = |id: &str| stack.gateway.resource(id).unwrap_or_else(|| panic!("{id} bootstrapped")).clone();
+
+    let dynamodb = aws_sdk_dynamodb::Client::new(&sdk);
+    let table = dynamodb.describe_table().table_name(&res("Table").reference).send().await.unwrap().table.unwrap();
+    let keys: Vec<_> = table.key_schema().iter().map(|k| k.attribute_name().to_owned()).collect();
+    assert_eq!(keys, ["pk", "sk"]);
+    assert_eq!(table.global_secondary_indexes()[0].index_name(), Some("gsi1"));
+    assert_eq!(
+        table.stream_specification().and_then(|s| s.stream_view_type()).map(|v| v.as_str()),
+        Some("NEW_AND_OLD_IMAGES")
+    );
+    assert_eq!(res("Table").attrs["StreamArn"], table.latest_stream_arn.clone().unwrap());
+    let ttl = dynamodb.describe_time_to_live().table_name(&res("Table").reference).send().await.unwrap();
+    assert_eq!(ttl.time_to_live_description.and_then(|t| t.attribute_name), Some("expiresAt".into()));
+
+    let sqs = aws_sdk_sqs::Client::new(&sdk);
+    for (queue, dlq, max) in [
+        ("DispatchQueue", "DispatchDLQ", 5),
+        ("AppointmentEventsQueue", "AppointmentEventsDLQ", 5),
+        ("DomainEventsQueue", "DomainEventsDLQ", 10),
+    ] {
+        let attrs = sqs
+            .get_queue_attributes()
+            .queue_url(&res(queue).reference)
+            .attribute_names(Q::All)
+            .send()
+            .await
+            .unwrap()
+            .attributes
+            .unwrap();
+        let redrive: Value = serde_json::from_str(&attrs[&Q::RedrivePolicy]).unwrap();
+        assert_eq!(redrive["deadLetterTargetArn"], res(dlq).attrs["Arn"], "{queue}");
+        assert_eq!(redrive["maxReceiveCount"].to_string().trim_matches('"'), max.to_string(), "{queue}");
+    }
+    assert!(res("DomainEventsQueue").reference.ends_with(".fifo"));
+    let fifo = sqs
+        .get_queue_attributes()
+        .queue_url(&res("DomainEventsQueue").reference)
+        .attribute_names(Q::FifoQueue)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(fifo.attributes.unwrap()[&Q::FifoQueue], "true");
+
+    let kms = aws_sdk_kms::Client::new(&sdk);
+    let data = kms.describe_key().key_id(&res("DataKey").reference).send().await.unwrap().key_metadata.unwrap();
+    assert_eq!(data.key_usage().map(|u| u.as_str()), Some("ENCRYPT_DECRYPT"));
+    let hmac = kms.describe_key().key_id(&res("DlrSigningKey").reference).send().await.unwrap().key_metadata.unwrap();
+    assert_eq!(
+        (hmac.key_spec().map(|s| s.as_str()), hmac.key_usage().map(|u| u.as_str())),
+        (Some("HMAC_256"), Some("GENERATE_VERIFY_MAC"))
+    );
+    // The keys work: a MAC made with the DLR key verifies.
+    let mac = kms
+        .generate_mac()
+        .key_id(&res("DlrSigningKey").reference)
+        .mac_algorithm("HMAC_SHA_256".into())
+        .message(aws_sdk_kms::primitives::Blob::new("ref-1"))
+        .send()
+        .await
+        .unwrap();
+    let ok = kms
+        .verify_mac()
+        .key_id(&res("DlrSigningKey").reference)
+        .mac_algorithm("HMAC_SHA_256".into())
+        .message(aws_sdk_kms::primitives::Blob::new("ref-1"))
+        .mac(mac.mac.unwrap())
+        .send()
+        .await
+        .unwrap();
+    assert!(ok.mac_valid);
+
+    let s3 = aws_sdk_s3::Client::new(&sdk);
+    let bucket = res("ImageBucket").reference;
+    assert_eq!(bucket, bucket.to_lowercase());
+    let enc = s3.get_bucket_encryption().bucket(&bucket).send().await.unwrap();
+    let config = enc.server_side_encryption_configuration.unwrap();
+    let rule = &config.rules()[0];
+    let by_default = rule.apply_server_side_encryption_by_default().unwrap();
+    assert_eq!(by_default.sse_algorithm().as_str(), "aws:kms");
+    assert_eq!(by_default.kms_master_key_id(), Some(res("DataKey").attrs["Arn"].as_str()));
+    let block =
+        s3.get_public_access_block().bucket(&bucket).send().await.unwrap().public_access_block_configuration.unwrap();
+    assert_eq!(block.block_public_acls(), Some(true));
+    assert_eq!(block.restrict_public_buckets(), Some(true));
+
+    // The functions see the resources through their environment.
+    let health = stack.gateway.function("HealthFunction").unwrap();
+    assert_eq!(health.def.environment["TABLE_NAME"], res("Table").reference);
+    assert_eq!(health.def.environment["DISPATCH_QUEUE_URL"], res("DispatchQueue").reference);
+    assert_eq!(health.def.environment["DATA_KEY_ID"], res("DataKey").reference);
+
+    // A second start on the same stack finds everything and makes nothing new.
+    let keys = TempDir::new();
+    let config = vcare_tests::config(root().join("infra/template.yaml"), &stack.gateway.stack.name, &keys.0);
+    let again = Gateway::start(config, &Registry::vcare(), &sdk).await.expect("second start");
+    for id in ["Table", "DispatchQueue", "DispatchDLQ", "DomainEventsQueue", "DataKey", "DlrSigningKey", "ImageBucket"]
+    {
+        assert_eq!(again.resource(id).unwrap().reference, res(id).reference, "{id}");
+    }
+    again.stop().await;
+    stack.stop().await;
+}
+
+#[tokio::test]
+async fn health_answers_live_and_ready() {
+    let stack = TestStack::start().await;
+    let (status, content_type, body) = stack.get("/health", None).await;
+    assert_eq!((status, body), (200, json!({"status": "ok"})));
+    assert!(content_type.starts_with("application/json"));
+    let (status, _, body) = stack.get("/health/ready", None).await;
+    assert_eq!(status, 200, "{body}");
+    assert_eq!(body["checks"], json!({"dynamodb": "ok", "sqs": "ok", "kms": "ok"}));
+    stack.stop().await;
+}
+
+#[tokio::test]
+async fn readiness_names_each_dependency_that_does_not_answer() {
+    let sdk = vcare_tests::sdk().await;
+    let event: Value =
+        serde_json::from_str(&std::fs::read_to_string(root().join("events/health/ready.json")).unwrap()).unwrap();
+    let env = |table: &str, queue: &str, key: &str| {
+        vcare_runtime::Env::from_map(HashMap::from([
+            ("TABLE_NAME".into(), table.into()),
+            ("DISPATCH_QUEUE_URL".into(), queue.into()),
+            ("DATA_KEY_ID".into(), key.into()),
+        ]))
+    };
+    let stack = TestStack::start().await;
+    let r = |id: &str| stack.gateway.resource(id).unwrap().reference.clone();
+    let endpoint = std::env::var("AWS_ENDPOINT_URL").unwrap();
+    let missing_queue = format!("{endpoint}/123456789012/no-such-queue");
+    let cases = [
+        (env("no-such-table", &r("DispatchQueue"), &r("DataKey")), "dynamodb"),
+        (env(&r("Table"), &missing_queue, &r("DataKey")), "sqs"),
+        (env(&r("Table"), &r("DispatchQueue"), "alias/no-such-key"), "kms"),
+        (env("no-such-table", &missing_queue, "alias/no-such-key"), "dynamodb, sqs, kms"),
+    ];
+    use vcare_runtime::Function;
+    for (env, failed) in cases {
+        let function = health::function(&env, &sdk).await.unwrap();
+        let response = function.invoke(event.clone(), Default::default()).await.unwrap();
+        assert_eq!(response["statusCode"], 503, "{failed}");
+        assert_eq!(response["headers"]["content-type"], "application/problem+json");
+        let problem: Value = serde_json::from_str(response["body"].as_str().unwrap()).unwrap();
+        assert_eq!(problem["status"], 503);
+        assert_eq!(problem["detail"], format!("not answering: {failed}"));
+    }
+    // A missing setting fails the cold start, naming it.
+    let err = health::function(&vcare_runtime::Env::default(), &sdk).await.err().unwrap();
+    assert_eq!(err.to_string(), "setting TABLE_NAME is missing");
+    stack.stop().await;
+}
+
+#[tokio::test]
+async fn every_sample_event_runs_through_its_handler() {
+    let stack = TestStack::start().await;
+    let template = vcare_local::Template::load(&root().join("infra/template.yaml")).unwrap();
+    let mut ran = 0;
+    for (id, function) in template.of_type("AWS::Serverless::Function") {
+        let binary = function["Metadata"]["BuildProperties"]["Binary"].as_str().unwrap();
+        let dir = root().join("events").join(binary);
+        let samples: Vec<_> = std::fs::read_dir(&dir)
+            .unwrap_or_else(|_| panic!("events/{binary}/ has the samples of {id}"))
+            .map(|e| e.unwrap().path())
+            .filter(|p| p.extension().is_some_and(|e| e == "json"))
+            .collect();
+        assert!(!samples.is_empty(), "events/{binary}/ has no sample");
+        let deployed = stack.gateway.function(id).unwrap();
+        for path in samples {
+            let event: Value = serde_json::from_str(&std::fs::read_to_string(&path).unwrap()).unwrap();
+            let response = deployed.invoke(event).await.unwrap_or_else(|e| panic!("{}: {e}", path.display()));
+            if let Some(status) = response.get("statusCode") {
+                assert!(status.as_u64().is_some_and(|s| (200..300).contains(&s)), "{}: {response}", path.display());
+            }
+            ran += 1;
+        }
+    }
+    assert!(ran >= 2);
+    stack.stop().await;
+}
+
+#[tokio::test]
+async fn the_gateway_builds_events_that_lambda_http_accepts() {
+    // The event the gateway sends for a request must be the payload-2.0 shape
+    // lambda_http parses (the same parser runs in Lambda).
+    let stack = TestStack::start().await;
+    let token = stack.token("u-1", Some("c-1"), &["doctor"]);
+    let (status, _, _) = stack.get("/health?x=1", Some(&token)).await;
+    assert_eq!(status, 200);
+    let sample: Value =
+        serde_json::from_str(&std::fs::read_to_string(root().join("events/health/live.json")).unwrap()).unwrap();
+    let parsed: Result<lambda_http::request::LambdaRequest, _> = serde_json::from_value(sample);
+    assert!(parsed.is_ok());
+    stack.stop().await;
+}
