@@ -167,6 +167,9 @@ async fn unknown_routes_panics_and_bodies_are_answered_like_api_gateway() {
     let stack = start(&Probe::default()).await;
     let (status, _, body) = stack.get("/nope", None).await;
     assert_eq!((status, body), (404, json!({"message": "Not Found"})));
+    // A method the template does not declare for a path: also API Gateway's 404.
+    let (status, _, body) = stack.send(stack.http.delete(format!("{}/open", stack.base))).await;
+    assert_eq!((status, body), (404, json!({"message": "Not Found"})));
     let (status, _, body) = stack.get("/panic", None).await;
     assert_eq!((status, body), (500, json!({"message": "Internal Server Error"})));
     // The gateway survives a panicking function.

@@ -7,7 +7,7 @@ use axum::Router;
 use axum::body::Body;
 use axum::extract::{RawPathParams, Request};
 use axum::response::{IntoResponse, Response};
-use axum::routing::{MethodFilter, any, on};
+use axum::routing::{MethodFilter, MethodRouter};
 use base64::Engine;
 use base64::engine::general_purpose::STANDARD;
 use http::{HeaderMap, HeaderName, HeaderValue, StatusCode, header};
@@ -38,7 +38,9 @@ fn axum_path(path: &str) -> String {
 }
 
 pub fn router(routes: Vec<Route>) -> Router {
-    let mut router = Router::new();
+    // Routes of one path share a method router; a method the template does
+    // not declare for a path is API Gateway's 404, not a 405.
+    let mut by_path: Vec<(String, MethodRouter, bool)> = Vec::new();
     for route in routes {
         let route = Arc::new(route);
         let path = axum_path(&route.path);
@@ -46,22 +48,41 @@ pub fn router(routes: Vec<Route>) -> Router {
             let route = route.clone();
             move |params: RawPathParams, req: Request| serve(route.clone(), params, req)
         };
-        router = match route.method.as_str() {
-            "ANY" => router.route(&path, any(handler)),
-            m => {
-                let filter = http::Method::from_bytes(m.as_bytes()).ok().and_then(|m| MethodFilter::try_from(m).ok());
-                match filter {
-                    Some(filter) => router.route(&path, on(filter, handler)),
-                    None => {
-                        tracing::warn!(method = m, path = %route.path, "route method not supported locally; skipped");
-                        router
-                    }
+        let filter = match route.method.as_str() {
+            "ANY" => None,
+            m => match http::Method::from_bytes(m.as_bytes()).ok().and_then(|m| MethodFilter::try_from(m).ok()) {
+                Some(filter) => Some(filter),
+                None => {
+                    tracing::warn!(method = m, path = %route.path, "route method not supported locally; skipped");
+                    continue;
                 }
+            },
+        };
+        let index = match by_path.iter().position(|(p, _, _)| *p == path) {
+            Some(i) => i,
+            None => {
+                by_path.push((path, MethodRouter::new(), false));
+                by_path.len() - 1
             }
         };
+        let methods = std::mem::take(&mut by_path[index].1);
+        by_path[index].1 = match filter {
+            None => {
+                by_path[index].2 = true;
+                methods.fallback(handler)
+            }
+            Some(filter) => methods.on(filter, handler),
+        };
     }
-    // API Gateway's answer for a route it does not have.
-    router.fallback(|| async { message(StatusCode::NOT_FOUND, "Not Found") })
+    let mut router = Router::new();
+    for (path, methods, any) in by_path {
+        router = router.route(&path, if any { methods } else { methods.fallback(not_found) });
+    }
+    router.fallback(not_found)
+}
+
+async fn not_found() -> Response {
+    message(StatusCode::NOT_FOUND, "Not Found")
 }
 
 fn message(status: StatusCode, text: &str) -> Response {
