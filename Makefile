@@ -2,21 +2,21 @@
 .PHONY: run stop token test lint ci
 
 run:   ## vcare locally: loopback AWS endpoint + local gateway on 127.0.0.1:3031
-	./scripts/run-local.sh
+	./infra/scripts/run-local.sh
 
 stop:  ## stop what `make run` started
-	./scripts/run-local.sh stop
+	./infra/scripts/run-local.sh stop
 
 token: ## a development caller token, e.g. make token ARGS="--sub u-doc --clinic c-1 --roles doctor"
 	@cargo run --quiet -p vcare-local -- token $(ARGS)
 
 test:  ## the whole test suite (starts its own AWS endpoint on a free port)
-	./scripts/test.sh
+	./infra/scripts/test.sh
 
 lint:  ## format, clippy, template
 	cargo fmt --all --check
 	cargo clippy --workspace --all-targets --locked -- -D warnings
-	./scripts/lint-template.sh
+	./infra/scripts/lint-template.sh
 
 ci:    ## what .ci/run does
 	./.ci/run

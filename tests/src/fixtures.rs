@@ -76,6 +76,13 @@ fn echo_router() -> Router {
         .route("/echo/{id}", axum::routing::any(echo))
         .route("/open", get(|| async { axum::Json(json!({"open": true})) }))
         .route("/panic", get(panics))
+        .route(
+            "/slow",
+            get(|| async {
+                tokio::time::sleep(std::time::Duration::from_secs(30)).await;
+                "too late"
+            }),
+        )
 }
 
 async fn panics() -> &'static str {

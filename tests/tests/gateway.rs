@@ -174,6 +174,11 @@ async fn unknown_routes_panics_and_bodies_are_answered_like_api_gateway() {
     assert_eq!((status, body), (500, json!({"message": "Internal Server Error"})));
     // The gateway survives a panicking function.
     assert_eq!(stack.get("/open", None).await.0, 200);
+    // The template's Timeout (1 s here) is enforced as Lambda does.
+    let started = std::time::Instant::now();
+    let (status, _, body) = stack.get("/slow", None).await;
+    assert_eq!((status, body), (500, json!({"message": "Internal Server Error"})));
+    assert!(started.elapsed() < Duration::from_secs(5), "{:?}", started.elapsed());
     let token = stack.token("u", Some("c"), &[]);
     let huge = "x".repeat(10 * 1024 * 1024 + 1);
     let (status, _, _) =

@@ -152,8 +152,13 @@ impl Deployed {
         context.deadline = (chrono::Utc::now().timestamp_millis() as u64).saturating_add(timeout.as_millis() as u64);
         let function = self.function.clone();
         let call = tokio::spawn(async move { function.invoke(event, context).await });
+        let abort = call.abort_handle();
         match tokio::time::timeout(timeout, call).await {
-            Err(_) => Err(format!("Task timed out after {} seconds", timeout.as_secs()).into()),
+            Err(_) => {
+                // Lambda freezes a timed-out invocation; nothing of it runs on.
+                abort.abort();
+                Err(format!("Task timed out after {} seconds", timeout.as_secs()).into())
+            }
             Ok(Err(join)) if join.is_panic() => Err("Runtime.ExitError: the function panicked".into()),
             Ok(Err(join)) => Err(join.to_string().into()),
             Ok(Ok(result)) => result,

@@ -3,7 +3,7 @@
 # checkout. Sourced by run-local.sh and test.sh; nothing is installed globally.
 set -euo pipefail
 
-VCARE_ROOT="${VCARE_ROOT:-$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)}"
+VCARE_ROOT="${VCARE_ROOT:-$(cd "$(dirname "${BASH_SOURCE[0]}")/../.." && pwd)}"
 VENV="$VCARE_ROOT/.venv"
 STATE="${VCARE_STATE_DIR:-$VCARE_ROOT/.vcare}"
 
