@@ -13,4 +13,13 @@ start_moto "$port" "$log"
 trap 'kill "$MOTO_PID" 2>/dev/null || true; rm -f "$log"' EXIT
 export_aws_env "$port"
 echo "vcare: tests use the local AWS endpoint $AWS_ENDPOINT_URL" >&2
-cargo test --workspace --locked "$@"
+out=$(mktemp -t vcare-test.XXXXXX.log)
+trap 'kill "$MOTO_PID" 2>/dev/null || true; rm -f "$log" "$out"' EXIT
+set +e
+cargo test --workspace --all-targets --locked "$@" 2>&1 | tee "$out"
+status=${PIPESTATUS[0]}
+set -e
+# One closing line for the whole run (cargo prints one per test binary).
+awk '/^test result:/ { for (i = 1; i <= NF; i++) { if ($(i+1) ~ /^passed/) p += $i; if ($(i+1) ~ /^failed/) f += $i } }
+     END { printf "tests: %d passed, %d failed\n", p, f }' "$out"
+exit "$status"
