@@ -14,6 +14,11 @@ use serde_json::Value;
 pub use vcare_aws::SdkConfig;
 use vcare_local::{DEV_AUDIENCE, DEV_ISSUER, DevIssuer, Gateway, GatewayConfig, Jwks, MintClaims, Registry};
 
+/// The Jitsi app secret and webhook secret the test stacks are given.
+/// (The development defaults, so that the samples in events/ work on both.)
+pub const JITSI_APP_SECRET: &str = "vcare-local-jitsi-app-secret";
+pub const JITSI_WEBHOOK_SECRET: &str = "vcare-local-jitsi-webhook-secret";
+
 /// The repository root.
 pub fn root() -> PathBuf {
     Path::new(env!("CARGO_MANIFEST_DIR")).parent().expect("tests/ has a parent").to_path_buf()
@@ -80,6 +85,10 @@ pub fn config(template: PathBuf, stack: &str, keys: &Path) -> GatewayConfig {
         retry_delay: Duration::from_secs(1),
         poll_wait: Duration::from_secs(1),
         schedules: false,
+        secrets: BTreeMap::from([
+            ("JitsiAppSecretCiphertext".to_owned(), JITSI_APP_SECRET.to_owned()),
+            ("JitsiWebhookSecretCiphertext".to_owned(), JITSI_WEBHOOK_SECRET.to_owned()),
+        ]),
     }
 }
 

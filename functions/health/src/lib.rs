@@ -81,7 +81,7 @@ pub fn router(state: Arc<Health>) -> Router {
 }
 
 /// The function as Lambda and the local gateway run it.
-pub async fn function(env: &Env, sdk: &SdkConfig) -> Result<HttpFunction, ConfigError> {
+pub async fn function(env: &Env, sdk: &SdkConfig) -> Result<HttpFunction, vcare_runtime::Error> {
     let config = Config::from_env(env)?;
     Ok(HttpFunction::new(router(Arc::new(Health::new(config, sdk)))))
 }

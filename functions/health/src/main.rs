@@ -1,4 +1,4 @@
 #[tokio::main]
 async fn main() -> Result<(), vcare_runtime::Error> {
-    vcare_runtime::run(|env| async move { Ok(health::function(&env, &vcare_aws::load().await).await?) }).await
+    vcare_runtime::run(|env| async move { health::function(&env, &vcare_aws::load().await).await }).await
 }

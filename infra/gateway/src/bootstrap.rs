@@ -326,3 +326,29 @@ async fn ensure_bucket(
         ]),
     })
 }
+
+/// Encrypts a secret under the stack's key `key_id` (logical id) with the
+/// encryption context `vcare:purpose=<purpose>`; base64 ciphertext.
+pub async fn encrypt_secret(
+    stack: &Stack,
+    sdk: &SdkConfig,
+    key_id: &str,
+    purpose: &str,
+    plaintext: &str,
+) -> Result<String, GatewayError> {
+    use base64::Engine;
+    let key = stack
+        .physical
+        .get(key_id)
+        .ok_or_else(|| GatewayError::Template(format!("secrets need the KMS key {key_id} in the template")))?;
+    let out = aws_sdk_kms::Client::new(sdk)
+        .encrypt()
+        .key_id(&key.reference)
+        .plaintext(aws_sdk_kms::primitives::Blob::new(plaintext.as_bytes()))
+        .encryption_context("vcare:purpose", purpose)
+        .send()
+        .await
+        .map_err(aws(format!("encrypt {purpose}")))?;
+    let blob = out.ciphertext_blob.ok_or_else(|| GatewayError::Aws("encrypt: no ciphertext".into()))?;
+    Ok(base64::engine::general_purpose::STANDARD.encode(blob.as_ref()))
+}

@@ -83,6 +83,28 @@ pub struct GatewayConfig {
     pub poll_wait: Duration,
     /// Fire `Schedule` events on their timers (tests fire them by hand).
     pub schedules: bool,
+    /// Plaintext of each `...Ciphertext` template parameter. After bootstrap
+    /// the gateway encrypts it under the template's `DataKey` with encryption
+    /// context `vcare:purpose=<kebab-case name>` (as an operator does with
+    /// `aws kms encrypt` before deploying) and passes the ciphertext on.
+    pub secrets: BTreeMap<String, String>,
+}
+
+/// The KMS key (template logical id) secrets are encrypted under.
+pub const SECRETS_KEY: &str = "DataKey";
+
+/// Development values of the secret parameters, used when the matching
+/// variable is not set (documented in the README; never for production).
+pub const DEV_SECRETS: &[(&str, &str)] = &[
+    ("JitsiAppSecretCiphertext", "vcare-local-jitsi-app-secret"),
+    ("JitsiWebhookSecretCiphertext", "vcare-local-jitsi-webhook-secret"),
+];
+
+/// `JitsiAppSecretCiphertext` → `jitsi-app-secret`: the encryption-context
+/// purpose of a secret parameter.
+pub fn secret_purpose(parameter: &str) -> String {
+    let base = parameter.strip_suffix("Ciphertext").unwrap_or(parameter);
+    screaming_snake(base).to_lowercase().replace('_', "-")
 }
 
 impl GatewayConfig {
@@ -102,6 +124,14 @@ impl GatewayConfig {
         }
         parameters.entry("AuthIssuer".into()).or_insert_with(|| DEV_ISSUER.into());
         parameters.entry("AuthAudience".into()).or_insert_with(|| DEV_AUDIENCE.into());
+        let mut secrets = BTreeMap::new();
+        for name in parsed.parameters().keys().filter(|n| n.ends_with("Ciphertext")) {
+            let var = screaming_snake(name.trim_end_matches("Ciphertext"));
+            let dev = DEV_SECRETS.iter().find(|(n, _)| n == name).map(|(_, v)| (*v).to_owned());
+            if let Some(value) = env.get(&var).map(str::to_owned).or(dev) {
+                secrets.insert(name.clone(), value);
+            }
+        }
         let state = env.get("VCARE_STATE_DIR").map(PathBuf::from).unwrap_or_else(|| root.join(".vcare"));
         let jwks = match env.get("AUTH_JWKS_URL") {
             Some(url) => Jwks::Url(url.to_owned()),
@@ -117,6 +147,7 @@ impl GatewayConfig {
             retry_delay: Duration::from_secs(env.parsed_or("VCARE_RETRY_DELAY_SECONDS", 2).map_err(bad)?),
             poll_wait: Duration::from_millis(env.parsed_or("VCARE_POLL_MS", 1000).map_err(bad)?),
             schedules: env.parsed_or("VCARE_SCHEDULES", true).map_err(bad)?,
+            secrets,
         })
     }
 }
@@ -182,8 +213,18 @@ impl Gateway {
     /// serving.
     pub async fn start(config: GatewayConfig, registry: &Registry, sdk: &SdkConfig) -> Result<Self, GatewayError> {
         let template = Template::load(&config.template)?;
-        let mut stack = Stack::new(&template, &config.stack, &config.region, &config.parameters)?;
+        let mut parameters = config.parameters.clone();
+        for name in config.secrets.keys() {
+            parameters.entry(name.clone()).or_insert_with(|| "(encrypted after bootstrap)".into());
+        }
+        let mut stack = Stack::new(&template, &config.stack, &config.region, &parameters)?;
         bootstrap::bootstrap(&template, &mut stack, sdk).await?;
+        let declared = template.parameters();
+        for (name, plaintext) in config.secrets.iter().filter(|(n, _)| declared.contains_key(*n)) {
+            let ciphertext =
+                bootstrap::encrypt_secret(&stack, sdk, SECRETS_KEY, &secret_purpose(name), plaintext).await?;
+            stack.set_param(name, ciphertext);
+        }
         let api = model::http_api(&template, &stack)?;
         let defs = model::functions(&template, &stack, &api)?;
 

@@ -21,7 +21,16 @@ impl Registry {
     /// Every vcare function.
     pub fn vcare() -> Self {
         let mut r = Self::default();
-        r.add("health", |env, sdk| async move { Ok(health::function(&env, &sdk).await?) });
+        r.add("health", |env, sdk| async move { health::function(&env, &sdk).await });
+        r.add("room-create", |env, sdk| async move { room_create::function(&env, &sdk).await });
+        r.add("room-get", |env, sdk| async move { room_get::function(&env, &sdk).await });
+        r.add("room-end", |env, sdk| async move { room_end::function(&env, &sdk).await });
+        r.add("token-issue", |env, sdk| async move { token_issue::function(&env, &sdk).await });
+        r.add("issue-report", |env, sdk| async move { issue_report::function(&env, &sdk).await });
+        r.add("image-share", |env, sdk| async move { image_share::function(&env, &sdk).await });
+        r.add("history", |env, sdk| async move { history::function(&env, &sdk).await });
+        r.add("jitsi-reservations", |env, sdk| async move { jitsi_reservations::function(&env, &sdk).await });
+        r.add("jitsi-events", |env, sdk| async move { jitsi_events::function(&env, &sdk).await });
         r
     }
 

@@ -71,6 +71,10 @@ impl Stack {
         })
     }
 
+    pub fn set_param(&mut self, name: &str, value: String) {
+        self.params.insert(name.to_owned(), Value::String(value));
+    }
+
     pub fn param(&self, name: &str) -> Option<&Value> {
         self.params.get(name)
     }

@@ -19,7 +19,7 @@ use tower::Service;
 use vcare_runtime::{BoxFuture, Context, Error, Function};
 
 pub use caller::{Caller, Role, roles_from_claim};
-pub use problem::{ApiJson, Problem};
+pub use problem::{ApiJson, Problem, json_or_default};
 
 /// Largest request body any route accepts (API.md: 413 above it).
 pub const MAX_BODY_BYTES: usize = 256 * 1024;

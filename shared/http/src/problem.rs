@@ -85,6 +85,18 @@ where
     }
 }
 
+/// Parses a JSON body that may also be empty (then `T::default()`), with
+/// the same problem details as [`ApiJson`].
+pub fn json_or_default<T: DeserializeOwned + Default>(body: &[u8]) -> Result<T, Problem> {
+    if body.iter().all(u8::is_ascii_whitespace) {
+        return Ok(T::default());
+    }
+    serde_json::from_slice(body).map_err(|e| match e.classify() {
+        serde_json::error::Category::Data => Problem::bad_request(data_error_detail(&e.to_string())),
+        _ => Problem::bad_request("the body is not well-formed JSON"),
+    })
+}
+
 fn json_problem(rejection: JsonRejection) -> Problem {
     match rejection {
         JsonRejection::MissingJsonContentType(_) => {

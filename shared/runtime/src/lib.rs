@@ -128,6 +128,21 @@ impl Env {
     }
 }
 
+impl Env {
+    /// A number setting within `min..=max`, or `default` when absent.
+    pub fn bounded<T>(&self, name: &str, default: T, min: T, max: T) -> Result<T, ConfigError>
+    where
+        T: std::str::FromStr + PartialOrd + std::fmt::Display + Copy,
+        T::Err: std::fmt::Display,
+    {
+        let v = self.parsed_or(name, default)?;
+        if v < min || v > max {
+            return Err(ConfigError::Invalid { name: name.to_owned(), reason: format!("{min} to {max}") });
+        }
+        Ok(v)
+    }
+}
+
 /// JSON logs in the shape Lambda's advanced logging expects; `RUST_LOG`
 /// filters (default `info`). Call once, first thing in `main`.
 pub fn init_tracing() {
@@ -153,6 +168,8 @@ mod tests {
         assert_eq!(env.required("EMPTY"), Err(ConfigError::Missing("EMPTY".into())));
         assert_eq!(env.parsed_or::<u32>("A", 1).unwrap(), 7);
         assert_eq!(env.parsed_or::<u32>("B", 1).unwrap(), 1);
+        assert_eq!(env.bounded::<u32>("A", 1, 0, 10).unwrap(), 7);
+        assert!(matches!(env.bounded::<u32>("A", 1, 0, 5), Err(ConfigError::Invalid { .. })));
         assert!(matches!(
             env.parsed_or::<u32>("A", 1).and_then(|_| env.parsed_or::<bool>("A", false)),
             Err(ConfigError::Invalid { .. })

@@ -1,0 +1,151 @@
+//! `jitsi-reservations`: the reservation API Prosody's `mod_reservations`
+//! calls before it lets Jicofo create a conference (`X-Jitsi-Shared-Secret`).
+//!
+//! - `POST .../conference` (form: `name`, `start_time`, `mail_owner`): 200
+//!   `{id, name, mail_owner, start_time, duration}` when `name` is a vcare
+//!   room that is scheduled or active and inside its join window; `duration`
+//!   runs to `scheduledEnd + grace`, after which Prosody destroys the room.
+//!   Otherwise 403 with `message`. A reservation still held for the room
+//!   (Prosody did not DELETE it) is 409 `{conflict_id}`, which the module
+//!   follows with a GET.
+//! - `GET .../conference/{id}`, `DELETE .../conference/{id}`.
+//!
+//! The reservation id is the Jitsi room name (the module takes any string).
+
+use std::collections::HashMap;
+use std::sync::Arc;
+
+use aws_sdk_dynamodb::types::AttributeValue;
+use axum::body::Bytes;
+use axum::extract::{Path, State};
+use axum::http::{HeaderMap, StatusCode};
+use axum::response::{IntoResponse, Response};
+use axum::routing::{get, post};
+use axum::{Json, Router};
+use chrono::{DateTime, Utc};
+use serde_json::json;
+use vcare_aws::SdkConfig;
+use vcare_care::{Care, JitsiProblem, check_jitsi_secret, jitsi_problem, store_problem, webhook_secret};
+use vcare_domain::room::{NotJoinable, Room};
+use vcare_jitsi::WebhookSecret;
+use vcare_runtime::{Env, Error};
+
+const RESERVATION: &str = "RESERVATION";
+
+pub struct Reservations {
+    care: Care,
+    secret: WebhookSecret,
+}
+
+pub fn router(r: Arc<Reservations>) -> Router {
+    Router::new()
+        .route("/v1/virtual-care/jitsi/reservations/conference", post(create))
+        .route("/v1/virtual-care/jitsi/reservations/conference/{id}", get(show).delete(remove))
+        .with_state(r)
+}
+
+pub async fn function(env: &Env, sdk: &SdkConfig) -> Result<vcare_http::HttpFunction, Error> {
+    let r = Reservations { care: Care::from_env(env, sdk)?, secret: webhook_secret(env, sdk).await? };
+    Ok(vcare_http::HttpFunction::new(router(Arc::new(r))))
+}
+
+/// The date format mod_reservations sends and parses (Java's
+/// `yyyy-MM-dd'T'HH:mm:ss.SSSX`).
+fn java_date(t: DateTime<Utc>) -> String {
+    t.format("%Y-%m-%dT%H:%M:%S%.3fZ").to_string()
+}
+
+fn conference(room: &Room, care: &Care, start: DateTime<Utc>, mail_owner: &str) -> Json<serde_json::Value> {
+    let duration = (care.config.join.closes(room) - start).num_seconds().max(0);
+    Json(json!({
+        "id": room.jitsi_room, "name": room.jitsi_room, "mail_owner": mail_owner,
+        "start_time": java_date(start), "duration": duration,
+    }))
+}
+
+/// The room behind a conference name (names vcare makes are alphanumeric;
+/// anything else is no room of ours).
+async fn lookup(care: &Care, name: &str) -> Result<Option<Room>, JitsiProblem> {
+    if name.is_empty() || name.len() > 128 || !name.bytes().all(|b| b.is_ascii_alphanumeric()) {
+        return Ok(None);
+    }
+    let found = care.store.by_jitsi_room(&name.to_lowercase()).await.map_err(store_problem)?;
+    Ok(found.map(|(room, _)| room))
+}
+
+/// The room behind a conference name, if a conference may run in it now.
+async fn reservable(care: &Care, name: &str) -> Result<Room, JitsiProblem> {
+    let room =
+        lookup(care, name).await?.ok_or_else(|| jitsi_problem(403, "no consultation is scheduled in this room"))?;
+    match room.joinable(&care.config.join, care.now()) {
+        Ok(()) => Ok(room),
+        Err(NotJoinable::Closed(status)) => {
+            Err(jitsi_problem(403, format!("this consultation is {}", status.as_str())))
+        }
+        Err(NotJoinable::TooEarly { opens }) => {
+            Err(jitsi_problem(403, format!("this consultation opens at {}", opens.to_rfc3339())))
+        }
+        Err(NotJoinable::TooLate) => Err(jitsi_problem(403, "this consultation's time is over")),
+    }
+}
+
+fn text(item: &HashMap<String, AttributeValue>, name: &str) -> String {
+    item.get(name).and_then(|v| v.as_s().ok()).cloned().unwrap_or_default()
+}
+
+async fn create(State(r): State<Arc<Reservations>>, headers: HeaderMap, body: Bytes) -> Result<Response, JitsiProblem> {
+    check_jitsi_secret(&r.secret, &headers)?;
+    let form: HashMap<String, String> = form_urlencoded::parse(&body).into_owned().collect();
+    let name = form.get("name").filter(|n| !n.is_empty()).ok_or_else(|| jitsi_problem(400, "name is required"))?;
+    let start = match form.get("start_time").filter(|s| !s.is_empty()) {
+        None => r.care.now(),
+        Some(raw) => DateTime::parse_from_rfc3339(raw)
+            .map(|t| t.with_timezone(&Utc))
+            .map_err(|_| jitsi_problem(400, "start_time: yyyy-MM-ddTHH:mm:ss.SSSZ"))?,
+    };
+    let mail_owner = form.get("mail_owner").cloned().unwrap_or_default();
+    if mail_owner.len() > 512 {
+        return Err(jitsi_problem(400, "mail_owner is too long"));
+    }
+    let room = reservable(&r.care, name).await?;
+    let record = HashMap::from([
+        ("startTime".to_owned(), AttributeValue::S(java_date(start))),
+        ("mailOwner".to_owned(), AttributeValue::S(mail_owner.clone())),
+    ]);
+    if r.care.store.put_child_if_absent(&room, RESERVATION, record).await.map_err(store_problem)? {
+        Ok(conference(&room, &r.care, start, &mail_owner).into_response())
+    } else {
+        Ok((StatusCode::CONFLICT, Json(json!({"conflict_id": room.jitsi_room}))).into_response())
+    }
+}
+
+async fn show(
+    State(r): State<Arc<Reservations>>,
+    headers: HeaderMap,
+    Path(id): Path<String>,
+) -> Result<Json<serde_json::Value>, JitsiProblem> {
+    check_jitsi_secret(&r.secret, &headers)?;
+    let room = reservable(&r.care, &id).await?;
+    let item = r
+        .care
+        .store
+        .child(&room, RESERVATION)
+        .await
+        .map_err(store_problem)?
+        .ok_or_else(|| jitsi_problem(404, "no such reservation"))?;
+    let start = DateTime::parse_from_rfc3339(&text(&item, "startTime"))
+        .map(|t| t.with_timezone(&Utc))
+        .unwrap_or_else(|_| r.care.now());
+    Ok(conference(&room, &r.care, start, &text(&item, "mailOwner")))
+}
+
+async fn remove(
+    State(r): State<Arc<Reservations>>,
+    headers: HeaderMap,
+    Path(id): Path<String>,
+) -> Result<Json<serde_json::Value>, JitsiProblem> {
+    check_jitsi_secret(&r.secret, &headers)?;
+    let room = lookup(&r.care, &id).await?.ok_or_else(|| jitsi_problem(404, "no such reservation"))?;
+    r.care.store.delete_child(&room, RESERVATION).await.map_err(store_problem)?;
+    Ok(Json(json!({})))
+}

@@ -1,0 +1,29 @@
+//! `room-get`: `GET /v1/virtual-care/rooms/{roomId}`. The room's participants
+//! and its clinic's staff see it; to anyone else it does not exist (404).
+
+use std::sync::Arc;
+
+use axum::extract::{Path, State};
+use axum::routing::get;
+use axum::{Json, Router};
+use vcare_aws::SdkConfig;
+use vcare_care::Care;
+use vcare_http::{Caller, HttpFunction, Problem};
+use vcare_runtime::Env;
+
+pub fn router(care: Arc<Care>) -> Router {
+    Router::new().route("/v1/virtual-care/rooms/{room_id}", get(show)).with_state(care)
+}
+
+pub async fn function(env: &Env, sdk: &SdkConfig) -> Result<HttpFunction, vcare_runtime::Error> {
+    Ok(HttpFunction::new(router(Arc::new(Care::from_env(env, sdk)?))))
+}
+
+async fn show(
+    State(care): State<Arc<Care>>,
+    caller: Caller,
+    Path(room_id): Path<String>,
+) -> Result<Json<serde_json::Value>, Problem> {
+    let (room, _) = care.room_for(&caller, &room_id).await?;
+    Ok(Json(care.view(&room)))
+}

@@ -1,0 +1,16 @@
+//! vcare's rules, free of Lambda and AWS types ("parse, don't validate"):
+//! a request body becomes a [`room::NewRoom`] only if every rule holds.
+
+pub mod events;
+pub mod ids;
+pub mod room;
+
+/// Why a request cannot be done. `Invalid` is a 400 (a field fails its rule),
+/// `Impossible` a 422 (well-formed, but it cannot be).
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum Rejected {
+    #[error("{0}")]
+    Invalid(String),
+    #[error("{0}")]
+    Impossible(String),
+}

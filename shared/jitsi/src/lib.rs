@@ -1,0 +1,234 @@
+//! Jitsi join tokens, exactly as Prosody's `token/util.lib.lua` and
+//! `mod_token_affiliation` check them:
+//!
+//! - header `{"alg": "HS256" | "RS256", "typ": "JWT"}` (+ `kid` for RS256,
+//!   which Prosody's ASAP mode uses to fetch `sha256hex(kid).pem`);
+//! - `iss` = the app id (Prosody's accepted issuers default to it), `aud` a
+//!   string, `sub` = the Jitsi domain in lowercase, `room` = the lowercase
+//!   room name (Prosody compares the MUC node to `string.lower(room)`);
+//! - `iat`, `nbf`, `exp` in seconds; Prosody allows no clock skew, so `nbf`
+//!   is never later than the moment of issue;
+//! - `context.user` with string fields, `context.features` always explicit.
+
+use aws_lc_rs::hmac;
+use base64::Engine;
+use base64::engine::general_purpose::{STANDARD, URL_SAFE_NO_PAD};
+use chrono::{DateTime, Utc};
+use serde_json::{Value, json};
+use vcare_domain::room::{Participant, ParticipantRole, Room};
+
+#[derive(Debug, thiserror::Error)]
+pub enum JitsiError {
+    #[error("KMS: {0}")]
+    Kms(String),
+    #[error("config: {0}")]
+    Config(String),
+}
+
+/// Who the token is for and what it may do.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Grant {
+    pub moderator: bool,
+    pub recording: bool,
+}
+
+/// Doctors moderate (affiliation `owner`); everyone else is a member. Only a
+/// doctor in a room with recording on may record; nobody livestreams.
+pub fn grant(room: &Room, participant: &Participant) -> Grant {
+    let doctor = participant.role == ParticipantRole::Doctor;
+    Grant { moderator: doctor, recording: doctor && room.recording }
+}
+
+/// The token's claims.
+#[derive(Debug, Clone)]
+pub struct TokenClaims {
+    pub app_id: String,
+    pub audience: String,
+    pub domain: String,
+    pub room: String,
+    pub user_id: String,
+    pub user_name: String,
+    pub grant: Grant,
+    pub issued_at: DateTime<Utc>,
+    pub not_before: DateTime<Utc>,
+    pub expires: DateTime<Utc>,
+}
+
+impl TokenClaims {
+    pub fn to_json(&self) -> Value {
+        let flag = |b: bool| if b { "true" } else { "false" };
+        json!({
+            "iss": self.app_id,
+            "aud": self.audience,
+            "sub": self.domain.to_lowercase(),
+            "room": self.room.to_lowercase(),
+            "iat": self.issued_at.timestamp(),
+            // Never later than now: Prosody would refuse a token not yet valid.
+            "nbf": self.not_before.min(self.issued_at).timestamp(),
+            "exp": self.expires.timestamp(),
+            "context": {
+                "user": {
+                    "id": self.user_id,
+                    "name": self.user_name,
+                    "moderator": flag(self.grant.moderator),
+                    "affiliation": if self.grant.moderator { "owner" } else { "member" },
+                },
+                "features": {
+                    "recording": flag(self.grant.recording),
+                    "livestreaming": "false",
+                    "transcription": "false",
+                    "outbound-call": "false",
+                },
+            },
+        })
+    }
+}
+
+/// The Jitsi app secret: kept out of `Debug` and logs.
+pub struct AppSecret(Vec<u8>);
+
+impl std::fmt::Debug for AppSecret {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str("AppSecret(..)")
+    }
+}
+
+/// The encryption context the app secret is encrypted under: a ciphertext
+/// made for anything else does not decrypt as the Jitsi secret.
+pub const SECRET_CONTEXT: (&str, &str) = ("vcare:purpose", "jitsi-app-secret");
+
+impl AppSecret {
+    pub fn from_bytes(bytes: Vec<u8>) -> Self {
+        Self(bytes)
+    }
+
+    /// Decrypts the KMS ciphertext (base64) once per container.
+    pub async fn decrypt(kms: &aws_sdk_kms::Client, ciphertext_b64: &str) -> Result<Self, JitsiError> {
+        decrypt_secret(kms, ciphertext_b64, SECRET_CONTEXT.1).await.map(Self)
+    }
+}
+
+/// Decrypts a secret that was encrypted under KMS with the encryption
+/// context `vcare:purpose = purpose` (a ciphertext made for another purpose
+/// fails). Call once per container.
+pub async fn decrypt_secret(
+    kms: &aws_sdk_kms::Client,
+    ciphertext_b64: &str,
+    purpose: &str,
+) -> Result<Vec<u8>, JitsiError> {
+    let blob = STANDARD
+        .decode(ciphertext_b64.trim())
+        .map_err(|_| JitsiError::Config(format!("the {purpose} ciphertext is not base64")))?;
+    let out = kms
+        .decrypt()
+        .ciphertext_blob(aws_sdk_kms::primitives::Blob::new(blob))
+        .encryption_context(SECRET_CONTEXT.0, purpose)
+        .send()
+        .await
+        .map_err(|e| JitsiError::Kms(aws_sdk_kms::error::DisplayErrorContext(e).to_string()))?;
+    let plain = out.plaintext.ok_or_else(|| JitsiError::Kms("no plaintext".into()))?.into_inner();
+    if plain.is_empty() {
+        return Err(JitsiError::Config(format!("the {purpose} is empty")));
+    }
+    Ok(plain)
+}
+
+/// The shared secret Prosody sends in `X-Jitsi-Shared-Secret`.
+pub struct WebhookSecret(Vec<u8>);
+
+pub const WEBHOOK_SECRET_PURPOSE: &str = "jitsi-webhook-secret";
+
+impl WebhookSecret {
+    pub async fn decrypt(kms: &aws_sdk_kms::Client, ciphertext_b64: &str) -> Result<Self, JitsiError> {
+        decrypt_secret(kms, ciphertext_b64, WEBHOOK_SECRET_PURPOSE).await.map(Self)
+    }
+
+    pub fn from_bytes(bytes: Vec<u8>) -> Self {
+        Self(bytes)
+    }
+
+    /// Compares in constant time (for equal lengths; the length is not secret).
+    pub fn matches(&self, presented: Option<&[u8]>) -> bool {
+        presented.is_some_and(|p| aws_lc_rs::constant_time::verify_slices_are_equal(p, &self.0).is_ok())
+    }
+}
+
+/// How tokens are signed.
+pub enum Signer {
+    /// The app secret Prosody is configured with (`app_secret`).
+    Hs256(Box<hmac::Key>),
+    /// A KMS RSA key (Prosody `asap_key_server`): one KMS call per token.
+    KmsRs256 { kms: aws_sdk_kms::Client, key_id: String, kid: String },
+}
+
+impl std::fmt::Debug for Signer {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            Self::Hs256(_) => f.write_str("Signer::Hs256"),
+            Self::KmsRs256 { kid, .. } => write!(f, "Signer::KmsRs256({kid})"),
+        }
+    }
+}
+
+impl Signer {
+    pub fn hs256(secret: &AppSecret) -> Self {
+        Self::Hs256(Box::new(hmac::Key::new(hmac::HMAC_SHA256, &secret.0)))
+    }
+
+    /// Signs `claims` as a compact JWS.
+    pub async fn sign(&self, claims: &Value) -> Result<String, JitsiError> {
+        let header = match self {
+            Self::Hs256(_) => json!({"alg": "HS256", "typ": "JWT"}),
+            Self::KmsRs256 { kid, .. } => json!({"alg": "RS256", "typ": "JWT", "kid": kid}),
+        };
+        let input =
+            format!("{}.{}", URL_SAFE_NO_PAD.encode(header.to_string()), URL_SAFE_NO_PAD.encode(claims.to_string()));
+        let signature = match self {
+            Self::Hs256(key) => hmac::sign(key, input.as_bytes()).as_ref().to_vec(),
+            Self::KmsRs256 { kms, key_id, .. } => kms
+                .sign()
+                .key_id(key_id)
+                .message(aws_sdk_kms::primitives::Blob::new(input.as_bytes()))
+                .message_type(aws_sdk_kms::types::MessageType::Raw)
+                .signing_algorithm(aws_sdk_kms::types::SigningAlgorithmSpec::RsassaPkcs1V15Sha256)
+                .send()
+                .await
+                .map_err(|e| JitsiError::Kms(aws_sdk_kms::error::DisplayErrorContext(e).to_string()))?
+                .signature
+                .ok_or_else(|| JitsiError::Kms("no signature".into()))?
+                .into_inner(),
+        };
+        Ok(format!("{input}.{}", URL_SAFE_NO_PAD.encode(signature)))
+    }
+}
+
+/// Where Prosody's ASAP mode fetches the public key of `kid`:
+/// `<asap_key_server>/<hex sha256(kid)>.pem`.
+pub fn asap_key_name(kid: &str) -> String {
+    let digest = aws_lc_rs::digest::digest(&aws_lc_rs::digest::SHA256, kid.as_bytes());
+    let hex: String = digest.as_ref().iter().map(|b| format!("{b:02x}")).collect();
+    format!("{hex}.pem")
+}
+
+/// A DER SubjectPublicKeyInfo (what KMS GetPublicKey returns) as PEM.
+pub fn public_key_pem(der: &[u8]) -> String {
+    let b64 = STANDARD.encode(der);
+    let mut out = String::from("-----BEGIN PUBLIC KEY-----\n");
+    for line in b64.as_bytes().chunks(64) {
+        out.push_str(std::str::from_utf8(line).unwrap_or_default());
+        out.push('\n');
+    }
+    out.push_str("-----END PUBLIC KEY-----\n");
+    out
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn asap_key_names_are_sha256_hex_of_the_kid() {
+        // sha256("abc")
+        assert_eq!(asap_key_name("abc"), "ba7816bf8f01cfea414140de5dae2223b00361a396177a9cb410ff61f20015ad.pem");
+    }
+}

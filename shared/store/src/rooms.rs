@@ -1,0 +1,399 @@
+use std::collections::HashMap;
+
+use aws_sdk_dynamodb::Client;
+use aws_sdk_dynamodb::types::{AttributeValue, KeysAndAttributes, Put, TransactWriteItem};
+use base64::Engine;
+use base64::engine::general_purpose::URL_SAFE_NO_PAD;
+use vcare_domain::events::DomainEvent;
+use vcare_domain::room::Room;
+
+use crate::{StoreError, outbox_put, s, sort_time, unavailable};
+
+type Item = HashMap<String, AttributeValue>;
+
+/// How often a conditional update re-reads and retries before giving up.
+const MAX_ATTEMPTS: usize = 5;
+
+#[derive(Debug, Clone)]
+pub struct RoomStore {
+    ddb: Client,
+    table: String,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Created {
+    New(Room),
+    /// The appointment already has a room; `same_request` tells a replay
+    /// from a conflicting request.
+    Existing {
+        room: Room,
+        same_request: bool,
+    },
+}
+
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct HistoryPage {
+    pub rooms: Vec<Room>,
+    pub next_cursor: Option<String>,
+}
+
+fn room_pk(clinic: &str, room_id: &str) -> String {
+    format!("ROOM#{clinic}#{room_id}")
+}
+
+fn key(pk: String, sk: &str) -> Item {
+    HashMap::from([("pk".to_owned(), s(pk)), ("sk".to_owned(), s(sk))])
+}
+
+fn put(table: &str, item: Item, condition: Option<&str>) -> Result<TransactWriteItem, StoreError> {
+    put_where(table, item, condition, None)
+}
+
+/// A Put for a transaction, with an optional condition and one value for it.
+fn put_where(
+    table: &str,
+    item: Item,
+    condition: Option<&str>,
+    value: Option<(&str, AttributeValue)>,
+) -> Result<TransactWriteItem, StoreError> {
+    let mut put =
+        Put::builder().table_name(table).set_item(Some(item)).set_condition_expression(condition.map(str::to_owned));
+    if let Some((name, v)) = value {
+        put = put.expression_attribute_values(name, v);
+    }
+    let put = put.build().map_err(|e| StoreError::Corrupt(e.to_string()))?;
+    Ok(TransactWriteItem::builder().put(put).build())
+}
+
+fn outbox(table: &str, events: &[DomainEvent]) -> Result<Vec<TransactWriteItem>, StoreError> {
+    events.iter().map(|e| Ok(TransactWriteItem::builder().put(outbox_put(table, e)?).build())).collect()
+}
+
+fn room_item(room: &Room, version: u64) -> Result<Item, StoreError> {
+    let mut item: Item = serde_dynamo::to_item(room).map_err(|e| StoreError::Corrupt(e.to_string()))?;
+    item.extend(key(room_pk(&room.clinic_id, &room.room_id), "ROOM"));
+    item.insert("kind".into(), s("room"));
+    item.insert("version".into(), AttributeValue::N(version.to_string()));
+    Ok(item)
+}
+
+fn room_from(item: Item) -> Result<(Room, u64), StoreError> {
+    let version = match item.get("version") {
+        Some(AttributeValue::N(n)) => n.parse().map_err(|_| StoreError::Corrupt("version".into()))?,
+        _ => return Err(StoreError::Corrupt("room without version".into())),
+    };
+    let room = serde_dynamo::from_item(item).map_err(|e| StoreError::Corrupt(e.to_string()))?;
+    Ok((room, version))
+}
+
+fn string(item: &Item, name: &str) -> Option<String> {
+    match item.get(name) {
+        Some(AttributeValue::S(v)) => Some(v.clone()),
+        _ => None,
+    }
+}
+
+/// Was the transaction cancelled because the condition of item `index`
+/// failed (as opposed to a conflict with a concurrent transaction)?
+fn condition_failed_at<R>(
+    e: &aws_sdk_dynamodb::error::SdkError<
+        aws_sdk_dynamodb::operation::transact_write_items::TransactWriteItemsError,
+        R,
+    >,
+    index: usize,
+) -> Option<bool> {
+    let service = e.as_service_error()?;
+    let aws_sdk_dynamodb::operation::transact_write_items::TransactWriteItemsError::TransactionCanceledException(c) =
+        service
+    else {
+        return None;
+    };
+    let reasons = c.cancellation_reasons();
+    Some(reasons.get(index).and_then(|r| r.code()) == Some("ConditionalCheckFailed"))
+}
+
+impl RoomStore {
+    pub fn new(ddb: Client, table: impl Into<String>) -> Self {
+        Self { ddb, table: table.into() }
+    }
+
+    pub fn table(&self) -> &str {
+        &self.table
+    }
+
+    pub fn client(&self) -> &Client {
+        &self.ddb
+    }
+
+    /// Creates the room for its appointment unless the appointment has one:
+    /// one transaction puts the room, the appointment and Jitsi-name claims
+    /// (each only if absent), the memberships and the outbox record, so two
+    /// concurrent creates can never both succeed.
+    pub async fn create(&self, room: &Room, fingerprint: &str, event: &DomainEvent) -> Result<Created, StoreError> {
+        let appt_key = key(format!("APPT#{}#{}", room.clinic_id, room.appointment_id), "APPT");
+        for _ in 0..MAX_ATTEMPTS {
+            let mut appt = appt_key.clone();
+            appt.insert("roomId".into(), s(&room.room_id));
+            appt.insert("fingerprint".into(), s(fingerprint));
+            let mut jitsi = key(format!("JITSI#{}", room.jitsi_room), "JITSI");
+            jitsi.insert("clinicId".into(), s(&room.clinic_id));
+            jitsi.insert("roomId".into(), s(&room.room_id));
+            let mut items = vec![
+                put(&self.table, room_item(room, 1)?, Some("attribute_not_exists(pk)"))?,
+                put(&self.table, appt, Some("attribute_not_exists(pk)"))?,
+                put(&self.table, jitsi, Some("attribute_not_exists(pk)"))?,
+            ];
+            for p in &room.participants {
+                let mut member = key(room_pk(&room.clinic_id, &room.room_id), &format!("MEMBER#{}", p.user_id));
+                member.insert("gsi1pk".into(), s(format!("USER#{}#{}", room.clinic_id, p.user_id)));
+                member.insert("gsi1sk".into(), s(format!("{}#{}", sort_time(room.scheduled_start), room.room_id)));
+                items.push(put(&self.table, member, None)?);
+            }
+            items.extend(outbox(&self.table, std::slice::from_ref(event))?);
+            match self.ddb.transact_write_items().set_transact_items(Some(items)).send().await {
+                Ok(_) => return Ok(Created::New(room.clone())),
+                Err(e) => {
+                    let appointment_taken = condition_failed_at(&e, 1);
+                    if appointment_taken.is_none() {
+                        return Err(unavailable(e));
+                    }
+                    // Taken, or a concurrent create's transaction is in flight:
+                    // read the claim; if absent yet, try again.
+                    let got = self
+                        .ddb
+                        .get_item()
+                        .table_name(&self.table)
+                        .set_key(Some(appt_key.clone()))
+                        .consistent_read(true)
+                        .send()
+                        .await
+                        .map_err(unavailable)?;
+                    if let Some(claim) = got.item {
+                        let room_id =
+                            string(&claim, "roomId").ok_or_else(|| StoreError::Corrupt("appointment claim".into()))?;
+                        let (existing, _) = self
+                            .get(&room.clinic_id, &room_id)
+                            .await?
+                            .ok_or_else(|| StoreError::Corrupt("appointment claim without room".into()))?;
+                        let same_request = string(&claim, "fingerprint").as_deref() == Some(fingerprint);
+                        return Ok(Created::Existing { room: existing, same_request });
+                    }
+                }
+            }
+        }
+        Err(StoreError::Contention)
+    }
+
+    /// The room and its version (strongly consistent: one read).
+    pub async fn get(&self, clinic: &str, room_id: &str) -> Result<Option<(Room, u64)>, StoreError> {
+        let got = self
+            .ddb
+            .get_item()
+            .table_name(&self.table)
+            .set_key(Some(key(room_pk(clinic, room_id), "ROOM")))
+            .consistent_read(true)
+            .send()
+            .await
+            .map_err(unavailable)?;
+        got.item.map(room_from).transpose()
+    }
+
+    /// The room a Jitsi room name belongs to (Jitsi's callbacks know only it).
+    pub async fn by_jitsi_room(&self, jitsi_room: &str) -> Result<Option<(Room, u64)>, StoreError> {
+        let got = self
+            .ddb
+            .get_item()
+            .table_name(&self.table)
+            .set_key(Some(key(format!("JITSI#{jitsi_room}"), "JITSI")))
+            .consistent_read(true)
+            .send()
+            .await
+            .map_err(unavailable)?;
+        let Some(pointer) = got.item else { return Ok(None) };
+        match (string(&pointer, "clinicId"), string(&pointer, "roomId")) {
+            (Some(clinic), Some(room_id)) => self.get(&clinic, &room_id).await,
+            _ => Err(StoreError::Corrupt("Jitsi name pointer".into())),
+        }
+    }
+
+    /// Applies `change` to the current room and writes the result with its
+    /// events, only if nobody changed the room in between (version check);
+    /// on a race it re-reads and re-applies. `change` returning `None` means
+    /// "nothing to do" (an idempotent repeat): nothing is written.
+    /// Returns the room as it now is, and whether this call changed it.
+    pub async fn update<F>(&self, clinic: &str, room_id: &str, change: F) -> Result<Option<(Room, bool)>, StoreError>
+    where
+        F: Fn(&Room) -> Option<(Room, Vec<DomainEvent>)>,
+    {
+        for _ in 0..MAX_ATTEMPTS {
+            let Some((current, version)) = self.get(clinic, room_id).await? else { return Ok(None) };
+            let Some((next, events)) = change(&current) else { return Ok(Some((current, false))) };
+            let expected = (":v", AttributeValue::N(version.to_string()));
+            let mut items =
+                vec![put_where(&self.table, room_item(&next, version + 1)?, Some("version = :v"), Some(expected))?];
+            items.extend(outbox(&self.table, &events)?);
+            let request = self.ddb.transact_write_items().set_transact_items(Some(items));
+            match request.send().await {
+                Ok(_) => return Ok(Some((next, true))),
+                Err(e) if condition_failed_at(&e, 0).is_some() => continue,
+                Err(e) => return Err(unavailable(e)),
+            }
+        }
+        Err(StoreError::Contention)
+    }
+
+    /// A record under the room (image, issue report) with its event, in one
+    /// transaction.
+    pub async fn put_child(
+        &self,
+        room: &Room,
+        sk: &str,
+        mut attrs: Item,
+        event: &DomainEvent,
+    ) -> Result<(), StoreError> {
+        attrs.extend(key(room_pk(&room.clinic_id, &room.room_id), sk));
+        let mut items = vec![put(&self.table, attrs, Some("attribute_not_exists(pk)"))?];
+        items.extend(outbox(&self.table, std::slice::from_ref(event))?);
+        self.ddb.transact_write_items().set_transact_items(Some(items)).send().await.map_err(unavailable)?;
+        Ok(())
+    }
+
+    /// The room's records whose sort key starts with `prefix`.
+    pub async fn children(&self, room: &Room, prefix: &str) -> Result<Vec<Item>, StoreError> {
+        let mut out = Vec::new();
+        let mut start: Option<Item> = None;
+        loop {
+            let page = self
+                .ddb
+                .query()
+                .table_name(&self.table)
+                .key_condition_expression("pk = :pk AND begins_with(sk, :prefix)")
+                .expression_attribute_values(":pk", s(room_pk(&room.clinic_id, &room.room_id)))
+                .expression_attribute_values(":prefix", s(prefix))
+                .set_exclusive_start_key(start)
+                .send()
+                .await
+                .map_err(unavailable)?;
+            out.extend(page.items.unwrap_or_default());
+            start = page.last_evaluated_key;
+            if start.is_none() {
+                return Ok(out);
+            }
+        }
+    }
+
+    /// A record under the room, written only if absent. `Ok(false)`: it exists.
+    pub async fn put_child_if_absent(&self, room: &Room, sk: &str, mut attrs: Item) -> Result<bool, StoreError> {
+        attrs.extend(key(room_pk(&room.clinic_id, &room.room_id), sk));
+        match self
+            .ddb
+            .put_item()
+            .table_name(&self.table)
+            .set_item(Some(attrs))
+            .condition_expression("attribute_not_exists(pk)")
+            .send()
+            .await
+        {
+            Ok(_) => Ok(true),
+            Err(e) if e.as_service_error().is_some_and(|s| s.is_conditional_check_failed_exception()) => Ok(false),
+            Err(e) => Err(unavailable(e)),
+        }
+    }
+
+    pub async fn child(&self, room: &Room, sk: &str) -> Result<Option<Item>, StoreError> {
+        let got = self
+            .ddb
+            .get_item()
+            .table_name(&self.table)
+            .set_key(Some(key(room_pk(&room.clinic_id, &room.room_id), sk)))
+            .consistent_read(true)
+            .send()
+            .await
+            .map_err(unavailable)?;
+        Ok(got.item)
+    }
+
+    pub async fn delete_child(&self, room: &Room, sk: &str) -> Result<(), StoreError> {
+        self.ddb
+            .delete_item()
+            .table_name(&self.table)
+            .set_key(Some(key(room_pk(&room.clinic_id, &room.room_id), sk)))
+            .send()
+            .await
+            .map_err(unavailable)?;
+        Ok(())
+    }
+
+    /// The user's rooms, newest `scheduledStart` first, from the membership
+    /// index (one query and one batch read a page; no scans). The cursor is
+    /// opaque and only valid for the same user.
+    pub async fn history(
+        &self,
+        clinic: &str,
+        user: &str,
+        limit: i32,
+        cursor: Option<&str>,
+    ) -> Result<HistoryPage, StoreError> {
+        let partition = format!("USER#{clinic}#{user}");
+        let start = cursor.map(|c| decode_cursor(c, &partition, clinic)).transpose()?;
+        let page = self
+            .ddb
+            .query()
+            .table_name(&self.table)
+            .index_name("gsi1")
+            .key_condition_expression("gsi1pk = :p")
+            .expression_attribute_values(":p", s(&partition))
+            .scan_index_forward(false)
+            .limit(limit)
+            .set_exclusive_start_key(start)
+            .send()
+            .await
+            .map_err(unavailable)?;
+        let members = page.items.unwrap_or_default();
+        let keys: Vec<Item> = members.iter().filter_map(|m| string(m, "pk")).map(|pk| key(pk, "ROOM")).collect();
+        let mut by_pk: HashMap<String, Room> = HashMap::new();
+        let mut pending = keys.clone();
+        let mut rounds = 0;
+        while !pending.is_empty() && rounds < 10 {
+            rounds += 1;
+            let request = KeysAndAttributes::builder()
+                .set_keys(Some(pending.clone()))
+                .consistent_read(true)
+                .build()
+                .map_err(|e| StoreError::Corrupt(e.to_string()))?;
+            let got =
+                self.ddb.batch_get_item().request_items(&self.table, request).send().await.map_err(unavailable)?;
+            for item in got.responses.unwrap_or_default().remove(&self.table).unwrap_or_default() {
+                let pk = string(&item, "pk").unwrap_or_default();
+                by_pk.insert(pk, room_from(item)?.0);
+            }
+            pending = got.unprocessed_keys.unwrap_or_default().remove(&self.table).map(|k| k.keys).unwrap_or_default();
+        }
+        let rooms = keys.iter().filter_map(|k| string(k, "pk")).filter_map(|pk| by_pk.remove(&pk)).collect();
+        let next_cursor = page.last_evaluated_key.map(|k| encode_cursor(&k));
+        Ok(HistoryPage { rooms, next_cursor })
+    }
+}
+
+fn encode_cursor(key: &Item) -> String {
+    let map: serde_json::Map<String, serde_json::Value> = key
+        .iter()
+        .filter_map(|(k, v)| v.as_s().ok().map(|s| (k.clone(), serde_json::Value::String(s.clone()))))
+        .collect();
+    URL_SAFE_NO_PAD.encode(serde_json::Value::Object(map).to_string())
+}
+
+/// A cursor is accepted only if it is one this store made for this user.
+fn decode_cursor(cursor: &str, partition: &str, clinic: &str) -> Result<Item, StoreError> {
+    let bytes = URL_SAFE_NO_PAD.decode(cursor).map_err(|_| StoreError::BadCursor)?;
+    let map: HashMap<String, String> = serde_json::from_slice(&bytes).map_err(|_| StoreError::BadCursor)?;
+    let ok = map.len() == 4
+        && map.get("gsi1pk").map(String::as_str) == Some(partition)
+        && map.get("pk").is_some_and(|pk| pk.starts_with(&format!("ROOM#{clinic}#")))
+        && map.get("sk").is_some_and(|sk| sk.starts_with("MEMBER#"))
+        && map.contains_key("gsi1sk");
+    if !ok {
+        return Err(StoreError::BadCursor);
+    }
+    Ok(map.into_iter().map(|(k, v)| (k, s(v))).collect())
+}
