@@ -1,7 +1,8 @@
 #!/usr/bin/env bash
 # `make test`: the whole suite on a fresh clone. Starts its own loopback AWS
 # endpoint on a free port (never a dev stack's), runs every workspace test
-# against it, and stops it. Arguments go to `cargo test`.
+# against it, and stops it. Arguments, if any, replace the default selection
+# (e.g. `-p vcare-tests --test virtual_care`).
 set -euo pipefail
 source "$(dirname "${BASH_SOURCE[0]}")/local-aws.sh"
 cd "$VCARE_ROOT"
@@ -16,7 +17,11 @@ echo "vcare: tests use the local AWS endpoint $AWS_ENDPOINT_URL" >&2
 out=$(mktemp -t vcare-test.XXXXXX.log)
 trap 'kill "$MOTO_PID" 2>/dev/null || true; rm -f "$log" "$out"' EXIT
 set +e
-cargo test --workspace --all-targets --locked "$@" 2>&1 | tee "$out"
+if [[ $# -gt 0 ]]; then
+  cargo test --locked "$@" 2>&1 | tee "$out"
+else
+  cargo test --workspace --all-targets --locked 2>&1 | tee "$out"
+fi
 status=${PIPESTATUS[0]}
 set -e
 # One closing line for the whole run (cargo prints one per test binary).
