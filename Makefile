@@ -1,5 +1,5 @@
 # vcare's entry points. `make run` and `make test` are the two a new user needs.
-.PHONY: run stop token test lint ci
+.PHONY: run stop token test bench lint ci
 
 run:   ## vcare locally: loopback AWS endpoint + local gateway on 127.0.0.1:3031
 	./infra/scripts/run-local.sh
@@ -12,6 +12,9 @@ token: ## a development caller token, e.g. make token ARGS="--sub u-doc --clinic
 
 test:  ## the whole test suite (starts its own AWS endpoint on a free port)
 	./infra/scripts/test.sh
+
+bench: ## benchmarks (release build; see README "Measurements")
+	./infra/scripts/bench.sh
 
 lint:  ## format, clippy, template
 	cargo fmt --all --check

@@ -61,3 +61,16 @@ export_aws_env() {
   export AWS_REGION="${AWS_REGION:-eu-central-1}"
   export AWS_EC2_METADATA_DISABLED=true
 }
+
+# A private endpoint for this script's run: moto on a free port, stopped
+# when the script exits; the SDK variables exported for what runs next.
+start_private_endpoint() {
+  ensure_venv
+  local port
+  port=$(free_port)
+  PRIVATE_LOG=$(mktemp -t vcare-moto.XXXXXX.log)
+  start_moto "$port" "$PRIVATE_LOG"
+  trap 'kill "$MOTO_PID" 2>/dev/null || true; rm -f "$PRIVATE_LOG"' EXIT
+  export_aws_env "$port"
+  echo "vcare: private local AWS endpoint $AWS_ENDPOINT_URL" >&2
+}

@@ -7,15 +7,9 @@ set -euo pipefail
 source "$(dirname "${BASH_SOURCE[0]}")/local-aws.sh"
 cd "$VCARE_ROOT"
 
-ensure_venv
-port=$(free_port)
-log=$(mktemp -t vcare-moto.XXXXXX.log)
-start_moto "$port" "$log"
-trap 'kill "$MOTO_PID" 2>/dev/null || true; rm -f "$log"' EXIT
-export_aws_env "$port"
-echo "vcare: tests use the local AWS endpoint $AWS_ENDPOINT_URL" >&2
+start_private_endpoint
 out=$(mktemp -t vcare-test.XXXXXX.log)
-trap 'kill "$MOTO_PID" 2>/dev/null || true; rm -f "$log" "$out"' EXIT
+trap 'kill "$MOTO_PID" 2>/dev/null || true; rm -f "$PRIVATE_LOG" "$out"' EXIT
 set +e
 if [[ $# -gt 0 ]]; then
   cargo test --locked "$@" 2>&1 | tee "$out"

@@ -5,6 +5,7 @@
 //! on a free port, so tests run in parallel and never touch a dev stack.
 
 pub mod fixtures;
+pub mod proxy;
 
 use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
@@ -32,6 +33,12 @@ pub async fn sdk() -> SdkConfig {
         "these tests need the loopback AWS endpoint: run them with `make test`"
     );
     vcare_aws::load().await
+}
+
+/// An SDK config whose clients go to `endpoint` (a proxy in front of the
+/// test endpoint) instead of `AWS_ENDPOINT_URL`.
+pub async fn sdk_via(endpoint: &str) -> SdkConfig {
+    aws_config::defaults(aws_config::BehaviorVersion::latest()).endpoint_url(endpoint).load().await
 }
 
 pub struct TestStack {

@@ -473,13 +473,8 @@ async fn rs256_tokens_signed_by_kms_verify_with_the_published_key() {
     env.insert("JITSI_SIGNING".into(), "kms-rs256".into());
     env.insert("JITSI_KID".into(), "vcare-test-kid".into());
     let function = token_issue::function(&vcare_runtime::Env::from_map(env.clone()), &api.stack.sdk).await.unwrap();
-    let sample = std::fs::read_to_string(vcare_tests::root().join("events/token-issue/issue.json"))
-        .unwrap()
-        .replace("rm_samplesampleroom000000000", room["roomId"].as_str().unwrap());
-    let mut event: Value = serde_json::from_str(&sample).unwrap();
-    event["requestContext"]["authorizer"]["jwt"]["claims"]["clinic_id"] = json!("c1");
     use vcare_runtime::Function;
-    let response = function.invoke(event, Default::default()).await.unwrap();
+    let response = function.invoke(token_event(&room), Default::default()).await.unwrap();
     assert_eq!(response["statusCode"], 201, "{response}");
     let token = serde_json::from_str::<Value>(response["body"].as_str().unwrap()).unwrap()["token"]
         .as_str()
@@ -496,7 +491,7 @@ async fn rs256_tokens_signed_by_kms_verify_with_the_published_key() {
     let object = s3
         .get_object()
         .bucket(&env["JITSI_PUBLIC_KEYS_BUCKET"])
-        .key(vcare_jitsi::asap_key_name("vcare-test-kid"))
+        .key(format!("login/{}", vcare_jitsi::asap_key_name("vcare-test-kid")))
         .send()
         .await
         .expect("the public key is published as sha256hex(kid).pem");
@@ -742,6 +737,122 @@ async fn history_pages_newest_first_with_a_cursor_only_its_owner_can_use() {
     for bad in ["?limit=0", "?limit=101", "?limit=ten", "?cursor=!!!", "?cursor=e30", "?sort=asc"] {
         let (status, problem) = api.get(&format!("/v1/virtual-care/history{bad}"), &patient).await;
         assert_eq!(status, 400, "{bad}: {problem}");
+    }
+    api.stack.stop().await;
+}
+
+/// The hot path's budget: a warm HS256 token costs one DynamoDB read and no
+/// KMS call; the app secret is decrypted once, at cold start.
+#[tokio::test]
+async fn a_warm_token_costs_one_dynamodb_read_and_no_kms_call() {
+    let api = Api::start().await;
+    let room = api.room("c1", body("apt-cost", soon())).await;
+    let proxy = vcare_tests::proxy::CountingProxy::start(&std::env::var("AWS_ENDPOINT_URL").unwrap()).await;
+    let sdk = vcare_tests::sdk_via(&proxy.url).await;
+    let env = api.stack.gateway.function("TokenIssueFunction").unwrap().def.environment.clone();
+    let function = token_issue::function(&vcare_runtime::Env::from_map(env), &sdk).await.unwrap();
+    assert_eq!(proxy.snapshot(), std::collections::HashMap::from([("Decrypt".to_owned(), 1)]), "cold start");
+    proxy.reset();
+    let event = token_event(&room);
+    use vcare_runtime::Function;
+    for _ in 0..5 {
+        let response = function.invoke(event.clone(), Default::default()).await.unwrap();
+        assert_eq!(response["statusCode"], 201, "{response}");
+    }
+    assert_eq!(proxy.snapshot(), std::collections::HashMap::from([("GetItem".to_owned(), 5)]), "five warm tokens");
+    api.stack.stop().await;
+}
+
+/// The token-issue sample event, for `room`, as its clinic's doctor u-doc.
+fn token_event(room: &Value) -> Value {
+    sample_event("token-issue/issue.json", room)
+}
+
+/// A sample event from events/, for `room`, as its clinic's doctor u-doc.
+fn sample_event(file: &str, room: &Value) -> Value {
+    let sample = std::fs::read_to_string(vcare_tests::root().join("events").join(file))
+        .unwrap()
+        .replace("rm_samplesampleroom000000000", room["roomId"].as_str().unwrap());
+    let mut event: Value = serde_json::from_str(&sample).unwrap();
+    event["requestContext"]["authorizer"]["jwt"]["claims"]["clinic_id"] = json!(room["clinicId"]);
+    event
+}
+
+/// A stand-in for Prosody's mod_muc_end_meeting: fails the first `failures`
+/// calls with 503, then answers 200; records each call's query and token.
+async fn end_meeting_stand_in(failures: usize) -> (String, std::sync::Arc<std::sync::Mutex<Vec<(String, String)>>>) {
+    use axum::extract::{Query, State};
+    use axum::http::{HeaderMap, StatusCode};
+    type Calls = std::sync::Arc<std::sync::Mutex<Vec<(String, String)>>>;
+    let calls: Calls = Default::default();
+    async fn handle(
+        State((calls, failures)): State<(Calls, usize)>,
+        Query(q): Query<std::collections::HashMap<String, String>>,
+        headers: HeaderMap,
+    ) -> StatusCode {
+        let auth = headers.get("authorization").and_then(|v| v.to_str().ok()).unwrap_or_default().to_owned();
+        let mut calls = calls.lock().unwrap();
+        calls.push((q.get("conference").cloned().unwrap_or_default(), auth));
+        if calls.len() <= failures { StatusCode::SERVICE_UNAVAILABLE } else { StatusCode::OK }
+    }
+    let app =
+        axum::Router::new().route("/end-meeting", axum::routing::post(handle)).with_state((calls.clone(), failures));
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let url = format!("http://{}/end-meeting", listener.local_addr().unwrap());
+    tokio::spawn(async move { axum::serve(listener, app).await });
+    (url, calls)
+}
+
+#[tokio::test]
+async fn ending_a_room_ends_its_jitsi_meeting_retrying_and_keeping_what_failed() {
+    let api = Api::start().await;
+    let s3 = aws_sdk_s3::Client::new(&api.stack.sdk);
+    use vcare_runtime::Function;
+    for (failures, expect_calls, pending) in [(2usize, 3usize, false), (100, 3, true)] {
+        let (url, calls) = end_meeting_stand_in(failures).await;
+        let mut env = api.stack.gateway.function("RoomEndFunction").unwrap().def.environment.clone();
+        env.insert("JITSI_END_MEETING_URL".into(), url);
+        env.insert("JITSI_END_BACKOFF_MS".into(), "10".into());
+        let function = room_end::function(&vcare_runtime::Env::from_map(env.clone()), &api.stack.sdk).await.unwrap();
+        let room = api.room("c1", body(&format!("apt-jend-{failures}"), soon())).await;
+        let response = function.invoke(sample_event("room-end/end.json", &room), Default::default()).await.unwrap();
+        assert_eq!(response["statusCode"], 200, "ended in vcare whatever Jitsi says: {response}");
+        let calls = calls.lock().unwrap().clone();
+        assert_eq!(calls.len(), expect_calls);
+        let jitsi = room["jitsiRoom"].as_str().unwrap();
+        assert_eq!(calls[0].0, format!("{jitsi}@conference.{DOMAIN}"));
+        // The system token verifies with the key published for mod_muc_end_meeting.
+        let token = calls[0].1.strip_prefix("Bearer ").unwrap();
+        let header = jsonwebtoken::decode_header(token).unwrap();
+        assert_eq!(header.kid.as_deref(), Some("vcare-system-1"));
+        let object = s3
+            .get_object()
+            .bucket(&env["JITSI_PUBLIC_KEYS_BUCKET"])
+            .key(format!("system/{}", vcare_jitsi::asap_key_name("vcare-system-1")))
+            .send()
+            .await
+            .unwrap();
+        let key = jsonwebtoken::DecodingKey::from_rsa_pem(&object.body.collect().await.unwrap().into_bytes()).unwrap();
+        let mut v = jsonwebtoken::Validation::new(jsonwebtoken::Algorithm::RS256);
+        v.set_issuer(&["vcare"]);
+        v.set_audience(&["jitsi"]);
+        let claims = jsonwebtoken::decode::<Value>(token, &key, &v).unwrap().claims;
+        assert_eq!(claims["room"], "*");
+        // A failure that outlived the retries is kept under the room.
+        let ddb = aws_sdk_dynamodb::Client::new(&api.stack.sdk);
+        let kept = ddb
+            .get_item()
+            .table_name(&env["TABLE_NAME"])
+            .key(
+                "pk",
+                aws_sdk_dynamodb::types::AttributeValue::S(format!("ROOM#c1#{}", room["roomId"].as_str().unwrap())),
+            )
+            .key("sk", aws_sdk_dynamodb::types::AttributeValue::S("JITSI_END".into()))
+            .send()
+            .await
+            .unwrap()
+            .item;
+        assert_eq!(kept.is_some(), pending, "failures={failures}");
     }
     api.stack.stop().await;
 }

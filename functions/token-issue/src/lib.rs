@@ -18,7 +18,7 @@ use vcare_aws::SdkConfig;
 use vcare_care::{Care, CareConfig};
 use vcare_domain::room::{NotJoinable, Standing};
 use vcare_http::{Caller, HttpFunction, Problem, Role, json_or_default};
-use vcare_jitsi::{AppSecret, Signer, TokenClaims, asap_key_name, grant, public_key_pem};
+use vcare_jitsi::{AppSecret, Signer, TokenClaims, grant};
 use vcare_runtime::{ConfigError, Env, Error};
 
 /// Token settings (API.md): `JITSI_APP_ID` (the token's `iss`),
@@ -26,8 +26,12 @@ use vcare_runtime::{ConfigError, Env, Error};
 /// `JITSI_SIGNING`: `hs256` (default; `JITSI_APP_SECRET_CIPHERTEXT`, the app
 /// secret encrypted under KMS) or `kms-rs256` (`JITSI_SIGNING_KEY_ID`, a KMS
 /// RSA key; `JITSI_KID`; the public key is published as
-/// `sha256hex(kid).pem` in `JITSI_PUBLIC_KEYS_BUCKET` for Prosody's
+/// `login/sha256hex(kid).pem` in `JITSI_PUBLIC_KEYS_BUCKET` for Prosody's
 /// `asap_key_server`).
+/// Where login-token public keys go in the keys bucket (Prosody's
+/// `asap_key_server` points here).
+pub const LOGIN_KEYS_PREFIX: &str = "login/";
+
 pub struct TokenIssuer {
     care: Care,
     app_id: String,
@@ -47,8 +51,8 @@ pub async fn issuer(env: &Env, sdk: &SdkConfig) -> Result<TokenIssuer, Error> {
             let key_id = env.required("JITSI_SIGNING_KEY_ID")?;
             let kid = env.get("JITSI_KID").unwrap_or("vcare-jitsi-1").to_owned();
             let bucket = env.required("JITSI_PUBLIC_KEYS_BUCKET")?;
-            publish_public_key(&kms, &aws_sdk_s3::Client::new(sdk), &key_id, &kid, &bucket).await?;
-            Signer::KmsRs256 { kms, key_id, kid }
+            Signer::kms_rs256_published(kms, &aws_sdk_s3::Client::new(sdk), key_id, kid, &bucket, LOGIN_KEYS_PREFIX)
+                .await?
         }
         other => {
             return Err(ConfigError::Invalid {
@@ -64,33 +68,6 @@ pub async fn issuer(env: &Env, sdk: &SdkConfig) -> Result<TokenIssuer, Error> {
         audience: env.get("JITSI_AUDIENCE").unwrap_or("jitsi").to_owned(),
         signer,
     })
-}
-
-/// Puts the signing key's public half where Prosody's ASAP mode fetches it.
-async fn publish_public_key(
-    kms: &aws_sdk_kms::Client,
-    s3: &aws_sdk_s3::Client,
-    key_id: &str,
-    kid: &str,
-    bucket: &str,
-) -> Result<(), Error> {
-    let public = kms
-        .get_public_key()
-        .key_id(key_id)
-        .send()
-        .await
-        .map_err(|e| aws_sdk_kms::error::DisplayErrorContext(e).to_string())?;
-    let der = public.public_key.ok_or("KMS returned no public key")?.into_inner();
-    s3.put_object()
-        .bucket(bucket)
-        .key(asap_key_name(kid))
-        .content_type("application/x-pem-file")
-        .body(public_key_pem(&der).into_bytes().into())
-        .send()
-        .await
-        .map_err(|e| aws_sdk_s3::error::DisplayErrorContext(e).to_string())?;
-    tracing::info!(kid, "published the Jitsi ASAP public key");
-    Ok(())
 }
 
 pub fn router(issuer: Arc<TokenIssuer>) -> Router {

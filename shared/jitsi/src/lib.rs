@@ -202,6 +202,89 @@ impl Signer {
     }
 }
 
+impl Signer {
+    /// A KMS RS256 signer whose public key is published (once, at cold
+    /// start) as `<prefix>sha256hex(kid).pem` in `bucket`, where Prosody's
+    /// `asap_key_server` (login tokens, prefix `login/`) or
+    /// `prosody_password_public_key_repo_url` (system tokens for
+    /// mod_muc_end_meeting, prefix `system/`) fetch it. The two must be
+    /// separate key pairs in separate places: the end-meeting check is not
+    /// bound to a room, so a login key there would let any participant end
+    /// any meeting.
+    pub async fn kms_rs256_published(
+        kms: aws_sdk_kms::Client,
+        s3: &aws_sdk_s3::Client,
+        key_id: String,
+        kid: String,
+        bucket: &str,
+        prefix: &str,
+    ) -> Result<Self, JitsiError> {
+        let public = kms
+            .get_public_key()
+            .key_id(&key_id)
+            .send()
+            .await
+            .map_err(|e| JitsiError::Kms(aws_sdk_kms::error::DisplayErrorContext(e).to_string()))?;
+        let der = public.public_key.ok_or_else(|| JitsiError::Kms("no public key".into()))?.into_inner();
+        s3.put_object()
+            .bucket(bucket)
+            .key(format!("{prefix}{}", asap_key_name(&kid)))
+            .content_type("application/x-pem-file")
+            .body(public_key_pem(&der).into_bytes().into())
+            .send()
+            .await
+            .map_err(|e| {
+                JitsiError::Config(format!("publishing the public key: {}", aws_sdk_s3::error::DisplayErrorContext(e)))
+            })?;
+        tracing::info!(kid = %kid, "published the Jitsi ASAP public key");
+        Ok(Self::KmsRs256 { kms, key_id, kid })
+    }
+}
+
+/// Asks Prosody's `mod_muc_end_meeting` to end a conference:
+/// `POST <url>?conference=<room>@<muc domain>` with a short-lived system
+/// token (RS256, `room: "*"`), retried with backoff on failure. 200 and 404
+/// (no such conference: already gone) are success.
+pub struct EndMeeting {
+    pub url: String,
+    pub muc_domain: String,
+    pub app_id: String,
+    pub domain: String,
+    pub signer: Signer,
+    pub http: reqwest::Client,
+    pub attempts: u32,
+    pub backoff: std::time::Duration,
+}
+
+impl EndMeeting {
+    pub async fn end(&self, room: &str) -> Result<(), String> {
+        let mut last = String::new();
+        for attempt in 0..self.attempts.max(1) {
+            if attempt > 0 {
+                tokio::time::sleep(self.backoff * 4u32.pow(attempt - 1)).await;
+            }
+            let now = Utc::now().timestamp();
+            let claims = json!({"iss": self.app_id, "aud": "jitsi", "sub": self.domain, "room": "*", "iat": now, "nbf": now, "exp": now + 300});
+            let token = self.signer.sign(&claims).await.map_err(|e| e.to_string())?;
+            let conference = format!("{}@{}", room.to_lowercase(), self.muc_domain);
+            let query: String =
+                form_urlencoded::Serializer::new(String::new()).append_pair("conference", &conference).finish();
+            let separator = if self.url.contains('?') { '&' } else { '?' };
+            let sent = self.http.post(format!("{}{separator}{query}", self.url)).bearer_auth(token).send().await;
+            match sent {
+                Ok(r) if r.status().is_success() || r.status() == reqwest::StatusCode::NOT_FOUND => return Ok(()),
+                Ok(r) => last = format!("Jitsi answered {}", r.status()),
+                Err(e) => {
+                    last =
+                        format!("Jitsi unreachable: {}", if e.is_timeout() { "timeout" } else { "connection failed" })
+                }
+            }
+            tracing::warn!(attempt = attempt + 1, error = %last, "ending the Jitsi meeting failed");
+        }
+        Err(last)
+    }
+}
+
 /// Where Prosody's ASAP mode fetches the public key of `kid`:
 /// `<asap_key_server>/<hex sha256(kid)>.pem`.
 pub fn asap_key_name(kid: &str) -> String {

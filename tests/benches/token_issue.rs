@@ -1,0 +1,83 @@
+//! Warm token-issue cost against its floor: the one DynamoDB read it must
+//! make. `make bench` (release, private loopback endpoint). Under `cargo
+//! test` it runs a few iterations as a smoke test.
+//!
+//! Reported: median, p99, min and max of the handler (invoked in-process
+//! through the same lambda_http conversion Lambda runs) and of a bare
+//! consistent GetItem of the same room, interleaved so machine noise hits
+//! both alike; and the ratio of the medians.
+
+use std::time::{Duration, Instant};
+
+use serde_json::{Value, json};
+use vcare_runtime::Function;
+use vcare_tests::TestStack;
+
+fn stats(mut samples: Vec<Duration>) -> (Duration, Duration, Duration, Duration) {
+    samples.sort();
+    let at = |q: f64| samples[((samples.len() - 1) as f64 * q).round() as usize];
+    (at(0.5), at(0.99), samples[0], samples[samples.len() - 1])
+}
+
+fn ms(d: Duration) -> String {
+    format!("{:.3} ms", d.as_secs_f64() * 1000.0)
+}
+
+#[tokio::main]
+async fn main() {
+    let bench = std::env::args().any(|a| a == "--bench");
+    let iterations = if bench { 500 } else { 5 };
+    let stack = TestStack::start().await;
+    let doctor = stack.token("u-doc", Some("c1"), &["doctor"]);
+    let start = chrono::Utc::now() + chrono::Duration::minutes(5);
+    let body = json!({
+        "appointmentId": "apt-bench",
+        "scheduledStart": start.to_rfc3339(), "scheduledEnd": (start + chrono::Duration::minutes(30)).to_rfc3339(),
+        "participants": [{"userId": "u-doc", "role": "doctor", "displayName": "Dr. Amini"}],
+    });
+    let (status, _, room) = stack
+        .send(stack.http.post(format!("{}/v1/virtual-care/rooms", stack.base)).bearer_auth(&doctor).json(&body))
+        .await;
+    assert_eq!(status, 201);
+    let env = stack.gateway.function("TokenIssueFunction").unwrap().def.environment.clone();
+    let function = token_issue::function(&vcare_runtime::Env::from_map(env.clone()), &stack.sdk).await.unwrap();
+    let sample = std::fs::read_to_string(vcare_tests::root().join("events/token-issue/issue.json"))
+        .unwrap()
+        .replace("rm_samplesampleroom000000000", room["roomId"].as_str().unwrap());
+    let mut event: Value = serde_json::from_str(&sample).unwrap();
+    event["requestContext"]["authorizer"]["jwt"]["claims"]["clinic_id"] = json!("c1");
+
+    let ddb = aws_sdk_dynamodb::Client::new(&stack.sdk);
+    let key = |v: &str| aws_sdk_dynamodb::types::AttributeValue::S(v.to_owned());
+    let pk = format!("ROOM#c1#{}", room["roomId"].as_str().unwrap());
+    let floor = || {
+        ddb.get_item()
+            .table_name(&env["TABLE_NAME"])
+            .key("pk", key(&pk))
+            .key("sk", key("ROOM"))
+            .consistent_read(true)
+            .send()
+    };
+    for _ in 0..iterations.min(50) {
+        floor().await.unwrap();
+        function.invoke(event.clone(), Default::default()).await.unwrap();
+    }
+    let (mut handler, mut read) = (Vec::new(), Vec::new());
+    for _ in 0..iterations {
+        let t = Instant::now();
+        floor().await.unwrap();
+        read.push(t.elapsed());
+        let t = Instant::now();
+        let response = function.invoke(event.clone(), Default::default()).await.unwrap();
+        handler.push(t.elapsed());
+        assert_eq!(response["statusCode"], 201);
+    }
+    let (h50, h99, hmin, hmax) = stats(handler);
+    let (r50, r99, rmin, rmax) = stats(read);
+    println!("token-issue warm, {iterations} iterations (HS256, local AWS endpoint)");
+    println!("  handler   median {} p99 {} min {} max {}", ms(h50), ms(h99), ms(hmin), ms(hmax));
+    println!("  GetItem   median {} p99 {} min {} max {}", ms(r50), ms(r99), ms(rmin), ms(rmax));
+    println!("  handler / GetItem (medians): {:.3}", h50.as_secs_f64() / r50.as_secs_f64());
+    println!("  handler overhead over the read (medians): {}", ms(h50.saturating_sub(r50)));
+    stack.stop().await;
+}

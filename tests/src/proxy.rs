@@ -1,0 +1,102 @@
+//! A counting proxy in front of the AWS endpoint: tells how many calls of
+//! each operation a piece of code makes (DynamoDB `GetItem`, KMS `Decrypt`,
+//! ...), so a test can hold a hot path to its budget.
+
+use std::collections::HashMap;
+use std::sync::{Arc, Mutex};
+
+use axum::body::Bytes;
+use axum::extract::{Request, State};
+use axum::response::{IntoResponse, Response};
+
+type Counts = Arc<Mutex<HashMap<String, usize>>>;
+
+pub struct CountingProxy {
+    pub url: String,
+    counts: Counts,
+    task: tokio::task::JoinHandle<()>,
+}
+
+#[derive(Clone)]
+struct Upstream {
+    url: String,
+    http: reqwest::Client,
+    counts: Counts,
+}
+
+/// The operation a request calls: `X-Amz-Target`'s action for JSON
+/// protocols (DynamoDB, KMS, SQS), else `s3:<METHOD>`.
+fn operation(req: &Request) -> String {
+    match req.headers().get("x-amz-target").and_then(|v| v.to_str().ok()) {
+        Some(target) => target.rsplit('.').next().unwrap_or(target).to_owned(),
+        None => format!("s3:{}", req.method()),
+    }
+}
+
+async fn forward(State(up): State<Upstream>, req: Request) -> Response {
+    *up.counts.lock().expect("lock").entry(operation(&req)).or_default() += 1;
+    let (parts, body) = req.into_parts();
+    let body: Bytes = axum::body::to_bytes(body, 64 << 20).await.unwrap_or_default();
+    let url = format!("{}{}", up.url, parts.uri.path_and_query().map(|p| p.as_str()).unwrap_or("/"));
+    let mut request = up.http.request(parts.method, url).body(body);
+    for (name, value) in &parts.headers {
+        if name != "host" && name != "content-length" {
+            request = request.header(name, value);
+        }
+    }
+    match request.send().await {
+        Ok(r) => {
+            let status = r.status();
+            let headers = r.headers().clone();
+            let bytes = r.bytes().await.unwrap_or_default();
+            let mut response = (status, bytes).into_response();
+            for (name, value) in &headers {
+                if name != "content-length" && name != "transfer-encoding" {
+                    response.headers_mut().insert(name, value.clone());
+                }
+            }
+            response
+        }
+        Err(_) => axum::http::StatusCode::BAD_GATEWAY.into_response(),
+    }
+}
+
+impl CountingProxy {
+    pub async fn start(upstream: &str) -> Self {
+        let counts: Counts = Arc::default();
+        let up = Upstream {
+            url: upstream.trim_end_matches('/').to_owned(),
+            http: reqwest::Client::new(),
+            counts: counts.clone(),
+        };
+        let app = axum::Router::new().fallback(forward).with_state(up);
+        let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.expect("bind");
+        let url = format!("http://{}", listener.local_addr().expect("addr"));
+        let task = tokio::spawn(async move {
+            let _ = axum::serve(listener, app).await;
+        });
+        Self { url, counts, task }
+    }
+
+    pub fn count(&self, operation: &str) -> usize {
+        self.counts.lock().expect("lock").get(operation).copied().unwrap_or(0)
+    }
+
+    pub fn total(&self) -> usize {
+        self.counts.lock().expect("lock").values().sum()
+    }
+
+    pub fn snapshot(&self) -> HashMap<String, usize> {
+        self.counts.lock().expect("lock").clone()
+    }
+
+    pub fn reset(&self) {
+        self.counts.lock().expect("lock").clear();
+    }
+}
+
+impl Drop for CountingProxy {
+    fn drop(&mut self) {
+        self.task.abort();
+    }
+}
