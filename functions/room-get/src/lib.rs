@@ -16,7 +16,7 @@ pub fn router(care: Arc<Care>) -> Router {
 }
 
 pub async fn function(env: &Env, sdk: &SdkConfig) -> Result<HttpFunction, vcare_runtime::Error> {
-    Ok(HttpFunction::new(router(Arc::new(Care::from_env(env, sdk)?))))
+    Ok(vcare_care::http_function(env, sdk, router)?)
 }
 
 async fn show(

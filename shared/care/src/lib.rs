@@ -189,3 +189,13 @@ pub fn participant_only(standing: Standing) -> Result<(), Problem> {
         _ => Err(Problem::forbidden("only the room's participants may do this")),
     }
 }
+
+/// A virtual-care function that needs only [`Care`]: its router over the
+/// shared state, as Lambda and the gateway run it.
+pub fn http_function(
+    env: &Env,
+    sdk: &SdkConfig,
+    router: fn(std::sync::Arc<Care>) -> axum::Router,
+) -> Result<vcare_http::HttpFunction, ConfigError> {
+    Ok(vcare_http::HttpFunction::new(router(std::sync::Arc::new(Care::from_env(env, sdk)?))))
+}
