@@ -14,6 +14,10 @@ pub const CONSULTATION_ENDED: &str = "virtual_care.consultation.ended";
 pub const ROOM_CANCELLED: &str = "virtual_care.room.cancelled";
 pub const ISSUE_REPORTED: &str = "virtual_care.technical_issue.reported";
 pub const IMAGE_SHARED: &str = "virtual_care.image.shared";
+pub const NOTIFICATION_ACCEPTED: &str = "communication.notification.accepted";
+pub const NOTIFICATION_SENT: &str = "communication.notification.sent";
+pub const NOTIFICATION_DELIVERED: &str = "communication.notification.delivered";
+pub const NOTIFICATION_FAILED: &str = "communication.notification.failed";
 
 #[derive(Debug, Clone, PartialEq)]
 pub struct DomainEvent {

@@ -3,7 +3,9 @@
 
 pub mod events;
 pub mod ids;
+pub mod notification;
 pub mod room;
+pub mod templates;
 
 /// Why a request cannot be done. `Invalid` is a 400 (a field fails its rule),
 /// `Impossible` a 422 (well-formed, but it cannot be).

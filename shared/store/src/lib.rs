@@ -13,6 +13,8 @@
 //! condition (the version read, or the item's absence) plus its outbox
 //! records, so an event exists exactly when its change does.
 
+pub mod items;
+mod notifications;
 mod rooms;
 
 use std::collections::HashMap;
@@ -21,6 +23,7 @@ use aws_sdk_dynamodb::types::{AttributeValue, Put};
 use chrono::{DateTime, Utc};
 use vcare_domain::events::DomainEvent;
 
+pub use notifications::{Accepted, NotificationStore};
 pub use rooms::{Created, HistoryPage, RoomStore};
 
 /// How long an outbox record stays after it was written (TTL), published or
@@ -53,6 +56,17 @@ pub(crate) fn s(v: impl Into<String>) -> AttributeValue {
 /// A time as sort keys want it: fixed width, so text order is time order.
 pub fn sort_time(t: DateTime<Utc>) -> String {
     t.format("%Y-%m-%dT%H:%M:%S%.3fZ").to_string()
+}
+
+/// The outbox records of events, as parts of a transaction.
+pub(crate) fn outbox(
+    table: &str,
+    events: &[DomainEvent],
+) -> Result<Vec<aws_sdk_dynamodb::types::TransactWriteItem>, StoreError> {
+    events
+        .iter()
+        .map(|e| Ok(aws_sdk_dynamodb::types::TransactWriteItem::builder().put(outbox_put(table, e)?).build()))
+        .collect()
 }
 
 /// The outbox record of an event, as a Put for the transaction that makes the

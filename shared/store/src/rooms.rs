@@ -1,18 +1,16 @@
 use std::collections::HashMap;
 
 use aws_sdk_dynamodb::Client;
-use aws_sdk_dynamodb::types::{AttributeValue, KeysAndAttributes, Put, TransactWriteItem};
+use aws_sdk_dynamodb::types::KeysAndAttributes;
 use base64::Engine;
 use base64::engine::general_purpose::URL_SAFE_NO_PAD;
 use vcare_domain::events::DomainEvent;
 use vcare_domain::room::Room;
 
-use crate::{StoreError, outbox_put, s, sort_time, unavailable};
+use crate::items::{Item, condition_failed_at, key, put, string, update_versioned, versioned_from, versioned_item};
+use crate::{StoreError, outbox, s, sort_time, unavailable};
 
-type Item = HashMap<String, AttributeValue>;
-
-/// How often a conditional update re-reads and retries before giving up.
-const MAX_ATTEMPTS: usize = 5;
+use crate::items::MAX_ATTEMPTS;
 
 #[derive(Debug, Clone)]
 pub struct RoomStore {
@@ -41,75 +39,8 @@ fn room_pk(clinic: &str, room_id: &str) -> String {
     format!("ROOM#{clinic}#{room_id}")
 }
 
-fn key(pk: String, sk: &str) -> Item {
-    HashMap::from([("pk".to_owned(), s(pk)), ("sk".to_owned(), s(sk))])
-}
-
-fn put(table: &str, item: Item, condition: Option<&str>) -> Result<TransactWriteItem, StoreError> {
-    put_where(table, item, condition, None)
-}
-
-/// A Put for a transaction, with an optional condition and one value for it.
-fn put_where(
-    table: &str,
-    item: Item,
-    condition: Option<&str>,
-    value: Option<(&str, AttributeValue)>,
-) -> Result<TransactWriteItem, StoreError> {
-    let mut put =
-        Put::builder().table_name(table).set_item(Some(item)).set_condition_expression(condition.map(str::to_owned));
-    if let Some((name, v)) = value {
-        put = put.expression_attribute_values(name, v);
-    }
-    let put = put.build().map_err(|e| StoreError::Corrupt(e.to_string()))?;
-    Ok(TransactWriteItem::builder().put(put).build())
-}
-
-fn outbox(table: &str, events: &[DomainEvent]) -> Result<Vec<TransactWriteItem>, StoreError> {
-    events.iter().map(|e| Ok(TransactWriteItem::builder().put(outbox_put(table, e)?).build())).collect()
-}
-
-fn room_item(room: &Room, version: u64) -> Result<Item, StoreError> {
-    let mut item: Item = serde_dynamo::to_item(room).map_err(|e| StoreError::Corrupt(e.to_string()))?;
-    item.extend(key(room_pk(&room.clinic_id, &room.room_id), "ROOM"));
-    item.insert("kind".into(), s("room"));
-    item.insert("version".into(), AttributeValue::N(version.to_string()));
-    Ok(item)
-}
-
-fn room_from(item: Item) -> Result<(Room, u64), StoreError> {
-    let version = match item.get("version") {
-        Some(AttributeValue::N(n)) => n.parse().map_err(|_| StoreError::Corrupt("version".into()))?,
-        _ => return Err(StoreError::Corrupt("room without version".into())),
-    };
-    let room = serde_dynamo::from_item(item).map_err(|e| StoreError::Corrupt(e.to_string()))?;
-    Ok((room, version))
-}
-
-fn string(item: &Item, name: &str) -> Option<String> {
-    match item.get(name) {
-        Some(AttributeValue::S(v)) => Some(v.clone()),
-        _ => None,
-    }
-}
-
-/// Was the transaction cancelled because the condition of item `index`
-/// failed (as opposed to a conflict with a concurrent transaction)?
-fn condition_failed_at<R>(
-    e: &aws_sdk_dynamodb::error::SdkError<
-        aws_sdk_dynamodb::operation::transact_write_items::TransactWriteItemsError,
-        R,
-    >,
-    index: usize,
-) -> Option<bool> {
-    let service = e.as_service_error()?;
-    let aws_sdk_dynamodb::operation::transact_write_items::TransactWriteItemsError::TransactionCanceledException(c) =
-        service
-    else {
-        return None;
-    };
-    let reasons = c.cancellation_reasons();
-    Some(reasons.get(index).and_then(|r| r.code()) == Some("ConditionalCheckFailed"))
+fn room_key(room: &Room) -> Item {
+    key(room_pk(&room.clinic_id, &room.room_id), "ROOM")
 }
 
 impl RoomStore {
@@ -139,7 +70,7 @@ impl RoomStore {
             jitsi.insert("clinicId".into(), s(&room.clinic_id));
             jitsi.insert("roomId".into(), s(&room.room_id));
             let mut items = vec![
-                put(&self.table, room_item(room, 1)?, Some("attribute_not_exists(pk)"))?,
+                put(&self.table, versioned_item(room, room_key(room), "room", 1)?, Some("attribute_not_exists(pk)"))?,
                 put(&self.table, appt, Some("attribute_not_exists(pk)"))?,
                 put(&self.table, jitsi, Some("attribute_not_exists(pk)"))?,
             ];
@@ -195,7 +126,7 @@ impl RoomStore {
             .send()
             .await
             .map_err(unavailable)?;
-        got.item.map(room_from).transpose()
+        got.item.map(versioned_from).transpose()
     }
 
     /// The room a Jitsi room name belongs to (Jitsi's callbacks know only it).
@@ -225,21 +156,7 @@ impl RoomStore {
     where
         F: Fn(&Room) -> Option<(Room, Vec<DomainEvent>)>,
     {
-        for _ in 0..MAX_ATTEMPTS {
-            let Some((current, version)) = self.get(clinic, room_id).await? else { return Ok(None) };
-            let Some((next, events)) = change(&current) else { return Ok(Some((current, false))) };
-            let expected = (":v", AttributeValue::N(version.to_string()));
-            let mut items =
-                vec![put_where(&self.table, room_item(&next, version + 1)?, Some("version = :v"), Some(expected))?];
-            items.extend(outbox(&self.table, &events)?);
-            let request = self.ddb.transact_write_items().set_transact_items(Some(items));
-            match request.send().await {
-                Ok(_) => return Ok(Some((next, true))),
-                Err(e) if condition_failed_at(&e, 0).is_some() => continue,
-                Err(e) => return Err(unavailable(e)),
-            }
-        }
-        Err(StoreError::Contention)
+        update_versioned(&self.ddb, &self.table, key(room_pk(clinic, room_id), "ROOM"), "room", change).await
     }
 
     /// A record under the room (image, issue report) with its event, in one
@@ -365,7 +282,7 @@ impl RoomStore {
                 self.ddb.batch_get_item().request_items(&self.table, request).send().await.map_err(unavailable)?;
             for item in got.responses.unwrap_or_default().remove(&self.table).unwrap_or_default() {
                 let pk = string(&item, "pk").unwrap_or_default();
-                by_pk.insert(pk, room_from(item)?.0);
+                by_pk.insert(pk, versioned_from::<Room>(item)?.0);
             }
             pending = got.unprocessed_keys.unwrap_or_default().remove(&self.table).map(|k| k.keys).unwrap_or_default();
         }

@@ -1,0 +1,541 @@
+//! Notifications (API.md "Communication"): what a valid request is, the
+//! delivery status order, and how a recipient is shown masked.
+
+use std::collections::BTreeMap;
+
+use chrono::{DateTime, Utc};
+use serde::{Deserialize, Serialize};
+
+use crate::Rejected;
+use crate::ids::is_valid_external_id;
+
+pub const MAX_BODY_CHARS: usize = 4000;
+pub const MAX_SUBJECT_CHARS: usize = 200;
+pub const MAX_VARIABLES: usize = 50;
+pub const MAX_VARIABLE_CHARS: usize = 1000;
+pub const MAX_PUSH_TOKENS: usize = 10;
+pub const MAX_PUSH_TOKEN_CHARS: usize = 4096;
+pub const MAX_IDEMPOTENCY_KEY: usize = 128;
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize, PartialOrd, Ord)]
+#[serde(rename_all = "lowercase")]
+pub enum Channel {
+    Sms,
+    Push,
+    Email,
+}
+
+impl Channel {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Self::Sms => "sms",
+            Self::Push => "push",
+            Self::Email => "email",
+        }
+    }
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, Default)]
+#[serde(rename_all = "lowercase")]
+pub enum Priority {
+    #[default]
+    Normal,
+    High,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum PushPlatform {
+    Fcm,
+    Apns,
+    Webpush,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase", deny_unknown_fields)]
+pub struct PushToken {
+    pub platform: PushPlatform,
+    pub token: String,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase", deny_unknown_fields)]
+pub struct Recipient {
+    #[serde(default)]
+    pub user_id: Option<String>,
+    #[serde(default)]
+    pub phone: Option<String>,
+    #[serde(default)]
+    pub email: Option<String>,
+    #[serde(default)]
+    pub push_tokens: Vec<PushToken>,
+    #[serde(default)]
+    pub locale: Option<String>,
+    #[serde(default)]
+    pub timezone: Option<String>,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase", deny_unknown_fields)]
+pub struct Content {
+    #[serde(default)]
+    pub subject: Option<String>,
+    pub body: String,
+}
+
+/// The body of `POST /v1/communication/notifications`.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(rename_all = "camelCase", deny_unknown_fields)]
+pub struct NotificationRequest {
+    pub recipient: Recipient,
+    pub channels: Vec<Channel>,
+    #[serde(default)]
+    pub template: Option<String>,
+    #[serde(default)]
+    pub variables: BTreeMap<String, String>,
+    #[serde(default)]
+    pub content: Option<Content>,
+    #[serde(default)]
+    pub priority: Priority,
+    #[serde(default)]
+    pub send_at: Option<String>,
+}
+
+/// What to send: a named template with variables, or literal content.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub enum Message {
+    Template { name: String, variables: BTreeMap<String, String> },
+    Content(Content),
+}
+
+/// A request that passed every rule. Holds personal data: never log it.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct NewNotification {
+    pub recipient: Recipient,
+    pub channels: Vec<Channel>,
+    pub message: Message,
+    pub priority: Priority,
+    pub send_at: Option<DateTime<Utc>>,
+}
+
+/// E.164: `+`, a non-zero country digit, 7 to 15 digits in all.
+pub fn is_e164(phone: &str) -> bool {
+    let Some(digits) = phone.strip_prefix('+') else { return false };
+    (7..=15).contains(&digits.len()) && digits.bytes().all(|b| b.is_ascii_digit()) && !digits.starts_with('0')
+}
+
+/// A practical e-mail syntax check: one `@`, a non-empty local part of
+/// printable characters, a domain of dot-separated labels with a dot.
+pub fn is_email(email: &str) -> bool {
+    if email.len() > 254 || email.chars().any(|c| c.is_whitespace() || c.is_control()) {
+        return false;
+    }
+    let Some((local, domain)) = email.rsplit_once('@') else { return false };
+    let label_ok = |l: &str| {
+        !l.is_empty()
+            && l.len() <= 63
+            && !l.starts_with('-')
+            && !l.ends_with('-')
+            && l.chars().all(|c| c.is_alphanumeric() || c == '-')
+    };
+    !local.is_empty()
+        && local.len() <= 64
+        && !local.contains('@')
+        && !local.starts_with('.')
+        && !local.ends_with('.')
+        && !local.contains("..")
+        && domain.contains('.')
+        && domain.split('.').all(label_ok)
+}
+
+/// BCP 47-ish: `fa`, `fa-AF`, `ps-AF`, `en-GB`.
+fn is_locale(l: &str) -> bool {
+    let mut parts = l.split('-');
+    let lang = parts.next().unwrap_or_default();
+    (2..=3).contains(&lang.len())
+        && lang.bytes().all(|b| b.is_ascii_alphabetic())
+        && parts.all(|p| (2..=8).contains(&p.len()) && p.bytes().all(|b| b.is_ascii_alphanumeric()))
+}
+
+fn chars_at_most(field: &str, value: &str, max: usize) -> Result<(), Rejected> {
+    if value.chars().count() > max {
+        return Err(Rejected::Invalid(format!("{field}: at most {max} characters")));
+    }
+    Ok(())
+}
+
+impl NotificationRequest {
+    /// Checks every rule. `now` bounds `sendAt`; `timezone_ok` tells a known
+    /// IANA time zone (the caller owns the zone database).
+    pub fn validate(self, now: DateTime<Utc>, timezone_ok: impl Fn(&str) -> bool) -> Result<NewNotification, Rejected> {
+        use Rejected::{Impossible, Invalid};
+        let r = &self.recipient;
+        if let Some(u) = &r.user_id
+            && !is_valid_external_id(u)
+        {
+            return Err(Invalid("recipient.userId: 1 to 128 of A-Z a-z 0-9 . _ : @ -".into()));
+        }
+        if r.phone.as_deref().is_some_and(|p| !is_e164(p)) {
+            return Err(Invalid("recipient.phone: an E.164 number, like +93701234567".into()));
+        }
+        if r.email.as_deref().is_some_and(|e| !is_email(e)) {
+            return Err(Invalid("recipient.email: not an e-mail address".into()));
+        }
+        if r.push_tokens.len() > MAX_PUSH_TOKENS {
+            return Err(Invalid(format!("recipient.pushTokens: at most {MAX_PUSH_TOKENS}")));
+        }
+        for (i, t) in r.push_tokens.iter().enumerate() {
+            if t.token.is_empty() || t.token.len() > MAX_PUSH_TOKEN_CHARS || t.token.chars().any(char::is_control) {
+                return Err(Invalid(format!(
+                    "recipient.pushTokens[{i}].token: 1 to {MAX_PUSH_TOKEN_CHARS} characters"
+                )));
+            }
+        }
+        if r.locale.as_deref().is_some_and(|l| !is_locale(l)) {
+            return Err(Invalid("recipient.locale: a language tag, like fa-AF".into()));
+        }
+        if r.timezone.as_deref().is_some_and(|z| !timezone_ok(z)) {
+            return Err(Invalid("recipient.timezone: an IANA time zone, like Asia/Kabul".into()));
+        }
+        if self.channels.is_empty() {
+            return Err(Invalid("channels: at least one of sms, push, email".into()));
+        }
+        for (i, c) in self.channels.iter().enumerate() {
+            if self.channels[..i].contains(c) {
+                return Err(Invalid(format!("channels: {} appears twice", c.as_str())));
+            }
+            let reachable = match c {
+                Channel::Sms => r.phone.is_some(),
+                Channel::Email => r.email.is_some(),
+                Channel::Push => !r.push_tokens.is_empty(),
+            };
+            if !reachable {
+                return Err(Impossible(format!(
+                    "channels: {} needs the recipient's {}",
+                    c.as_str(),
+                    match c {
+                        Channel::Sms => "phone",
+                        Channel::Email => "email",
+                        Channel::Push => "pushTokens",
+                    }
+                )));
+            }
+        }
+        let message = match (self.template, self.content) {
+            (Some(_), Some(_)) => return Err(Invalid("either template or content, not both".into())),
+            (None, None) => return Err(Invalid("template or content is required".into())),
+            (Some(name), None) => {
+                if !is_valid_external_id(&name) {
+                    return Err(Invalid("template: a template name".into()));
+                }
+                if self.variables.len() > MAX_VARIABLES {
+                    return Err(Invalid(format!("variables: at most {MAX_VARIABLES}")));
+                }
+                for (k, v) in &self.variables {
+                    if !is_valid_external_id(k) {
+                        return Err(Invalid("variables: names are 1 to 128 of A-Z a-z 0-9 . _ : @ -".into()));
+                    }
+                    chars_at_most(&format!("variables.{k}"), v, MAX_VARIABLE_CHARS)?;
+                }
+                Message::Template { name, variables: self.variables }
+            }
+            (None, Some(content)) => {
+                if !self.variables.is_empty() {
+                    return Err(Invalid("variables go with template, not content".into()));
+                }
+                if content.body.trim().is_empty() {
+                    return Err(Invalid("content.body: not empty".into()));
+                }
+                chars_at_most("content.body", &content.body, MAX_BODY_CHARS)?;
+                if let Some(s) = &content.subject {
+                    chars_at_most("content.subject", s, MAX_SUBJECT_CHARS)?;
+                }
+                Message::Content(content)
+            }
+        };
+        let send_at = match self.send_at.as_deref() {
+            None => None,
+            Some(raw) => {
+                let at = crate::room::parse_time("sendAt", raw)?;
+                if at < now - chrono::Duration::seconds(60) {
+                    return Err(Impossible("sendAt is in the past".into()));
+                }
+                if at > now + chrono::Duration::days(366) {
+                    return Err(Impossible("sendAt is more than a year ahead".into()));
+                }
+                Some(at)
+            }
+        };
+        Ok(NewNotification {
+            recipient: self.recipient,
+            channels: self.channels,
+            message,
+            priority: self.priority,
+            send_at,
+        })
+    }
+}
+
+/// Delivery status. Ranks only move forward; terminal states stay, except
+/// that a late `delivered` may replace `expired`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum Status {
+    Queued,
+    Sending,
+    Sent,
+    Delivered,
+    Undelivered,
+    Failed,
+    Expired,
+}
+
+impl Status {
+    pub fn rank(self) -> u8 {
+        match self {
+            Self::Queued => 0,
+            Self::Sending => 1,
+            Self::Sent => 2,
+            Self::Delivered | Self::Undelivered | Self::Failed | Self::Expired => 3,
+        }
+    }
+
+    pub fn is_terminal(self) -> bool {
+        self.rank() == 3
+    }
+
+    pub fn may_become(self, next: Self) -> bool {
+        next.rank() > self.rank() || (self == Self::Expired && next == Self::Delivered)
+    }
+
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Self::Queued => "queued",
+            Self::Sending => "sending",
+            Self::Sent => "sent",
+            Self::Delivered => "delivered",
+            Self::Undelivered => "undelivered",
+            Self::Failed => "failed",
+            Self::Expired => "expired",
+        }
+    }
+}
+
+/// `+93701234567` → `+93*******567`: enough to recognise, not to use.
+pub fn mask_phone(phone: &str) -> String {
+    let n = phone.chars().count();
+    if n <= 6 {
+        return "*".repeat(n);
+    }
+    phone.chars().enumerate().map(|(i, c)| if i < 3 || i >= n - 3 { c } else { '*' }).collect()
+}
+
+/// `zahra@example.org` → `z***@example.org`.
+pub fn mask_email(email: &str) -> String {
+    match email.split_once('@') {
+        Some((local, domain)) => format!("{}***@{domain}", local.chars().next().unwrap_or('*')),
+        None => "***".into(),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use serde_json::json;
+
+    fn request(v: serde_json::Value) -> Result<NewNotification, Rejected> {
+        serde_json::from_value::<NotificationRequest>(v).expect("shape").validate(Utc::now(), |z| z == "Asia/Kabul")
+    }
+
+    fn body() -> serde_json::Value {
+        json!({
+            "recipient": {"userId": "u-pat", "phone": "+93701234567", "email": "z@example.org",
+                          "pushTokens": [{"platform": "fcm", "token": "tok"}], "locale": "fa-AF", "timezone": "Asia/Kabul"},
+            "channels": ["sms", "push", "email"], "template": "appointment-reminder", "variables": {"when": "10:00"},
+        })
+    }
+
+    #[test]
+    fn phone_and_email_syntax() {
+        for ok in ["+93701234567", "+4915112345678", "+1234567"] {
+            assert!(is_e164(ok), "{ok}");
+        }
+        for bad in ["93701234567", "+0701234567", "+93 70 123", "+1234567890123456", "+123456", "+93-701234567"] {
+            assert!(!is_e164(bad), "{bad}");
+        }
+        for ok in ["z@example.org", "first.last+tag@sub.example.co.uk", "ü@exämple.org"] {
+            assert!(is_email(ok), "{ok}");
+        }
+        for bad in [
+            "z@",
+            "@example.org",
+            "z@example",
+            "z@@example.org",
+            "z @example.org",
+            "z@-x.org",
+            ".z@example.org",
+            "a..b@example.org",
+        ] {
+            assert!(!is_email(bad), "{bad}");
+        }
+    }
+
+    #[test]
+    fn every_rule_is_enforced() {
+        assert!(request(body()).is_ok());
+        type Change = Box<dyn Fn(&mut serde_json::Value)>;
+        let cases: Vec<(&str, Change, bool)> = vec![
+            ("bad phone", Box::new(|b| b["recipient"]["phone"] = json!("0701234567")), false),
+            ("bad email", Box::new(|b| b["recipient"]["email"] = json!("nope")), false),
+            ("no channels", Box::new(|b| b["channels"] = json!([])), false),
+            ("twice", Box::new(|b| b["channels"] = json!(["sms", "sms"])), false),
+            (
+                "sms without phone",
+                Box::new(|b| {
+                    b["recipient"].as_object_mut().unwrap().remove("phone");
+                }),
+                true,
+            ),
+            ("both", Box::new(|b| b["content"] = json!({"body": "x"})), false),
+            (
+                "neither",
+                Box::new(|b| {
+                    b.as_object_mut().unwrap().remove("template");
+                }),
+                false,
+            ),
+            ("past", Box::new(|b| b["sendAt"] = json!("2020-01-01T00:00:00Z")), true),
+            ("bad time", Box::new(|b| b["sendAt"] = json!("soon")), false),
+            ("bad zone", Box::new(|b| b["recipient"]["timezone"] = json!("Mars/Olympus")), false),
+            ("bad locale", Box::new(|b| b["recipient"]["locale"] = json!("farsi language")), false),
+            ("long variable", Box::new(|b| b["variables"]["when"] = json!("x".repeat(1001))), false),
+        ];
+        for (what, change, impossible) in cases {
+            let mut b = body();
+            change(&mut b);
+            match request(b) {
+                Err(Rejected::Impossible(_)) => assert!(impossible, "{what}: expected 400"),
+                Err(Rejected::Invalid(_)) => assert!(!impossible, "{what}: expected 422"),
+                Ok(_) => panic!("{what}: accepted"),
+            }
+        }
+    }
+
+    #[test]
+    fn statuses_only_move_forward() {
+        use Status::*;
+        assert!(Queued.may_become(Sent));
+        assert!(Sent.may_become(Delivered));
+        assert!(!Delivered.may_become(Sent));
+        assert!(!Delivered.may_become(Failed));
+        assert!(Expired.may_become(Delivered));
+        assert!(!Sent.may_become(Sending));
+    }
+
+    #[test]
+    fn masks_keep_too_little_to_use() {
+        assert_eq!(mask_phone("+93701234567"), "+93******567");
+        assert_eq!(mask_email("zahra@example.org"), "z***@example.org");
+    }
+}
+
+/// One try to deliver through one provider of one channel.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct Attempt {
+    pub attempt_id: String,
+    pub channel: Channel,
+    pub provider: String,
+    pub status: Status,
+    pub at: DateTime<Utc>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub error: Option<String>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub provider_message_id: Option<String>,
+}
+
+/// The recipient as anyone may see it: masked.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, Default)]
+#[serde(rename_all = "camelCase")]
+pub struct MaskedRecipient {
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub user_id: Option<String>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub phone: Option<String>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub email: Option<String>,
+    pub push_tokens: usize,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub locale: Option<String>,
+}
+
+impl MaskedRecipient {
+    pub fn of(r: &Recipient) -> Self {
+        Self {
+            user_id: r.user_id.clone(),
+            phone: r.phone.as_deref().map(mask_phone),
+            email: r.email.as_deref().map(mask_email),
+            push_tokens: r.push_tokens.len(),
+            locale: r.locale.clone(),
+        }
+    }
+}
+
+/// A notification as stored: state in clear, personal data only sealed
+/// (`sealed_recipient`: the `Recipient`; `sealed_messages`: the rendered
+/// text per channel), opened only by the code that sends.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct Notification {
+    pub notification_id: String,
+    pub clinic_id: String,
+    pub status: Status,
+    pub channels: Vec<Channel>,
+    pub priority: Priority,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub send_at: Option<DateTime<Utc>>,
+    pub created_at: DateTime<Utc>,
+    pub updated_at: DateTime<Utc>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub channel: Option<Channel>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub provider: Option<String>,
+    #[serde(default)]
+    pub attempts: Vec<Attempt>,
+    pub recipient: MaskedRecipient,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub timezone: Option<String>,
+    pub sealed_recipient: String,
+    pub sealed_messages: String,
+}
+
+impl Notification {
+    /// What GET shows: state and attempts, the recipient masked, nothing sealed.
+    pub fn view(&self) -> serde_json::Value {
+        serde_json::json!({
+            "notificationId": self.notification_id,
+            "status": self.status,
+            "channel": self.channel,
+            "provider": self.provider,
+            "attempts": self.attempts.iter().map(|a| serde_json::json!({
+                "channel": a.channel, "provider": a.provider, "status": a.status, "at": a.at, "error": a.error,
+            })).collect::<Vec<_>>(),
+            "recipient": self.recipient,
+            "priority": self.priority,
+            "sendAt": self.send_at,
+            "createdAt": self.created_at,
+            "updatedAt": self.updated_at,
+        })
+    }
+
+    /// What events carry: ids, channel, provider and state — no recipient.
+    pub fn summary(&self) -> serde_json::Value {
+        serde_json::json!({
+            "notificationId": self.notification_id,
+            "status": self.status,
+            "channel": self.channel,
+            "provider": self.provider,
+            "userId": self.recipient.user_id,
+        })
+    }
+}

@@ -1,0 +1,124 @@
+//! The building blocks every store here uses: keys, conditional puts for
+//! transactions, versioned items and the read-apply-write loop.
+
+use std::collections::HashMap;
+
+use aws_sdk_dynamodb::Client;
+use aws_sdk_dynamodb::error::SdkError;
+use aws_sdk_dynamodb::operation::transact_write_items::TransactWriteItemsError;
+use aws_sdk_dynamodb::types::{AttributeValue, Put, TransactWriteItem};
+use serde::Serialize;
+use serde::de::DeserializeOwned;
+use vcare_domain::events::DomainEvent;
+
+use crate::{StoreError, outbox, s, unavailable};
+
+pub type Item = HashMap<String, AttributeValue>;
+
+/// How often a conditional update re-reads and retries before giving up.
+pub const MAX_ATTEMPTS: usize = 5;
+
+pub fn key(pk: String, sk: &str) -> Item {
+    HashMap::from([("pk".to_owned(), s(pk)), ("sk".to_owned(), s(sk))])
+}
+
+pub fn put(table: &str, item: Item, condition: Option<&str>) -> Result<TransactWriteItem, StoreError> {
+    put_where(table, item, condition, &[])
+}
+
+/// A Put for a transaction, with an optional condition and its values.
+pub fn put_where(
+    table: &str,
+    item: Item,
+    condition: Option<&str>,
+    values: &[(&str, AttributeValue)],
+) -> Result<TransactWriteItem, StoreError> {
+    let mut put =
+        Put::builder().table_name(table).set_item(Some(item)).set_condition_expression(condition.map(str::to_owned));
+    for (name, v) in values {
+        put = put.expression_attribute_values(*name, v.clone());
+    }
+    let put = put.build().map_err(|e| StoreError::Corrupt(e.to_string()))?;
+    Ok(TransactWriteItem::builder().put(put).build())
+}
+
+pub fn string(item: &Item, name: &str) -> Option<String> {
+    match item.get(name) {
+        Some(AttributeValue::S(v)) => Some(v.clone()),
+        _ => None,
+    }
+}
+
+/// Was the transaction cancelled because the condition of item `index`
+/// failed (`Some(true)`), for another reason such as a conflict with a
+/// concurrent transaction (`Some(false)`), or did it fail otherwise (`None`)?
+pub fn condition_failed_at<R>(e: &SdkError<TransactWriteItemsError, R>, index: usize) -> Option<bool> {
+    let TransactWriteItemsError::TransactionCanceledException(c) = e.as_service_error()? else {
+        return None;
+    };
+    Some(c.cancellation_reasons().get(index).and_then(|r| r.code()) == Some("ConditionalCheckFailed"))
+}
+
+/// A value as an item under `key`, with its kind and version.
+pub fn versioned_item<T: Serialize>(value: &T, key: Item, kind: &str, version: u64) -> Result<Item, StoreError> {
+    let mut item: Item = serde_dynamo::to_item(value).map_err(|e| StoreError::Corrupt(e.to_string()))?;
+    item.extend(key);
+    item.insert("kind".into(), s(kind));
+    item.insert("version".into(), AttributeValue::N(version.to_string()));
+    Ok(item)
+}
+
+pub fn versioned_from<T: DeserializeOwned>(item: Item) -> Result<(T, u64), StoreError> {
+    let version = match item.get("version") {
+        Some(AttributeValue::N(n)) => n.parse().map_err(|_| StoreError::Corrupt("version".into()))?,
+        _ => return Err(StoreError::Corrupt("item without version".into())),
+    };
+    let value = serde_dynamo::from_item(item).map_err(|e| StoreError::Corrupt(e.to_string()))?;
+    Ok((value, version))
+}
+
+pub async fn get_versioned<T: DeserializeOwned>(
+    ddb: &Client,
+    table: &str,
+    key: Item,
+) -> Result<Option<(T, u64)>, StoreError> {
+    let got =
+        ddb.get_item().table_name(table).set_key(Some(key)).consistent_read(true).send().await.map_err(unavailable)?;
+    got.item.map(versioned_from).transpose()
+}
+
+/// Applies `change` to the current value and writes the result with its
+/// events, only if nobody changed the item in between (version check); on a
+/// race it re-reads and re-applies. `change` returning `None` means "nothing
+/// to do" (an idempotent repeat): nothing is written. Returns the value as it
+/// now is, and whether this call changed it; `None` if there is no item.
+pub async fn update_versioned<T, F>(
+    ddb: &Client,
+    table: &str,
+    key: Item,
+    kind: &str,
+    change: F,
+) -> Result<Option<(T, bool)>, StoreError>
+where
+    T: Serialize + DeserializeOwned,
+    F: Fn(&T) -> Option<(T, Vec<DomainEvent>)>,
+{
+    for _ in 0..MAX_ATTEMPTS {
+        let Some((current, version)) = get_versioned::<T>(ddb, table, key.clone()).await? else { return Ok(None) };
+        let Some((next, events)) = change(&current) else { return Ok(Some((current, false))) };
+        let expected = [(":v", AttributeValue::N(version.to_string()))];
+        let mut items = vec![put_where(
+            table,
+            versioned_item(&next, key.clone(), kind, version + 1)?,
+            Some("version = :v"),
+            &expected,
+        )?];
+        items.extend(outbox(table, &events)?);
+        match ddb.transact_write_items().set_transact_items(Some(items)).send().await {
+            Ok(_) => return Ok(Some((next, true))),
+            Err(e) if condition_failed_at(&e, 0).is_some() => continue,
+            Err(e) => return Err(unavailable(e)),
+        }
+    }
+    Err(StoreError::Contention)
+}

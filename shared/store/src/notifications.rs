@@ -1,0 +1,106 @@
+use aws_sdk_dynamodb::Client;
+use aws_sdk_dynamodb::types::AttributeValue;
+use chrono::{DateTime, Utc};
+use vcare_domain::events::DomainEvent;
+use vcare_domain::notification::Notification;
+
+use crate::items::{
+    Item, condition_failed_at, get_versioned, key, put, put_where, string, update_versioned, versioned_item,
+};
+use crate::{StoreError, outbox, s, unavailable};
+
+#[derive(Debug, Clone)]
+pub struct NotificationStore {
+    ddb: Client,
+    table: String,
+}
+
+/// What accepting a request under an `Idempotency-Key` came to.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Accepted {
+    New,
+    /// The key was used before: with the same request (`same_request`) the
+    /// first response stands; with another it is a conflict.
+    Existing {
+        notification_id: String,
+        same_request: bool,
+    },
+    /// A request with the key is being written right now.
+    InProgress,
+}
+
+fn notification_key(clinic: &str, id: &str) -> Item {
+    key(format!("NOTIF#{clinic}#{id}"), "NOTIF")
+}
+
+impl NotificationStore {
+    pub fn new(ddb: Client, table: impl Into<String>) -> Self {
+        Self { ddb, table: table.into() }
+    }
+
+    /// Writes the notification, its idempotency record and its outbox
+    /// record in one transaction, unless the key (`key_hash`, a hash of the
+    /// client's key) was used and has not expired.
+    pub async fn accept(
+        &self,
+        n: &Notification,
+        key_hash: &str,
+        request_hash: &str,
+        event: &DomainEvent,
+        now: DateTime<Utc>,
+        keep: chrono::Duration,
+    ) -> Result<Accepted, StoreError> {
+        let idem_key = key(format!("IDEMP#{}#{key_hash}", n.clinic_id), "IDEMP");
+        let mut idem = idem_key.clone();
+        idem.insert("kind".into(), s("idempotency"));
+        idem.insert("status".into(), s("COMPLETED"));
+        idem.insert("requestHash".into(), s(request_hash));
+        idem.insert("notificationId".into(), s(&n.notification_id));
+        idem.insert("expiresAt".into(), AttributeValue::N((now + keep).timestamp().to_string()));
+        let expired = [(":now", AttributeValue::N(now.timestamp().to_string()))];
+        let mut items = vec![
+            put_where(&self.table, idem, Some("attribute_not_exists(pk) OR expiresAt < :now"), &expired)?,
+            put(
+                &self.table,
+                versioned_item(n, notification_key(&n.clinic_id, &n.notification_id), "notification", 1)?,
+                Some("attribute_not_exists(pk)"),
+            )?,
+        ];
+        items.extend(outbox(&self.table, std::slice::from_ref(event))?);
+        match self.ddb.transact_write_items().set_transact_items(Some(items)).send().await {
+            Ok(_) => Ok(Accepted::New),
+            Err(e) => match condition_failed_at(&e, 0) {
+                None => Err(unavailable(e)),
+                Some(false) => Ok(Accepted::InProgress),
+                Some(true) => {
+                    let got = self
+                        .ddb
+                        .get_item()
+                        .table_name(&self.table)
+                        .set_key(Some(idem_key))
+                        .consistent_read(true)
+                        .send()
+                        .await
+                        .map_err(unavailable)?;
+                    let Some(record) = got.item else { return Ok(Accepted::InProgress) };
+                    Ok(Accepted::Existing {
+                        notification_id: string(&record, "notificationId").unwrap_or_default(),
+                        same_request: string(&record, "requestHash").as_deref() == Some(request_hash),
+                    })
+                }
+            },
+        }
+    }
+
+    pub async fn get(&self, clinic: &str, id: &str) -> Result<Option<(Notification, u64)>, StoreError> {
+        get_versioned(&self.ddb, &self.table, notification_key(clinic, id)).await
+    }
+
+    /// See [`crate::items::update_versioned`].
+    pub async fn update<F>(&self, clinic: &str, id: &str, change: F) -> Result<Option<(Notification, bool)>, StoreError>
+    where
+        F: Fn(&Notification) -> Option<(Notification, Vec<DomainEvent>)>,
+    {
+        update_versioned(&self.ddb, &self.table, notification_key(clinic, id), "notification", change).await
+    }
+}
