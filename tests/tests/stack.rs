@@ -169,6 +169,7 @@ async fn readiness_names_each_dependency_that_does_not_answer() {
 /// The ids the samples in events/ use; the test swaps in the room it made.
 const SAMPLE_ROOM: &str = "rm_samplesampleroom000000000";
 const SAMPLE_JITSI_ROOM: &str = "samplejitsiroomsamplejitsiroom22";
+const SAMPLE_NOTIFICATION: &str = "ntf_samplesamplesamplesample00";
 
 /// The order in which the samples make a consultation's story: created,
 /// looked at, joined, used, tracked by Jitsi, ended.
@@ -183,6 +184,8 @@ const SAMPLE_ORDER: &[&str] = &[
     "jitsi-reservations",
     "jitsi-events",
     "room-end",
+    "notification-create",
+    "notification-get",
 ];
 
 #[tokio::test]
@@ -197,6 +200,7 @@ async fn every_sample_event_runs_through_its_handler() {
         assert!(SAMPLE_ORDER.contains(&binary.as_str()), "{binary} is missing from SAMPLE_ORDER");
     }
     let (mut room_id, mut jitsi_room) = (SAMPLE_ROOM.to_owned(), SAMPLE_JITSI_ROOM.to_owned());
+    let mut notification_id = SAMPLE_NOTIFICATION.to_owned();
     let mut ran = 0;
     for binary in SAMPLE_ORDER {
         let id = &binaries[*binary];
@@ -213,7 +217,8 @@ async fn every_sample_event_runs_through_its_handler() {
             let text = std::fs::read_to_string(&path)
                 .unwrap()
                 .replace(SAMPLE_ROOM, &room_id)
-                .replace(SAMPLE_JITSI_ROOM, &jitsi_room);
+                .replace(SAMPLE_JITSI_ROOM, &jitsi_room)
+                .replace(SAMPLE_NOTIFICATION, &notification_id);
             let mut event: Value = serde_json::from_str(&text).unwrap();
             if *binary == "room-create" {
                 // A consultation starting in 5 minutes, so its join window is open.
@@ -226,6 +231,10 @@ async fn every_sample_event_runs_through_its_handler() {
             let response = deployed.invoke(event).await.unwrap_or_else(|e| panic!("{}: {e}", path.display()));
             let status = response["statusCode"].as_u64().unwrap_or(200);
             assert!((200..300).contains(&status), "{}: {response}", path.display());
+            if *binary == "notification-create" {
+                let accepted: Value = serde_json::from_str(response["body"].as_str().unwrap()).unwrap();
+                notification_id = accepted["notificationId"].as_str().unwrap().to_owned();
+            }
             if *binary == "room-create" {
                 let room: Value = serde_json::from_str(response["body"].as_str().unwrap()).unwrap();
                 room_id = room["roomId"].as_str().unwrap().to_owned();

@@ -4,12 +4,13 @@
 use chrono::{DateTime, Duration, Utc};
 use serde_json::Value;
 use vcare_aws::SdkConfig;
-use vcare_domain::Rejected;
 use vcare_domain::ids::is_valid_external_id;
 use vcare_domain::room::{JoinPolicy, Room, Standing};
 use vcare_http::{Caller, Problem, Role};
 use vcare_runtime::{ConfigError, Env};
-use vcare_store::{RoomStore, StoreError};
+use vcare_store::RoomStore;
+
+pub use vcare_http::{rejected, require_role, store_problem};
 
 /// Roles that see every room of their clinic.
 pub const STAFF: &[Role] = &[Role::Doctor, Role::Nurse, Role::ClinicAdmin, Role::Service];
@@ -101,34 +102,6 @@ pub fn standing(caller: &Caller, room: &Room) -> Standing {
         return Standing::Participant(p.role);
     }
     if caller.has_any_role(STAFF) { Standing::Staff } else { Standing::Stranger }
-}
-
-/// A storage failure as the caller sees it: retryable (503) or not (500).
-/// The cause is logged here, once.
-pub fn store_problem(e: StoreError) -> Problem {
-    match e {
-        StoreError::BadCursor => Problem::bad_request("cursor: not a cursor this endpoint gave you"),
-        StoreError::Unavailable(_) | StoreError::Contention => {
-            tracing::error!(error = %e, "storage failed");
-            Problem::service_unavailable("storage is unavailable; try again")
-        }
-        StoreError::Corrupt(_) => {
-            tracing::error!(error = %e, "stored data is malformed");
-            Problem::internal()
-        }
-    }
-}
-
-pub fn rejected(r: Rejected) -> Problem {
-    match r {
-        Rejected::Invalid(d) => Problem::bad_request(d),
-        Rejected::Impossible(d) => Problem::unprocessable(d),
-    }
-}
-
-/// Requires one of `roles`, else 403.
-pub fn require_role(caller: &Caller, roles: &[Role]) -> Result<(), Problem> {
-    if caller.has_any_role(roles) { Ok(()) } else { Err(Problem::forbidden("your role may not do this")) }
 }
 
 /// An error for Jitsi's callers: problem+json with the `message` member

@@ -176,7 +176,7 @@ impl NotificationRequest {
             return Err(Invalid("recipient.userId: 1 to 128 of A-Z a-z 0-9 . _ : @ -".into()));
         }
         if r.phone.as_deref().is_some_and(|p| !is_e164(p)) {
-            return Err(Invalid("recipient.phone: an E.164 number, like +93701234567".into()));
+            return Err(Invalid("recipient.phone: an E.164 number: + and 7 to 15 digits".into()));
         }
         if r.email.as_deref().is_some_and(|e| !is_email(e)) {
             return Err(Invalid("recipient.email: not an e-mail address".into()));

@@ -9,6 +9,7 @@
 //!   execute identical code.
 
 mod caller;
+mod edge;
 mod problem;
 
 use axum::Router;
@@ -19,6 +20,7 @@ use tower::Service;
 use vcare_runtime::{BoxFuture, Context, Error, Function};
 
 pub use caller::{Caller, Role, roles_from_claim};
+pub use edge::{rejected, require_role, store_problem};
 pub use problem::{ApiJson, Problem, json_or_default};
 
 /// Largest request body any route accepts (API.md: 413 above it).

@@ -1,0 +1,37 @@
+//! `notification-get`: `GET /v1/communication/notifications/{id}` — status,
+//! channel, provider and every attempt, the recipient masked. Staff and
+//! services of the notification's clinic; anyone else: 404.
+
+use std::sync::Arc;
+
+use axum::extract::{Path, State};
+use axum::routing::get;
+use axum::{Json, Router};
+use vcare_aws::SdkConfig;
+use vcare_comms::Comms;
+use vcare_domain::ids::is_valid_external_id;
+use vcare_http::{Caller, HttpFunction, Problem, Role, store_problem};
+use vcare_runtime::Env;
+
+pub fn router(comms: Arc<Comms>) -> Router {
+    Router::new().route("/v1/communication/notifications/{id}", get(show)).with_state(comms)
+}
+
+pub async fn function(env: &Env, sdk: &SdkConfig) -> Result<HttpFunction, vcare_runtime::Error> {
+    Ok(HttpFunction::new(router(Arc::new(Comms::from_env(env, sdk)?))))
+}
+
+async fn show(
+    State(comms): State<Arc<Comms>>,
+    caller: Caller,
+    Path(id): Path<String>,
+) -> Result<Json<serde_json::Value>, Problem> {
+    let not_found = || Problem::not_found("no such notification");
+    if !caller.has_any_role(&[Role::Service, Role::Doctor, Role::Nurse, Role::ClinicAdmin])
+        || !is_valid_external_id(&id)
+    {
+        return Err(not_found());
+    }
+    let (n, _) = comms.store.get(&caller.clinic_id, &id).await.map_err(store_problem)?.ok_or_else(not_found)?;
+    Ok(Json(n.view()))
+}

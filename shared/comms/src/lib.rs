@@ -1,0 +1,134 @@
+//! The communication functions' common ground: config read once, the
+//! notification store, sealing/opening personal data, the dispatch queue.
+
+use std::collections::BTreeMap;
+use std::time::Duration;
+
+use serde::{Deserialize, Serialize};
+use vcare_aws::SdkConfig;
+use vcare_crypto::{CryptoError, Envelope, context};
+use vcare_domain::notification::{Channel, Notification, Recipient};
+use vcare_domain::templates::Rendered;
+use vcare_runtime::{ConfigError, Env};
+use vcare_store::NotificationStore;
+
+/// SQS's longest message delay.
+pub const MAX_QUEUE_DELAY_SECONDS: i64 = 900;
+
+#[derive(Debug, Clone)]
+pub struct CommsConfig {
+    pub table_name: String,
+    pub dispatch_queue_url: String,
+    pub data_key_id: String,
+    /// Seals per cached data key (`PII_KEY_MAX_USES`, default 1000).
+    pub key_max_uses: u32,
+    /// Lifetime of a cached data key (`PII_KEY_MAX_AGE_SECONDS`, default 300).
+    pub key_max_age: Duration,
+    /// How long an Idempotency-Key is remembered (`IDEMPOTENCY_HOURS`, default 24).
+    pub idempotency: chrono::Duration,
+}
+
+impl CommsConfig {
+    pub fn from_env(env: &Env) -> Result<Self, ConfigError> {
+        Ok(Self {
+            table_name: env.required("TABLE_NAME")?,
+            dispatch_queue_url: env.required("DISPATCH_QUEUE_URL")?,
+            data_key_id: env.required("DATA_KEY_ID")?,
+            key_max_uses: env.bounded("PII_KEY_MAX_USES", 1000, 1, 1_000_000)?,
+            key_max_age: Duration::from_secs(env.bounded("PII_KEY_MAX_AGE_SECONDS", 300, 1, 86_400)?),
+            idempotency: chrono::Duration::hours(env.bounded("IDEMPOTENCY_HOURS", 24, 1, 24 * 30)?),
+        })
+    }
+}
+
+#[derive(Debug, thiserror::Error)]
+pub enum CommsError {
+    #[error(transparent)]
+    Crypto(#[from] CryptoError),
+    #[error("queue: {0}")]
+    Queue(String),
+    #[error("sealed data is malformed")]
+    Malformed,
+}
+
+/// The dispatch queue's message: ids only, never personal data.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase", deny_unknown_fields)]
+pub struct DispatchMessage {
+    pub clinic_id: String,
+    pub notification_id: String,
+}
+
+pub struct Comms {
+    pub config: CommsConfig,
+    pub store: NotificationStore,
+    pub envelope: Envelope,
+    pub sqs: aws_sdk_sqs::Client,
+}
+
+pub fn timezone_ok(zone: &str) -> bool {
+    zone.parse::<chrono_tz::Tz>().is_ok()
+}
+
+impl Comms {
+    pub fn new(config: CommsConfig, sdk: &SdkConfig) -> Self {
+        Self {
+            store: NotificationStore::new(aws_sdk_dynamodb::Client::new(sdk), config.table_name.clone()),
+            envelope: Envelope::new(
+                aws_sdk_kms::Client::new(sdk),
+                config.data_key_id.clone(),
+                config.key_max_uses,
+                config.key_max_age,
+            ),
+            sqs: aws_sdk_sqs::Client::new(sdk),
+            config,
+        }
+    }
+
+    pub fn from_env(env: &Env, sdk: &SdkConfig) -> Result<Self, ConfigError> {
+        Ok(Self::new(CommsConfig::from_env(env)?, sdk))
+    }
+
+    pub async fn seal_recipient(&self, clinic: &str, id: &str, r: &Recipient) -> Result<String, CommsError> {
+        let json = serde_json::to_vec(r).map_err(|_| CommsError::Malformed)?;
+        Ok(self.envelope.seal(&json, &context(clinic, id, "recipient")).await?)
+    }
+
+    pub async fn seal_messages(
+        &self,
+        clinic: &str,
+        id: &str,
+        m: &BTreeMap<Channel, Rendered>,
+    ) -> Result<String, CommsError> {
+        let json = serde_json::to_vec(m).map_err(|_| CommsError::Malformed)?;
+        Ok(self.envelope.seal(&json, &context(clinic, id, "messages")).await?)
+    }
+
+    pub async fn open_recipient(&self, n: &Notification) -> Result<Recipient, CommsError> {
+        let plain =
+            self.envelope.open(&n.sealed_recipient, &context(&n.clinic_id, &n.notification_id, "recipient")).await?;
+        serde_json::from_slice(&plain).map_err(|_| CommsError::Malformed)
+    }
+
+    pub async fn open_messages(&self, n: &Notification) -> Result<BTreeMap<Channel, Rendered>, CommsError> {
+        let plain =
+            self.envelope.open(&n.sealed_messages, &context(&n.clinic_id, &n.notification_id, "messages")).await?;
+        serde_json::from_slice(&plain).map_err(|_| CommsError::Malformed)
+    }
+
+    /// Puts the notification on the dispatch queue, delayed up to SQS's 15
+    /// minutes (a later `sendAt` is re-enqueued by dispatch until due).
+    pub async fn enqueue(&self, clinic: &str, id: &str, delay_seconds: i64) -> Result<(), CommsError> {
+        let body = serde_json::to_string(&DispatchMessage { clinic_id: clinic.into(), notification_id: id.into() })
+            .map_err(|_| CommsError::Malformed)?;
+        self.sqs
+            .send_message()
+            .queue_url(&self.config.dispatch_queue_url)
+            .message_body(body)
+            .delay_seconds(delay_seconds.clamp(0, MAX_QUEUE_DELAY_SECONDS) as i32)
+            .send()
+            .await
+            .map_err(|e| CommsError::Queue(aws_sdk_sqs::error::DisplayErrorContext(e).to_string()))?;
+        Ok(())
+    }
+}
