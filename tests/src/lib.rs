@@ -4,8 +4,10 @@
 //! the loopback AWS endpoint that `make test` started — and its own gateway
 //! on a free port, so tests run in parallel and never touch a dev stack.
 
+pub mod comms;
 pub mod fixtures;
 pub mod proxy;
+pub mod standins;
 
 use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};

@@ -234,18 +234,12 @@ async fn personal_data_is_sealed_at_rest_and_masked_when_read() {
         assert_eq!(status, 404, "{who}");
     }
 
-    // The dispatch message carries ids only; the accepted event no personal data.
-    let sqs = aws_sdk_sqs::Client::new(&api.stack.sdk);
-    let queue = api.stack.gateway.resource("DispatchQueue").unwrap().reference.clone();
-    let got = sqs.receive_message().queue_url(&queue).wait_time_seconds(1).send().await.unwrap();
-    let body: Value = serde_json::from_str(got.messages.unwrap()[0].body.as_deref().unwrap()).unwrap();
-    assert_eq!(body, json!({"clinicId": "c1", "notificationId": id}));
-    let outbox: Vec<_> = items
+    // The accepted event carries no personal data (checked above with every item).
+    let events: Vec<Value> = items
         .iter()
         .filter(|i| i.get("kind").and_then(|v| v.as_s().ok()).map(String::as_str) == Some("outbox"))
+        .map(|i| serde_json::from_str(i["event"].as_s().unwrap()).unwrap())
         .collect();
-    assert_eq!(outbox.len(), 1);
-    let event: Value = serde_json::from_str(outbox[0]["event"].as_s().unwrap()).unwrap();
-    assert_eq!(event["type"], "communication.notification.accepted");
+    assert_eq!(events.iter().filter(|e| e["type"] == "communication.notification.accepted").count(), 1);
     api.stack.stop().await;
 }

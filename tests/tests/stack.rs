@@ -185,6 +185,7 @@ const SAMPLE_ORDER: &[&str] = &[
     "jitsi-events",
     "room-end",
     "notification-create",
+    "dispatch",
     "notification-get",
 ];
 
@@ -229,6 +230,9 @@ async fn every_sample_event_runs_through_its_handler() {
                 event["body"] = json!(body.to_string());
             }
             let response = deployed.invoke(event).await.unwrap_or_else(|e| panic!("{}: {e}", path.display()));
+            if let Some(failures) = response.get("batchItemFailures") {
+                assert_eq!(failures, &json!([]), "{}", path.display());
+            }
             let status = response["statusCode"].as_u64().unwrap_or(200);
             assert!((200..300).contains(&status), "{}: {response}", path.display());
             if *binary == "notification-create" {

@@ -45,6 +45,17 @@ pub async fn bootstrap(template: &Template, stack: &mut Stack, sdk: &SdkConfig) 
         let physical = ensure_bucket(&s3, stack, id, &r["Properties"]).await?;
         stack.physical.insert(id.to_owned(), physical);
     }
+    let ses = aws_sdk_sesv2::Client::new(sdk);
+    for (id, r) in template.of_type("AWS::SES::EmailIdentity") {
+        let identity = stack.resolve_string(&r["Properties"]["EmailIdentity"])?;
+        if let Err(e) = ses.create_email_identity().email_identity(&identity).send().await {
+            let exists = e.as_service_error().is_some_and(|s| s.is_already_exists_exception());
+            if !exists {
+                return Err(aws(format!("email identity {id}"))(e));
+            }
+        }
+        stack.physical.insert(id.to_owned(), Physical { reference: identity, attrs: HashMap::new() });
+    }
     for (id, r) in template.resources() {
         if stack.physical.contains_key(id) {
             continue;

@@ -187,3 +187,29 @@ impl Envelope {
         Ok(KeyBytes(plain))
     }
 }
+
+/// Decrypts a secret (API keys, shared secrets) that was encrypted under KMS
+/// with the encryption context `vcare:purpose = purpose`; a ciphertext made
+/// for another purpose fails. Call once per container.
+pub async fn decrypt_secret(
+    kms: &aws_sdk_kms::Client,
+    ciphertext_b64: &str,
+    purpose: &str,
+) -> Result<Vec<u8>, CryptoError> {
+    use base64::engine::general_purpose::STANDARD;
+    let blob = STANDARD
+        .decode(ciphertext_b64.trim())
+        .map_err(|_| CryptoError::Kms(format!("the {purpose} ciphertext is not base64")))?;
+    let out = kms
+        .decrypt()
+        .ciphertext_blob(aws_sdk_kms::primitives::Blob::new(blob))
+        .encryption_context(PURPOSE.0, purpose)
+        .send()
+        .await
+        .map_err(kms_error)?;
+    let plain = out.plaintext.ok_or_else(|| CryptoError::Kms("no plaintext".into()))?.into_inner();
+    if plain.is_empty() {
+        return Err(CryptoError::Kms(format!("the {purpose} is empty")));
+    }
+    Ok(plain)
+}

@@ -22,6 +22,13 @@ pub fn random_base32(bytes: usize) -> String {
     out
 }
 
+/// A random number from the system CSPRNG (for jitter).
+pub fn random_u64() -> u64 {
+    let mut buf = [0u8; 8];
+    aws_lc_rs::rand::fill(&mut buf).expect("the system CSPRNG is available");
+    u64::from_le_bytes(buf)
+}
+
 /// A new room id: `rm_` and 128 random bits.
 pub fn room_id() -> String {
     format!("rm_{}", random_base32(16))

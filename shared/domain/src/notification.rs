@@ -432,6 +432,82 @@ mod tests {
         assert!(!Sent.may_become(Sending));
     }
 
+    fn attempt(channel: Channel, provider: &str, status: Status, permanent: bool) -> Attempt {
+        Attempt {
+            attempt_id: "a".into(),
+            channel,
+            provider: provider.into(),
+            status,
+            at: Utc::now(),
+            error: None,
+            provider_message_id: None,
+            permanent,
+        }
+    }
+
+    #[test]
+    fn routes_fail_over_by_provider_then_channel() {
+        let providers = [(Channel::Sms, "gateway"), (Channel::Sms, "twilio"), (Channel::Email, "ses")];
+        let channels = [Channel::Sms, Channel::Email];
+        assert_eq!(next_route(&channels, &[], &providers, 2), Some((Channel::Sms, "gateway")));
+        let one = [attempt(Channel::Sms, "gateway", Status::Failed, false)];
+        assert_eq!(
+            next_route(&channels, &one, &providers, 2),
+            Some((Channel::Sms, "gateway")),
+            "one transient failure: retry"
+        );
+        let two = [
+            attempt(Channel::Sms, "gateway", Status::Failed, false),
+            attempt(Channel::Sms, "gateway", Status::Failed, false),
+        ];
+        assert_eq!(
+            next_route(&channels, &two, &providers, 2),
+            Some((Channel::Sms, "twilio")),
+            "then the next provider"
+        );
+        let perm = [
+            attempt(Channel::Sms, "gateway", Status::Failed, true),
+            attempt(Channel::Sms, "twilio", Status::Failed, true),
+        ];
+        assert_eq!(next_route(&channels, &perm, &providers, 2), Some((Channel::Email, "ses")), "then the next channel");
+        let all = [
+            attempt(Channel::Sms, "gateway", Status::Failed, true),
+            attempt(Channel::Sms, "twilio", Status::Failed, true),
+            attempt(Channel::Email, "ses", Status::Failed, true),
+        ];
+        assert_eq!(next_route(&channels, &all, &providers, 2), None);
+    }
+
+    #[test]
+    fn quiet_hours_in_the_recipients_zone() {
+        let at = |s: &str| DateTime::parse_from_rfc3339(s).unwrap().with_timezone(&Utc);
+        // Kabul is UTC+4:30: 18:00Z is 22:30 there, quiet until 07:00 (02:30Z next day).
+        assert_eq!(
+            quiet_until(at("2026-11-23T18:00:00Z"), Some("Asia/Kabul"), Priority::Normal, (21, 7)),
+            Some(at("2026-11-24T02:30:00Z"))
+        );
+        // 23:00Z is 03:30 there: until 07:00 the same local day.
+        assert_eq!(
+            quiet_until(at("2026-11-23T23:00:00Z"), Some("Asia/Kabul"), Priority::Normal, (21, 7)),
+            Some(at("2026-11-24T02:30:00Z"))
+        );
+        assert_eq!(
+            quiet_until(at("2026-11-23T06:00:00Z"), Some("Asia/Kabul"), Priority::Normal, (21, 7)),
+            None,
+            "10:30 local"
+        );
+        assert_eq!(
+            quiet_until(at("2026-11-23T18:00:00Z"), Some("Asia/Kabul"), Priority::High, (21, 7)),
+            None,
+            "high goes now"
+        );
+        assert_eq!(
+            quiet_until(at("2026-11-23T18:00:00Z"), None, Priority::Normal, (21, 7)),
+            None,
+            "no zone, no quiet hours"
+        );
+    }
+
     #[test]
     fn masks_keep_too_little_to_use() {
         assert_eq!(mask_phone("+93701234567"), "+93******567");
@@ -452,6 +528,62 @@ pub struct Attempt {
     pub error: Option<String>,
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub provider_message_id: Option<String>,
+    /// A failure the provider will repeat (invalid number, ...): never retried.
+    #[serde(default)]
+    pub permanent: bool,
+}
+
+/// Where to try next: the request's channels in order, each channel's
+/// providers in the configured order, skipping a provider that refused
+/// permanently or has failed `max_tries` times. `None`: everything is
+/// exhausted.
+pub fn next_route<'a>(
+    channels: &[Channel],
+    attempts: &[Attempt],
+    providers: &'a [(Channel, &'a str)],
+    max_tries: usize,
+) -> Option<(Channel, &'a str)> {
+    channels.iter().find_map(|channel| {
+        providers.iter().filter(|(c, _)| c == channel).find_map(|(c, p)| {
+            let tried: Vec<_> = attempts.iter().filter(|a| a.channel == *c && a.provider == *p).collect();
+            let dead = tried.iter().any(|a| a.permanent)
+                || tried.iter().filter(|a| a.status == Status::Failed).count() >= max_tries;
+            (!dead).then_some((*c, *p))
+        })
+    })
+}
+
+/// How many transient failures a route has had.
+pub fn failures(attempts: &[Attempt], channel: Channel, provider: &str) -> usize {
+    attempts.iter().filter(|a| a.channel == channel && a.provider == provider && a.status == Status::Failed).count()
+}
+
+/// Quiet hours: a `normal` message due between `start` and `end` o'clock in
+/// the recipient's time zone waits for `end` o'clock; `high` goes now.
+/// Returns when it may go, or `None` for now.
+pub fn quiet_until(
+    now: DateTime<Utc>,
+    timezone: Option<&str>,
+    priority: Priority,
+    (start, end): (u32, u32),
+) -> Option<DateTime<Utc>> {
+    use chrono::{TimeZone, Timelike};
+    if priority == Priority::High || start == end {
+        return None;
+    }
+    let tz: chrono_tz::Tz = timezone?.parse().ok()?;
+    let local = now.with_timezone(&tz);
+    let hour = local.hour();
+    let quiet = if start > end { hour >= start || hour < end } else { hour >= start && hour < end };
+    if !quiet {
+        return None;
+    }
+    let mut day = local.date_naive();
+    if hour >= end && start > end {
+        day = day.succ_opt()?;
+    }
+    let wake = tz.from_local_datetime(&day.and_hms_opt(end, 0, 0)?).earliest()?;
+    Some(wake.with_timezone(&Utc))
 }
 
 /// The recipient as anyone may see it: masked.

@@ -104,34 +104,14 @@ impl AppSecret {
 
     /// Decrypts the KMS ciphertext (base64) once per container.
     pub async fn decrypt(kms: &aws_sdk_kms::Client, ciphertext_b64: &str) -> Result<Self, JitsiError> {
-        decrypt_secret(kms, ciphertext_b64, SECRET_CONTEXT.1).await.map(Self)
+        decrypt_secret(kms, ciphertext_b64, SECRET_CONTEXT.1)
+            .await
+            .map(Self)
+            .map_err(|e| JitsiError::Kms(e.to_string()))
     }
 }
 
-/// Decrypts a secret that was encrypted under KMS with the encryption
-/// context `vcare:purpose = purpose` (a ciphertext made for another purpose
-/// fails). Call once per container.
-pub async fn decrypt_secret(
-    kms: &aws_sdk_kms::Client,
-    ciphertext_b64: &str,
-    purpose: &str,
-) -> Result<Vec<u8>, JitsiError> {
-    let blob = STANDARD
-        .decode(ciphertext_b64.trim())
-        .map_err(|_| JitsiError::Config(format!("the {purpose} ciphertext is not base64")))?;
-    let out = kms
-        .decrypt()
-        .ciphertext_blob(aws_sdk_kms::primitives::Blob::new(blob))
-        .encryption_context(SECRET_CONTEXT.0, purpose)
-        .send()
-        .await
-        .map_err(|e| JitsiError::Kms(aws_sdk_kms::error::DisplayErrorContext(e).to_string()))?;
-    let plain = out.plaintext.ok_or_else(|| JitsiError::Kms("no plaintext".into()))?.into_inner();
-    if plain.is_empty() {
-        return Err(JitsiError::Config(format!("the {purpose} is empty")));
-    }
-    Ok(plain)
-}
+pub use vcare_crypto::decrypt_secret;
 
 /// The shared secret Prosody sends in `X-Jitsi-Shared-Secret`.
 pub struct WebhookSecret(Vec<u8>);
@@ -140,7 +120,10 @@ pub const WEBHOOK_SECRET_PURPOSE: &str = "jitsi-webhook-secret";
 
 impl WebhookSecret {
     pub async fn decrypt(kms: &aws_sdk_kms::Client, ciphertext_b64: &str) -> Result<Self, JitsiError> {
-        decrypt_secret(kms, ciphertext_b64, WEBHOOK_SECRET_PURPOSE).await.map(Self)
+        decrypt_secret(kms, ciphertext_b64, WEBHOOK_SECRET_PURPOSE)
+            .await
+            .map(Self)
+            .map_err(|e| JitsiError::Kms(e.to_string()))
     }
 
     pub fn from_bytes(bytes: Vec<u8>) -> Self {

@@ -1,0 +1,410 @@
+//! `dispatch`: the SQS-triggered worker that sends notifications.
+//!
+//! Each message names a notification (ids only). Records of a batch run
+//! concurrently; one that fails unexpectedly is reported alone
+//! (`batchItemFailures`) and the queue's redrive takes it to the DLQ in
+//! the end. Per notification:
+//! 1. done already (sent or final)? nothing to do — redelivery is harmless;
+//! 2. not due (`sendAt`, quiet hours)? re-enqueued with a delay, no sleeping;
+//! 3. the next route (channel, provider) is claimed with a version-checked
+//!    write *before* the provider is called, so a concurrent or redelivered
+//!    copy cannot send it again; a claim left by a crash is honoured until
+//!    `CLAIM_TIMEOUT_SECONDS` and then written off;
+//! 4. the outcome is recorded: sent (and the `sent` event), transient
+//!    (re-enqueued with exponential backoff and jitter, or Retry-After), or
+//!    permanent (not retried); after `MAX_TRIES_PER_PROVIDER` transient
+//!    failures or a permanent one the next provider of the channel is tried
+//!    at once, then the next channel; with every route exhausted the
+//!    notification is `failed` (and the `failed` event), reasons kept per
+//!    attempt.
+
+use std::sync::Arc;
+use std::time::Duration;
+
+use aws_lambda_events::sqs::{BatchItemFailure, SqsBatchResponse, SqsEvent};
+use chrono::{DateTime, Utc};
+use vcare_aws::SdkConfig;
+use vcare_comms::{Comms, DispatchMessage, MAX_QUEUE_DELAY_SECONDS};
+use vcare_domain::events::{DomainEvent, NOTIFICATION_FAILED, NOTIFICATION_SENT};
+use vcare_domain::ids;
+use vcare_domain::notification::{Attempt, Channel, Notification, Status, failures, next_route, quiet_until};
+use vcare_providers::{GatewaySms, Outcome, Outgoing, Provider, SendGrid, Ses, Twilio, http_client};
+use vcare_runtime::{ConfigError, Env, Error, EventFunction, LambdaEvent};
+
+pub struct Dispatcher {
+    comms: Comms,
+    providers: Vec<Box<dyn Provider>>,
+    max_tries: usize,
+    retry_base: Duration,
+    claim_timeout: chrono::Duration,
+    quiet_hours: (u32, u32),
+}
+
+/// What became of one queue message.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Handled {
+    Sent,
+    Failed,
+    Requeued,
+    Nothing,
+}
+
+fn secret_of(name: &str) -> String {
+    format!("{}_CIPHERTEXT", name)
+}
+
+async fn secret(env: &Env, kms: &aws_sdk_kms::Client, name: &str) -> Result<Option<String>, Error> {
+    match env.get(&secret_of(name)) {
+        None => Ok(None),
+        Some(ciphertext) => {
+            let purpose = name.to_lowercase().replace('_', "-");
+            let plain = vcare_crypto::decrypt_secret(kms, ciphertext, &purpose).await?;
+            Ok(Some(String::from_utf8(plain).map_err(|_| format!("{name} is not text"))?))
+        }
+    }
+}
+
+/// The configured providers, in failover order per channel: `SMS_PROVIDERS`
+/// (default `gateway,twilio`) and `EMAIL_PROVIDERS` (default `ses,sendgrid`);
+/// a provider without its settings is left out.
+async fn providers(env: &Env, sdk: &SdkConfig) -> Result<Vec<Box<dyn Provider>>, Error> {
+    let kms = aws_sdk_kms::Client::new(sdk);
+    let http = http_client(Duration::from_millis(env.bounded("PROVIDER_TIMEOUT_MS", 5000, 100, 30_000)?));
+    let dlr = |provider: &str| {
+        env.get("DLR_CALLBACK_BASE_URL").map(|b| format!("{}/v1/communication/dlr/{provider}", b.trim_end_matches('/')))
+    };
+    let mut out: Vec<Box<dyn Provider>> = Vec::new();
+    let order = |name: &str, default: &str| {
+        env.get(name).unwrap_or(default).split(',').map(|s| s.trim().to_owned()).collect::<Vec<_>>()
+    };
+    for name in order("SMS_PROVIDERS", "gateway,twilio").into_iter().chain(order("EMAIL_PROVIDERS", "ses,sendgrid")) {
+        match name.as_str() {
+            "gateway" => {
+                if let (Some(url), Some(key)) =
+                    (env.get("SMS_GATEWAY_URL"), secret(env, &kms, "SMS_GATEWAY_API_KEY").await?)
+                {
+                    out.push(Box::new(GatewaySms {
+                        base_url: url.to_owned(),
+                        api_key: key,
+                        from: env.get("SMS_GATEWAY_FROM").unwrap_or("vcare").to_owned(),
+                        callback_url: dlr("gateway"),
+                        http: http.clone(),
+                    }));
+                }
+            }
+            "twilio" => {
+                if let (Some(sid), Some(token), Some(from)) = (
+                    env.get("TWILIO_ACCOUNT_SID"),
+                    secret(env, &kms, "TWILIO_AUTH_TOKEN").await?,
+                    env.get("TWILIO_FROM"),
+                ) {
+                    out.push(Box::new(Twilio {
+                        base_url: env.get("TWILIO_BASE_URL").unwrap_or("https://api.twilio.com").to_owned(),
+                        account_sid: sid.to_owned(),
+                        auth_token: token,
+                        from: from.to_owned(),
+                        status_callback: dlr("twilio"),
+                        http: http.clone(),
+                    }));
+                }
+            }
+            "ses" => {
+                if let Some(from) = env.get("EMAIL_FROM").filter(|_| env.get("SES_ENABLED") != Some("false")) {
+                    out.push(Box::new(Ses { client: aws_sdk_sesv2::Client::new(sdk), from: from.to_owned() }));
+                }
+            }
+            "sendgrid" => {
+                if let (Some(key), Some(from)) = (secret(env, &kms, "SENDGRID_API_KEY").await?, env.get("EMAIL_FROM")) {
+                    out.push(Box::new(SendGrid {
+                        base_url: env.get("SENDGRID_BASE_URL").unwrap_or("https://api.sendgrid.com").to_owned(),
+                        api_key: key,
+                        from: from.to_owned(),
+                        http: http.clone(),
+                    }));
+                }
+            }
+            "" => {}
+            other => {
+                return Err(ConfigError::Invalid {
+                    name: "SMS_PROVIDERS/EMAIL_PROVIDERS".into(),
+                    reason: format!("unknown provider {other}"),
+                }
+                .into());
+            }
+        }
+    }
+    Ok(out)
+}
+
+fn quiet_hours(env: &Env) -> Result<(u32, u32), ConfigError> {
+    let raw = env.get("QUIET_HOURS").unwrap_or("21-7");
+    let bad = || ConfigError::Invalid {
+        name: "QUIET_HOURS".into(),
+        reason: "START-END hours, like 21-7 (equal: none)".into(),
+    };
+    let (a, b) = raw.split_once('-').ok_or_else(bad)?;
+    let (a, b): (u32, u32) = (a.trim().parse().map_err(|_| bad())?, b.trim().parse().map_err(|_| bad())?);
+    if a > 23 || b > 23 {
+        return Err(bad());
+    }
+    Ok((a, b))
+}
+
+pub async fn dispatcher(env: &Env, sdk: &SdkConfig) -> Result<Dispatcher, Error> {
+    Ok(Dispatcher {
+        comms: Comms::from_env(env, sdk)?,
+        providers: providers(env, sdk).await?,
+        max_tries: env.bounded("MAX_TRIES_PER_PROVIDER", 3, 1, 10)?,
+        retry_base: Duration::from_secs(env.bounded("RETRY_BASE_SECONDS", 2, 0, 300)?),
+        claim_timeout: chrono::Duration::seconds(env.bounded("CLAIM_TIMEOUT_SECONDS", 120, 1, 3600)?),
+        quiet_hours: quiet_hours(env)?,
+    })
+}
+
+pub async fn function(env: &Env, sdk: &SdkConfig) -> Result<impl vcare_runtime::Function + use<>, Error> {
+    let d = Arc::new(dispatcher(env, sdk).await?);
+    Ok(EventFunction::new(move |event: LambdaEvent<SqsEvent>| {
+        let d = d.clone();
+        async move { Ok::<_, Error>(d.batch(event.payload).await) }
+    }))
+}
+
+impl Dispatcher {
+    pub fn provider_names(&self) -> Vec<(Channel, &'static str)> {
+        self.providers.iter().map(|p| (p.channel(), p.name())).collect()
+    }
+
+    /// Handles the records concurrently; reports the ones that failed.
+    pub async fn batch(self: &Arc<Self>, event: SqsEvent) -> SqsBatchResponse {
+        let mut tasks = tokio::task::JoinSet::new();
+        for record in event.records {
+            let d = self.clone();
+            tasks.spawn(async move {
+                let id = record.message_id.clone().unwrap_or_default();
+                let result = match record.body.as_deref().map(serde_json::from_str::<DispatchMessage>) {
+                    Some(Ok(m)) => d.handle(&m).await.map(|_| ()),
+                    _ => Err(Error::from("not a dispatch message")),
+                };
+                (id, result)
+            });
+        }
+        let mut response = SqsBatchResponse::default();
+        while let Some(joined) = tasks.join_next().await {
+            match joined {
+                Ok((_, Ok(()))) => {}
+                Ok((id, Err(e))) => {
+                    tracing::warn!(message_id = %id, error = %e, "dispatch record failed; it will be retried");
+                    let mut failure = BatchItemFailure::default();
+                    failure.item_identifier = id;
+                    response.batch_item_failures.push(failure);
+                }
+                Err(e) => tracing::error!(error = %e, "dispatch task failed"),
+            }
+        }
+        response
+    }
+
+    /// One notification, until it is sent, requeued, or finally failed.
+    pub async fn handle(&self, m: &DispatchMessage) -> Result<Handled, Error> {
+        let routes = self.provider_names();
+        for _ in 0..(routes.len() * self.max_tries + 3) {
+            let now = Utc::now();
+            let Some((n, _)) = self.comms.store.get(&m.clinic_id, &m.notification_id).await? else {
+                tracing::warn!(notification_id = %m.notification_id, "no such notification; message dropped");
+                return Ok(Handled::Nothing);
+            };
+            if n.status.rank() >= Status::Sent.rank() {
+                return Ok(Handled::Nothing);
+            }
+            if let Some(due) = n.send_at.filter(|at| *at > now + chrono::Duration::seconds(1)) {
+                return self.requeue(&n, (due - now).num_seconds()).await;
+            }
+            if let Some(due) = quiet_until(now, n.timezone.as_deref(), n.priority, self.quiet_hours) {
+                return self.requeue(&n, (due - now).num_seconds()).await;
+            }
+            if let Some(last) = n.attempts.last().filter(|a| a.status == Status::Sending) {
+                if now - last.at < self.claim_timeout {
+                    return Err("an attempt is in flight; retry later".into());
+                }
+                let stale = last.attempt_id.clone();
+                self.record(
+                    &n,
+                    &stale,
+                    Outcome::Transient { reason: "no outcome was recorded".into(), retry_after: None },
+                    now,
+                )
+                .await?;
+                continue;
+            }
+            let Some((channel, provider)) = next_route(&n.channels, &n.attempts, &routes, self.max_tries) else {
+                self.fail(&n, now).await?;
+                return Ok(Handled::Failed);
+            };
+            let attempt_id = ids::prefixed("att");
+            let Some(claimed) = self.claim(&n, &attempt_id, channel, provider, now).await? else { continue };
+            let outcome = self.send(&claimed, &attempt_id, channel, provider).await?;
+            let retry = match &outcome {
+                Outcome::Transient { retry_after, .. } => Some(*retry_after),
+                _ => None,
+            };
+            let sent = matches!(outcome, Outcome::Sent { .. });
+            let after = self.record(&claimed, &attempt_id, outcome, Utc::now()).await?;
+            if sent {
+                return Ok(Handled::Sent);
+            }
+            if let Some(retry_after) = retry {
+                let tries = failures(&after.attempts, channel, provider);
+                if tries < self.max_tries {
+                    let backoff = self.backoff(tries, retry_after);
+                    return self.requeue(&after, backoff.as_secs() as i64).await;
+                }
+            }
+        }
+        Err("too many steps for one notification".into())
+    }
+
+    fn backoff(&self, tries: usize, retry_after: Option<Duration>) -> Duration {
+        let exp = self.retry_base.saturating_mul(1 << (tries.saturating_sub(1)).min(8));
+        let jitter = Duration::from_millis(ids::random_u64() % (self.retry_base.as_millis() as u64 + 1));
+        (exp + jitter).max(retry_after.unwrap_or_default()).min(Duration::from_secs(MAX_QUEUE_DELAY_SECONDS as u64))
+    }
+
+    async fn requeue(&self, n: &Notification, delay: i64) -> Result<Handled, Error> {
+        self.comms.enqueue(&n.clinic_id, &n.notification_id, delay).await?;
+        Ok(Handled::Requeued)
+    }
+
+    /// Claims a route before calling its provider: a version-checked write
+    /// of a `sending` attempt. `None`: someone else changed the notification.
+    async fn claim(
+        &self,
+        n: &Notification,
+        attempt_id: &str,
+        channel: Channel,
+        provider: &str,
+        now: DateTime<Utc>,
+    ) -> Result<Option<Notification>, Error> {
+        let version_seen = n.clone();
+        let result = self
+            .comms
+            .store
+            .update(&n.clinic_id, &n.notification_id, |current| {
+                if *current != version_seen {
+                    return None;
+                }
+                let mut next = current.clone();
+                next.attempts.push(Attempt {
+                    attempt_id: attempt_id.to_owned(),
+                    channel,
+                    provider: provider.to_owned(),
+                    status: Status::Sending,
+                    at: now,
+                    error: None,
+                    provider_message_id: None,
+                    permanent: false,
+                });
+                if next.status.may_become(Status::Sending) {
+                    next.status = Status::Sending;
+                }
+                next.channel = Some(channel);
+                next.provider = Some(provider.to_owned());
+                next.updated_at = now;
+                Some((next, Vec::new()))
+            })
+            .await?;
+        Ok(result.and_then(|(n, changed)| changed.then_some(n)))
+    }
+
+    async fn send(
+        &self,
+        n: &Notification,
+        attempt_id: &str,
+        channel: Channel,
+        provider: &str,
+    ) -> Result<Outcome, Error> {
+        let recipient = self.comms.open_recipient(n).await?;
+        let messages = self.comms.open_messages(n).await?;
+        let message = messages.get(&channel).ok_or("no message for the channel")?;
+        let to = match channel {
+            Channel::Sms => recipient.phone.clone(),
+            Channel::Email => recipient.email.clone(),
+            Channel::Push => recipient.push_tokens.first().map(|t| t.token.clone()),
+        };
+        let Some(to) = to else {
+            return Ok(Outcome::Permanent { reason: format!("no {} address", channel.as_str()) });
+        };
+        let adapter =
+            self.providers.iter().find(|p| p.channel() == channel && p.name() == provider).ok_or("provider gone")?;
+        let outgoing =
+            Outgoing { reference: attempt_id, to: &to, subject: message.subject.as_deref(), body: &message.body };
+        Ok(adapter.send(&outgoing).await)
+    }
+
+    /// Writes an attempt's outcome (and the `sent` event) on the attempt it
+    /// claimed.
+    async fn record(
+        &self,
+        n: &Notification,
+        attempt_id: &str,
+        outcome: Outcome,
+        now: DateTime<Utc>,
+    ) -> Result<Notification, Error> {
+        let result = self
+            .comms
+            .store
+            .update(&n.clinic_id, &n.notification_id, |current| {
+                let mut next = current.clone();
+                let attempt =
+                    next.attempts.iter_mut().find(|a| a.attempt_id == attempt_id && a.status == Status::Sending)?;
+                let mut events = Vec::new();
+                match &outcome {
+                    Outcome::Sent { provider_message_id } => {
+                        attempt.status = Status::Sent;
+                        attempt.provider_message_id = Some(provider_message_id.clone());
+                        let (channel, provider) = (attempt.channel, attempt.provider.clone());
+                        if next.status.may_become(Status::Sent) {
+                            next.status = Status::Sent;
+                            next.channel = Some(channel);
+                            next.provider = Some(provider);
+                            events.push(DomainEvent::new(
+                                NOTIFICATION_SENT,
+                                &next.clinic_id,
+                                &next.notification_id,
+                                now,
+                                next.summary(),
+                            ));
+                        }
+                    }
+                    Outcome::Transient { reason, .. } | Outcome::Permanent { reason } => {
+                        attempt.status = Status::Failed;
+                        attempt.error = Some(reason.clone());
+                        attempt.permanent = matches!(outcome, Outcome::Permanent { .. });
+                    }
+                }
+                next.updated_at = now;
+                Some((next, events))
+            })
+            .await?;
+        Ok(result.map(|(n, _)| n).ok_or("notification vanished")?)
+    }
+
+    /// Every route is exhausted: `failed`, with the reasons in the attempts.
+    async fn fail(&self, n: &Notification, now: DateTime<Utc>) -> Result<(), Error> {
+        self.comms
+            .store
+            .update(&n.clinic_id, &n.notification_id, |current| {
+                if !current.status.may_become(Status::Failed) {
+                    return None;
+                }
+                let mut next = current.clone();
+                next.status = Status::Failed;
+                next.updated_at = now;
+                let event =
+                    DomainEvent::new(NOTIFICATION_FAILED, &next.clinic_id, &next.notification_id, now, next.summary());
+                Some((next, vec![event]))
+            })
+            .await?;
+        tracing::warn!(notification_id = %n.notification_id, "notification failed on every route");
+        Ok(())
+    }
+}

@@ -1,0 +1,286 @@
+//! Provider adapters. Each speaks its provider's documented wire format and
+//! classifies what happened:
+//! - `Sent`: accepted, with the provider's message id;
+//! - `Transient`: may work later (timeouts, 429 with Retry-After, 5xx);
+//! - `Permanent`: will not work with this provider for this recipient
+//!   (invalid number or address, unregistered token): not retried.
+//!
+//! Nothing here logs the recipient or the text.
+
+use std::time::Duration;
+
+use reqwest::StatusCode;
+use serde_json::{Value, json};
+use vcare_domain::notification::Channel;
+use vcare_runtime::BoxFuture;
+
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Outcome {
+    Sent { provider_message_id: String },
+    Transient { reason: String, retry_after: Option<Duration> },
+    Permanent { reason: String },
+}
+
+/// One message for one provider. `reference` is vcare's attempt id: the
+/// provider echoes it in delivery receipts.
+#[derive(Debug, Clone)]
+pub struct Outgoing<'a> {
+    pub reference: &'a str,
+    pub to: &'a str,
+    pub subject: Option<&'a str>,
+    pub body: &'a str,
+}
+
+pub trait Provider: Send + Sync {
+    fn name(&self) -> &'static str;
+    fn channel(&self) -> Channel;
+    fn send<'a>(&'a self, message: &'a Outgoing<'a>) -> BoxFuture<'a, Outcome>;
+}
+
+/// The HTTP client every adapter uses: bounded timeouts.
+pub fn http_client(timeout: Duration) -> reqwest::Client {
+    reqwest::Client::builder().timeout(timeout).connect_timeout(Duration::from_secs(2)).build().unwrap_or_default()
+}
+
+fn retry_after(headers: &reqwest::header::HeaderMap) -> Option<Duration> {
+    headers
+        .get("retry-after")
+        .and_then(|v| v.to_str().ok())
+        .and_then(|v| v.trim().parse::<u64>().ok())
+        .map(Duration::from_secs)
+}
+
+/// The common HTTP classification: 2xx is the caller's to read; 429 and 5xx
+/// are transient (with Retry-After); other 4xx permanent; network failures
+/// and timeouts transient.
+async fn classify(
+    sent: Result<reqwest::Response, reqwest::Error>,
+    provider: &str,
+    read_id: impl FnOnce(&reqwest::header::HeaderMap, Value) -> Option<String>,
+    permanent: impl FnOnce(StatusCode, &Value) -> bool,
+) -> Outcome {
+    let response = match sent {
+        Ok(r) => r,
+        Err(e) => {
+            let reason = if e.is_timeout() { "timed out" } else { "unreachable" };
+            return Outcome::Transient { reason: format!("{provider} {reason}"), retry_after: None };
+        }
+    };
+    let status = response.status();
+    let headers = response.headers().clone();
+    let body: Value = response.json().await.unwrap_or(Value::Null);
+    if status.is_success() {
+        return match read_id(&headers, body) {
+            Some(id) if !id.is_empty() => Outcome::Sent { provider_message_id: id },
+            _ => Outcome::Transient {
+                reason: format!("{provider} answered {status} without a message id"),
+                retry_after: None,
+            },
+        };
+    }
+    if status == StatusCode::TOO_MANY_REQUESTS || status.is_server_error() || !permanent(status, &body) {
+        return Outcome::Transient {
+            reason: format!("{provider} answered {}", status.as_u16()),
+            retry_after: retry_after(&headers),
+        };
+    }
+    Outcome::Permanent { reason: format!("{provider} refused: {}", status.as_u16()) }
+}
+
+/// The in-country SMS gateway (API.md): `POST {base}/v1/messages`, Bearer
+/// API key, JSON `{to, from, text, reference, callbackUrl}` → `{messageId}`.
+/// 4xx other than 429 are permanent.
+pub struct GatewaySms {
+    pub base_url: String,
+    pub api_key: String,
+    pub from: String,
+    /// Where the gateway posts receipts; `ref` is added per message.
+    pub callback_url: Option<String>,
+    pub http: reqwest::Client,
+}
+
+impl Provider for GatewaySms {
+    fn name(&self) -> &'static str {
+        "gateway"
+    }
+    fn channel(&self) -> Channel {
+        Channel::Sms
+    }
+    fn send<'a>(&'a self, m: &'a Outgoing<'a>) -> BoxFuture<'a, Outcome> {
+        Box::pin(async move {
+            let mut body = json!({"to": m.to, "from": self.from, "text": m.body, "reference": m.reference});
+            if let Some(cb) = &self.callback_url {
+                let sep = if cb.contains('?') { '&' } else { '?' };
+                body["callbackUrl"] = json!(format!("{cb}{sep}ref={}", m.reference));
+            }
+            let sent = self
+                .http
+                .post(format!("{}/v1/messages", self.base_url.trim_end_matches('/')))
+                .bearer_auth(&self.api_key)
+                .json(&body)
+                .send()
+                .await;
+            classify(sent, "gateway", |_, b| b["messageId"].as_str().map(str::to_owned), |_, _| true).await
+        })
+    }
+}
+
+/// Twilio Programmable Messaging: `POST {base}/2010-04-01/Accounts/{sid}/Messages.json`,
+/// form-encoded `To`, `From`, `Body`, `StatusCallback`, HTTP basic auth
+/// (account SID, auth token) → 201 `{sid}`. Twilio's error `code` tells
+/// permanent refusals (21211 invalid To, 21610 unsubscribed, 21614 not a
+/// mobile number, ...) from transient ones.
+pub struct Twilio {
+    pub base_url: String,
+    pub account_sid: String,
+    pub auth_token: String,
+    pub from: String,
+    pub status_callback: Option<String>,
+    pub http: reqwest::Client,
+}
+
+impl Provider for Twilio {
+    fn name(&self) -> &'static str {
+        "twilio"
+    }
+    fn channel(&self) -> Channel {
+        Channel::Sms
+    }
+    fn send<'a>(&'a self, m: &'a Outgoing<'a>) -> BoxFuture<'a, Outcome> {
+        Box::pin(async move {
+            let form = {
+                let mut form = form_urlencoded::Serializer::new(String::new());
+                form.append_pair("To", m.to).append_pair("From", &self.from).append_pair("Body", m.body);
+                if let Some(cb) = &self.status_callback {
+                    let sep = if cb.contains('?') { '&' } else { '?' };
+                    form.append_pair("StatusCallback", &format!("{cb}{sep}ref={}", m.reference));
+                }
+                form.finish()
+            };
+            let url = format!(
+                "{}/2010-04-01/Accounts/{}/Messages.json",
+                self.base_url.trim_end_matches('/'),
+                self.account_sid
+            );
+            let sent = self
+                .http
+                .post(url)
+                .basic_auth(&self.account_sid, Some(&self.auth_token))
+                .header("content-type", "application/x-www-form-urlencoded")
+                .body(form)
+                .send()
+                .await;
+            classify(
+                sent,
+                "twilio",
+                |_, b| b["sid"].as_str().map(str::to_owned),
+                |status, b| {
+                    // 400 with a known recipient error is permanent; 401/403/404 (our
+                    // credentials or account) are permanent for this provider too.
+                    status != StatusCode::BAD_REQUEST || b["code"].as_u64().is_some()
+                },
+            )
+            .await
+        })
+    }
+}
+
+/// SendGrid v3 `POST {base}/v3/mail/send` (Bearer API key, JSON
+/// personalizations) → 202 with `X-Message-Id`.
+pub struct SendGrid {
+    pub base_url: String,
+    pub api_key: String,
+    pub from: String,
+    pub http: reqwest::Client,
+}
+
+impl Provider for SendGrid {
+    fn name(&self) -> &'static str {
+        "sendgrid"
+    }
+    fn channel(&self) -> Channel {
+        Channel::Email
+    }
+    fn send<'a>(&'a self, m: &'a Outgoing<'a>) -> BoxFuture<'a, Outcome> {
+        Box::pin(async move {
+            let body = json!({
+                "personalizations": [{"to": [{"email": m.to}], "custom_args": {"vcare_reference": m.reference}}],
+                "from": {"email": self.from},
+                "subject": m.subject.unwrap_or("vcare"),
+                "content": [{"type": "text/plain", "value": m.body}],
+            });
+            let sent = self
+                .http
+                .post(format!("{}/v3/mail/send", self.base_url.trim_end_matches('/')))
+                .bearer_auth(&self.api_key)
+                .json(&body)
+                .send()
+                .await;
+            classify(
+                sent,
+                "sendgrid",
+                |h, _| h.get("x-message-id").and_then(|v| v.to_str().ok()).map(str::to_owned),
+                |_, _| true,
+            )
+            .await
+        })
+    }
+}
+
+/// Amazon SES v2 `SendEmail` (simple content) through the SDK.
+pub struct Ses {
+    pub client: aws_sdk_sesv2::Client,
+    pub from: String,
+}
+
+impl Provider for Ses {
+    fn name(&self) -> &'static str {
+        "ses"
+    }
+    fn channel(&self) -> Channel {
+        Channel::Email
+    }
+    fn send<'a>(&'a self, m: &'a Outgoing<'a>) -> BoxFuture<'a, Outcome> {
+        use aws_sdk_sesv2::types::{Body, Content, Destination, EmailContent, Message};
+        Box::pin(async move {
+            let content = |text: &str| Content::builder().data(text).charset("UTF-8").build();
+            let (Ok(subject), Ok(body)) = (content(m.subject.unwrap_or("vcare")), content(m.body)) else {
+                return Outcome::Permanent { reason: "ses: message could not be built".into() };
+            };
+            let message = Message::builder().subject(subject).body(Body::builder().text(body).build()).build();
+            let sent = self
+                .client
+                .send_email()
+                .from_email_address(&self.from)
+                .destination(Destination::builder().to_addresses(m.to).build())
+                .content(EmailContent::builder().simple(message).build())
+                .send()
+                .await;
+            match sent {
+                Ok(out) => match out.message_id {
+                    Some(id) => Outcome::Sent { provider_message_id: id },
+                    None => {
+                        Outcome::Transient { reason: "ses answered without a message id".into(), retry_after: None }
+                    }
+                },
+                Err(e) => {
+                    let service = e.as_service_error();
+                    let permanent = service.is_some_and(|s| {
+                        s.is_message_rejected()
+                            || s.is_mail_from_domain_not_verified_exception()
+                            || s.is_bad_request_exception()
+                    });
+                    let code = service
+                        .and_then(|s| aws_sdk_sesv2::error::ProvideErrorMetadata::code(s))
+                        .unwrap_or("error")
+                        .to_owned();
+                    if permanent {
+                        Outcome::Permanent { reason: format!("ses refused: {code}") }
+                    } else {
+                        Outcome::Transient { reason: format!("ses: {code}"), retry_after: None }
+                    }
+                }
+            }
+        })
+    }
+}

@@ -1,0 +1,155 @@
+//! Helpers for the communication tests: stacks wired to provider stand-ins,
+//! notifications made directly in the store (no queue message), waiting for
+//! a status.
+
+use std::time::Duration;
+
+use serde_json::{Value, json};
+use vcare_comms::{Comms, DispatchMessage};
+use vcare_domain::notification::{Channel, MaskedRecipient, Notification, Priority, Recipient, Status};
+use vcare_domain::templates::Rendered;
+
+use crate::TestStack;
+use crate::standins::{Reply, StandIn};
+
+pub const PHONE: &str = "+93701234567";
+pub const EMAIL: &str = "zahra.karimi@example.org";
+
+/// Stand-ins for every provider vcare speaks to over HTTP.
+pub struct Providers {
+    pub gateway: StandIn,
+    pub twilio: StandIn,
+    pub sendgrid: StandIn,
+}
+
+impl Providers {
+    pub async fn start() -> Self {
+        Self {
+            gateway: StandIn::start(Reply::json(200, json!({"messageId": "gw-msg-1"}))).await,
+            twilio: StandIn::start(Reply::json(201, json!({"sid": "SM0123456789abcdef", "status": "queued"}))).await,
+            sendgrid: StandIn::start(Reply::json(202, Value::Null).header("x-message-id", "sg-msg-1")).await,
+        }
+    }
+}
+
+/// vcare's stack with its providers pointed at the stand-ins.
+pub async fn stack(p: &Providers, sms: &str, email: &str) -> TestStack {
+    let params = [
+        ("SmsGatewayUrl", p.gateway.url.clone()),
+        ("TwilioBaseUrl", p.twilio.url.clone()),
+        ("TwilioAccountSid", "AC0123456789".to_owned()),
+        ("TwilioFrom", "+15005550006".to_owned()),
+        ("SendgridBaseUrl", p.sendgrid.url.clone()),
+        ("EmailFrom", "no-reply@vcare.example".to_owned()),
+        ("SmsProviders", sms.to_owned()),
+        ("EmailProviders", email.to_owned()),
+        ("RetryBaseSeconds", "0".to_owned()),
+        ("QuietHours", "0-0".to_owned()),
+    ];
+    TestStack::start_with(crate::root().join("infra/template.yaml"), &vcare_local::Registry::vcare(), |c| {
+        for (k, v) in params {
+            c.parameters.insert(k.into(), v);
+        }
+        c.secrets.insert("SmsGatewayApiKeyCiphertext".into(), "gw-key".into());
+        c.secrets.insert("TwilioAuthTokenCiphertext".into(), "tw-token".into());
+        c.secrets.insert("SendgridApiKeyCiphertext".into(), "sg-key".into());
+        c.retry_delay = Duration::from_secs(1);
+    })
+    .await
+}
+
+pub fn body(channels: &[&str], priority: &str) -> Value {
+    json!({
+        "recipient": {"userId": "u-pat", "phone": PHONE, "email": EMAIL, "locale": "en"},
+        "channels": channels, "template": "appointment-reminder", "priority": priority,
+        "variables": {"when": "Tuesday 10:00", "joinUrl": "https://meet.vcare.local/secretroomname"},
+    })
+}
+
+pub async fn accept(stack: &TestStack, body: &Value, key: &str) -> String {
+    let token = stack.token("svc", Some("c1"), &["service"]);
+    let (status, _, out) = stack
+        .send(
+            stack
+                .http
+                .post(format!("{}/v1/communication/notifications", stack.base))
+                .bearer_auth(token)
+                .header("idempotency-key", key)
+                .json(body),
+        )
+        .await;
+    assert_eq!(status, 202, "{out}");
+    out["notificationId"].as_str().unwrap().to_owned()
+}
+
+pub async fn get(stack: &TestStack, id: &str) -> Value {
+    let token = stack.token("svc", Some("c1"), &["service"]);
+    let (status, _, out) = stack
+        .send(stack.http.get(format!("{}/v1/communication/notifications/{id}", stack.base)).bearer_auth(token))
+        .await;
+    assert_eq!(status, 200, "{out}");
+    out
+}
+
+/// Polls until the notification reaches `status`; panics after `within`.
+pub async fn wait_for(stack: &TestStack, id: &str, status: &str, within: Duration) -> Value {
+    crate::eventually(within, &format!("notification {id} {status}"), || async {
+        let n = get(stack, id).await;
+        (n["status"] == status).then_some(n)
+    })
+    .await
+}
+
+/// The stack's `Comms`, as the notification functions build it.
+pub fn comms(stack: &TestStack) -> Comms {
+    let env = stack.gateway.function("DispatchFunction").unwrap().def.environment.clone();
+    Comms::from_env(&vcare_runtime::Env::from_map(env), &stack.sdk).unwrap()
+}
+
+/// A notification written straight to the store, queued but not on the
+/// queue: for driving the dispatcher by hand.
+pub async fn stored(
+    stack: &TestStack,
+    channels: &[Channel],
+    priority: Priority,
+    timezone: Option<&str>,
+    send_at: Option<chrono::DateTime<chrono::Utc>>,
+) -> DispatchMessage {
+    let comms = comms(stack);
+    let id = vcare_domain::ids::prefixed("ntf");
+    let now = chrono::Utc::now();
+    let recipient = Recipient {
+        user_id: Some("u-pat".into()),
+        phone: Some(PHONE.into()),
+        email: Some(EMAIL.into()),
+        push_tokens: vec![],
+        locale: None,
+        timezone: timezone.map(str::to_owned),
+    };
+    let messages = channels
+        .iter()
+        .map(|c| (*c, Rendered { subject: Some("Reminder".into()), body: "Your consultation is at 10:00.".into() }))
+        .collect();
+    let n = Notification {
+        notification_id: id.clone(),
+        clinic_id: "c1".into(),
+        status: Status::Queued,
+        channels: channels.to_vec(),
+        priority,
+        send_at,
+        created_at: now,
+        updated_at: now,
+        channel: None,
+        provider: None,
+        attempts: vec![],
+        recipient: MaskedRecipient::of(&recipient),
+        timezone: timezone.map(str::to_owned),
+        sealed_recipient: comms.seal_recipient("c1", &id, &recipient).await.unwrap(),
+        sealed_messages: comms.seal_messages("c1", &id, &messages).await.unwrap(),
+    };
+    let event =
+        vcare_domain::events::DomainEvent::new("communication.notification.accepted", "c1", &id, now, n.summary());
+    let accepted = comms.store.accept(&n, &id, "h", &event, now, chrono::Duration::hours(1)).await.unwrap();
+    assert_eq!(accepted, vcare_store::Accepted::New);
+    DispatchMessage { clinic_id: "c1".into(), notification_id: id }
+}

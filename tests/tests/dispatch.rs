@@ -1,0 +1,220 @@
+//! The dispatch worker end to end: accept through the gateway, the real SQS
+//! path and dispatch function, provider stand-ins speaking each provider's
+//! wire format.
+
+use std::sync::Arc;
+use std::time::Duration;
+
+use base64::Engine;
+use serde_json::{Value, json};
+use vcare_domain::notification::{Channel, Priority};
+use vcare_tests::comms::{EMAIL, PHONE, Providers, accept, body, stored, wait_for};
+use vcare_tests::standins::Reply;
+
+const WAIT: Duration = Duration::from_secs(30);
+
+#[tokio::test]
+async fn each_provider_gets_its_own_wire_format() {
+    let p = Providers::start().await;
+    // SMS by the in-country gateway, e-mail by SES.
+    let stack = vcare_tests::comms::stack(&p, "gateway,twilio", "ses,sendgrid").await;
+    let id = accept(&stack, &body(&["sms"], "high"), "k-gw").await;
+    let n = wait_for(&stack, &id, "sent", WAIT).await;
+    assert_eq!((n["channel"].as_str(), n["provider"].as_str()), (Some("sms"), Some("gateway")));
+    let sent = p.gateway.requests();
+    assert_eq!(sent.len(), 1);
+    let r = &sent[0];
+    assert_eq!((r.method.as_str(), r.path.as_str()), ("POST", "/v1/messages"));
+    assert_eq!(r.headers["authorization"], "Bearer gw-key");
+    let j = r.json();
+    assert_eq!(j["to"], PHONE);
+    assert_eq!(j["from"], "vcare");
+    assert_eq!(
+        j["text"],
+        "Reminder: your video consultation is at Tuesday 10:00. Join: https://meet.vcare.local/secretroomname"
+    );
+    assert!(j["reference"].as_str().unwrap().starts_with("att_"));
+    let id = accept(&stack, &body(&["email"], "high"), "k-ses").await;
+    let n = wait_for(&stack, &id, "sent", WAIT).await;
+    assert_eq!(n["provider"], "ses");
+    stack.stop().await;
+
+    // SMS by Twilio, e-mail by SendGrid.
+    let stack = vcare_tests::comms::stack(&p, "twilio", "sendgrid").await;
+    let id = accept(&stack, &body(&["sms"], "high"), "k-tw").await;
+    assert_eq!(wait_for(&stack, &id, "sent", WAIT).await["provider"], "twilio");
+    let r = &p.twilio.requests()[0];
+    assert_eq!(r.path, "/2010-04-01/Accounts/AC0123456789/Messages.json");
+    assert_eq!(r.headers["content-type"], "application/x-www-form-urlencoded");
+    let basic = base64::engine::general_purpose::STANDARD.encode("AC0123456789:tw-token");
+    assert_eq!(r.headers["authorization"], format!("Basic {basic}"));
+    let form = r.form();
+    assert_eq!((form["To"].as_str(), form["From"].as_str()), (PHONE, "+15005550006"));
+    assert!(form["Body"].contains("Tuesday 10:00"));
+    let id = accept(&stack, &body(&["email"], "high"), "k-sg").await;
+    assert_eq!(wait_for(&stack, &id, "sent", WAIT).await["provider"], "sendgrid");
+    let r = &p.sendgrid.requests()[0];
+    assert_eq!((r.path.as_str(), r.headers["authorization"].as_str()), ("/v3/mail/send", "Bearer sg-key"));
+    let j = r.json();
+    assert_eq!(j["personalizations"][0]["to"][0]["email"], EMAIL);
+    assert_eq!(j["from"]["email"], "no-reply@vcare.example");
+    assert_eq!(j["subject"], "Your video consultation at Tuesday 10:00");
+    stack.stop().await;
+}
+
+#[tokio::test]
+async fn transient_failures_retry_then_fail_over_to_the_next_provider_then_the_next_channel() {
+    let p = Providers::start().await;
+    p.gateway.script([
+        Reply::json(503, json!({})),
+        Reply::json(429, json!({})).header("retry-after", "0"),
+        Reply::json(500, json!({})),
+    ]);
+    p.twilio
+        .script([Reply::json(400, json!({"code": 21211, "message": "The 'To' number is not a valid phone number."}))]);
+    let stack = vcare_tests::comms::stack(&p, "gateway,twilio", "ses").await;
+    let id = accept(&stack, &body(&["sms", "email"], "high"), "k-fo").await;
+    let n = wait_for(&stack, &id, "sent", WAIT).await;
+    let route: Vec<(String, String, bool)> = n["attempts"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|a| {
+            (
+                a["provider"].as_str().unwrap().to_owned(),
+                a["status"].as_str().unwrap().to_owned(),
+                a["error"].is_string(),
+            )
+        })
+        .collect();
+    let expect = |p: &str, s: &str, e: bool| (p.to_owned(), s.to_owned(), e);
+    assert_eq!(
+        route,
+        vec![
+            expect("gateway", "failed", true),
+            expect("gateway", "failed", true),
+            expect("gateway", "failed", true),
+            expect("twilio", "failed", true),
+            expect("ses", "sent", false),
+        ],
+        "{n}"
+    );
+    assert_eq!((n["channel"].as_str(), n["provider"].as_str()), (Some("email"), Some("ses")));
+    assert_eq!(p.gateway.requests().len(), 3, "three tries, then failover");
+    assert_eq!(p.twilio.requests().len(), 1, "a permanent refusal is not retried");
+    stack.stop().await;
+}
+
+#[tokio::test]
+async fn permanent_refusals_are_not_retried_and_exhaustion_is_failed() {
+    let p = Providers::start().await;
+    p.gateway.set_default(Reply::json(400, json!({"error": "invalid destination"})));
+    let stack = vcare_tests::comms::stack(&p, "gateway", "ses").await;
+    let id = accept(&stack, &body(&["sms"], "high"), "k-perm").await;
+    let n = wait_for(&stack, &id, "failed", WAIT).await;
+    assert_eq!(n["attempts"].as_array().unwrap().len(), 1);
+    assert!(n["attempts"][0]["error"].as_str().unwrap().contains("400"));
+    tokio::time::sleep(Duration::from_secs(2)).await;
+    assert_eq!(p.gateway.requests().len(), 1);
+    stack.stop().await;
+}
+
+async fn dispatcher(stack: &vcare_tests::TestStack) -> Arc<dispatch::Dispatcher> {
+    let env = stack.gateway.function("DispatchFunction").unwrap().def.environment.clone();
+    Arc::new(dispatch::dispatcher(&vcare_runtime::Env::from_map(env), &stack.sdk).await.unwrap())
+}
+
+#[tokio::test]
+async fn concurrent_and_redelivered_copies_never_send_twice() {
+    let p = Providers::start().await;
+    p.gateway.set_default(Reply::json(200, json!({"messageId": "gw-1"})).after(Duration::from_millis(300)));
+    let stack = vcare_tests::comms::stack(&p, "gateway", "ses").await;
+    let d = dispatcher(&stack).await;
+    let m = stored(&stack, &[Channel::Sms], Priority::High, None, None).await;
+    let (a, b) = tokio::join!(d.handle(&m), d.handle(&m));
+    let outcomes = [format!("{a:?}"), format!("{b:?}")];
+    assert!(outcomes.iter().any(|o| o == "Ok(Sent)"), "{outcomes:?}");
+    assert_eq!(p.gateway.requests().len(), 1, "{outcomes:?}");
+    // Redelivered after the send was recorded: nothing happens.
+    assert_eq!(format!("{:?}", d.handle(&m).await), "Ok(Nothing)");
+    assert_eq!(p.gateway.requests().len(), 1);
+    stack.stop().await;
+}
+
+fn sqs_event(bodies: &[String]) -> aws_lambda_events::sqs::SqsEvent {
+    let records: Vec<Value> = bodies
+        .iter()
+        .enumerate()
+        .map(|(i, b)| json!({"messageId": format!("m{i}"), "receiptHandle": "r", "body": b, "attributes": {}, "messageAttributes": {}, "eventSource": "aws:sqs"}))
+        .collect();
+    serde_json::from_value(json!({"Records": records})).unwrap()
+}
+
+#[tokio::test]
+async fn a_batch_runs_concurrently_and_reports_only_its_bad_records() {
+    let p = Providers::start().await;
+    p.gateway.set_default(Reply::json(200, json!({"messageId": "gw-1"})).after(Duration::from_millis(200)));
+    let stack = vcare_tests::comms::stack(&p, "gateway", "ses").await;
+    let d = dispatcher(&stack).await;
+    let mut bodies = Vec::new();
+    for _ in 0..9 {
+        bodies.push(serde_json::to_string(&stored(&stack, &[Channel::Sms], Priority::High, None, None).await).unwrap());
+    }
+    bodies.insert(4, "{\"not\": \"a dispatch message\"}".into());
+    let response = d.batch(sqs_event(&bodies)).await;
+    let failed: Vec<_> = response.batch_item_failures.iter().map(|f| f.item_identifier.clone()).collect();
+    assert_eq!(failed, vec!["m4".to_owned()]);
+    assert_eq!(p.gateway.requests().len(), 9);
+    assert!(p.gateway.max_in_flight() >= 5, "the batch's sends overlap: at most {} at once", p.gateway.max_in_flight());
+    stack.stop().await;
+}
+
+/// A time zone in which it is now between 21:00 and 07:00.
+fn a_zone_at_night() -> &'static str {
+    use chrono::Timelike;
+    let zones = [
+        "Etc/GMT+12",
+        "Etc/GMT+9",
+        "Etc/GMT+6",
+        "Etc/GMT+3",
+        "Etc/GMT",
+        "Etc/GMT-3",
+        "Etc/GMT-6",
+        "Etc/GMT-9",
+        "Etc/GMT-12",
+    ];
+    zones
+        .into_iter()
+        .find(|z| {
+            let h = chrono::Utc::now().with_timezone(&z.parse::<chrono_tz::Tz>().unwrap()).hour();
+            !(6..21).contains(&h)
+        })
+        .expect("some zone is at night")
+}
+
+#[tokio::test]
+async fn quiet_hours_and_send_at_wait_in_the_queue() {
+    let p = Providers::start().await;
+    let stack = vcare_tests::comms::stack(&p, "gateway", "ses").await;
+    let env = {
+        let mut env = stack.gateway.function("DispatchFunction").unwrap().def.environment.clone();
+        env.insert("QUIET_HOURS".into(), "21-7".into());
+        env
+    };
+    let d = dispatch::dispatcher(&vcare_runtime::Env::from_map(env), &stack.sdk).await.unwrap();
+    let zone = a_zone_at_night();
+    let normal = stored(&stack, &[Channel::Sms], Priority::Normal, Some(zone), None).await;
+    assert_eq!(
+        format!("{:?}", d.handle(&normal).await),
+        "Ok(Requeued)",
+        "normal priority waits for the morning in {zone}"
+    );
+    let high = stored(&stack, &[Channel::Sms], Priority::High, Some(zone), None).await;
+    assert_eq!(format!("{:?}", d.handle(&high).await), "Ok(Sent)", "high goes now");
+    let later =
+        stored(&stack, &[Channel::Sms], Priority::High, None, Some(chrono::Utc::now() + chrono::Duration::minutes(30)))
+            .await;
+    assert_eq!(format!("{:?}", d.handle(&later).await), "Ok(Requeued)", "sendAt in the future");
+    assert_eq!(p.gateway.requests().len(), 1);
+    stack.stop().await;
+}
