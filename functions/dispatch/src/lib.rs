@@ -243,6 +243,15 @@ impl Dispatcher {
             let attempt_id = ids::prefixed("att");
             let Some(claimed) = self.claim(&n, &attempt_id, channel, provider, now).await? else { continue };
             let outcome = self.send(&claimed, &attempt_id, channel, provider).await?;
+            match &outcome {
+                Outcome::Sent { .. } => {
+                    tracing::info!(notification_id = %n.notification_id, attempt_id, channel = channel.as_str(), provider, "sent")
+                }
+                Outcome::Transient { reason, .. } | Outcome::Permanent { reason } => tracing::warn!(
+                    notification_id = %n.notification_id, attempt_id, channel = channel.as_str(), provider, reason,
+                    permanent = matches!(outcome, Outcome::Permanent { .. }), "attempt failed"
+                ),
+            }
             let retry = match &outcome {
                 Outcome::Transient { retry_after, .. } => Some(*retry_after),
                 _ => None,
