@@ -115,7 +115,18 @@ pub async fn stored(
     timezone: Option<&str>,
     send_at: Option<chrono::DateTime<chrono::Utc>>,
 ) -> DispatchMessage {
-    let comms = comms(stack);
+    stored_with(&comms(stack), channels, priority, timezone, send_at).await
+}
+
+/// [`stored`] with a given `Comms` (one data key for many notifications, as
+/// one notification-create container seals them).
+pub async fn stored_with(
+    comms: &Comms,
+    channels: &[Channel],
+    priority: Priority,
+    timezone: Option<&str>,
+    send_at: Option<chrono::DateTime<chrono::Utc>>,
+) -> DispatchMessage {
     let id = vcare_domain::ids::prefixed("ntf");
     let now = chrono::Utc::now();
     let recipient = Recipient {

@@ -209,7 +209,7 @@ impl Dispatcher {
         let routes = self.provider_names();
         for _ in 0..(routes.len() * self.max_tries + 3) {
             let now = Utc::now();
-            let Some((n, _)) = self.comms.store.get(&m.clinic_id, &m.notification_id).await? else {
+            let Some((n, version)) = self.comms.store.get(&m.clinic_id, &m.notification_id).await? else {
                 tracing::warn!(notification_id = %m.notification_id, "no such notification; message dropped");
                 return Ok(Handled::Nothing);
             };
@@ -227,28 +227,27 @@ impl Dispatcher {
                     return Err("an attempt is in flight; retry later".into());
                 }
                 let stale = last.attempt_id.clone();
-                self.record(
-                    &n,
-                    &stale,
-                    Outcome::Transient { reason: "no outcome was recorded".into(), retry_after: None },
-                    now,
-                )
-                .await?;
+                let written_off = Outcome::Transient { reason: "no outcome was recorded".into(), retry_after: None };
+                self.record((n, version), &stale, written_off, now).await?;
                 continue;
             }
             let Some((channel, provider)) = next_route(&n.channels, &n.attempts, &routes, self.max_tries) else {
-                self.fail(&n, now).await?;
+                self.fail((n, version), now).await?;
                 return Ok(Handled::Failed);
             };
             let attempt_id = ids::prefixed("att");
-            let Some(claimed) = self.claim(&n, &attempt_id, channel, provider, now).await? else { continue };
+            let Some((claimed, claimed_version)) =
+                self.claim((n, version), &attempt_id, channel, provider, now).await?
+            else {
+                continue;
+            };
             let outcome = self.send(&claimed, &attempt_id, channel, provider).await?;
             match &outcome {
                 Outcome::Sent { .. } => {
-                    tracing::info!(notification_id = %n.notification_id, attempt_id, channel = channel.as_str(), provider, "sent")
+                    tracing::info!(notification_id = %m.notification_id, attempt_id, channel = channel.as_str(), provider, "sent")
                 }
                 Outcome::Transient { reason, .. } | Outcome::Permanent { reason } => tracing::warn!(
-                    notification_id = %n.notification_id, attempt_id, channel = channel.as_str(), provider, reason,
+                    notification_id = %m.notification_id, attempt_id, channel = channel.as_str(), provider, reason,
                     permanent = matches!(outcome, Outcome::Permanent { .. }), "attempt failed"
                 ),
             }
@@ -257,7 +256,7 @@ impl Dispatcher {
                 _ => None,
             };
             let sent = matches!(outcome, Outcome::Sent { .. });
-            let after = self.record(&claimed, &attempt_id, outcome, Utc::now()).await?;
+            let after = self.record((claimed, claimed_version), &attempt_id, outcome, Utc::now()).await?;
             if sent {
                 return Ok(Handled::Sent);
             }
@@ -287,17 +286,17 @@ impl Dispatcher {
     /// of a `sending` attempt. `None`: someone else changed the notification.
     async fn claim(
         &self,
-        n: &Notification,
+        known: (Notification, u64),
         attempt_id: &str,
         channel: Channel,
         provider: &str,
         now: DateTime<Utc>,
-    ) -> Result<Option<Notification>, Error> {
-        let version_seen = n.clone();
+    ) -> Result<Option<(Notification, u64)>, Error> {
+        let version_seen = known.0.clone();
         let result = self
             .comms
             .store
-            .update(&n.clinic_id, &n.notification_id, |current| {
+            .update_from(known, |current| {
                 if *current != version_seen {
                     return None;
                 }
@@ -321,7 +320,8 @@ impl Dispatcher {
                 Some((next, Vec::new()))
             })
             .await?;
-        Ok(result.and_then(|(n, changed)| changed.then_some(n)))
+        let (n, version, changed) = result;
+        Ok(changed.then_some((n, version)))
     }
 
     async fn send(
@@ -353,7 +353,7 @@ impl Dispatcher {
     /// claimed.
     async fn record(
         &self,
-        n: &Notification,
+        known: (Notification, u64),
         attempt_id: &str,
         outcome: Outcome,
         now: DateTime<Utc>,
@@ -361,7 +361,7 @@ impl Dispatcher {
         let result = self
             .comms
             .store
-            .update(&n.clinic_id, &n.notification_id, |current| {
+            .update_from(known, |current| {
                 let mut next = current.clone();
                 let attempt =
                     next.attempts.iter_mut().find(|a| a.attempt_id == attempt_id && a.status == Status::Sending)?;
@@ -394,14 +394,15 @@ impl Dispatcher {
                 Some((next, events))
             })
             .await?;
-        Ok(result.map(|(n, _)| n).ok_or("notification vanished")?)
+        Ok(result.0)
     }
 
     /// Every route is exhausted: `failed`, with the reasons in the attempts.
-    async fn fail(&self, n: &Notification, now: DateTime<Utc>) -> Result<(), Error> {
+    async fn fail(&self, known: (Notification, u64), now: DateTime<Utc>) -> Result<(), Error> {
+        let id = known.0.notification_id.clone();
         self.comms
             .store
-            .update(&n.clinic_id, &n.notification_id, |current| {
+            .update_from(known, |current| {
                 if !current.status.may_become(Status::Failed) {
                     return None;
                 }
@@ -413,7 +414,7 @@ impl Dispatcher {
                 Some((next, vec![event]))
             })
             .await?;
-        tracing::warn!(notification_id = %n.notification_id, "notification failed on every route");
+        tracing::warn!(notification_id = %id, "notification failed on every route");
         Ok(())
     }
 }

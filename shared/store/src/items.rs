@@ -100,12 +100,34 @@ pub async fn update_versioned<T, F>(
     change: F,
 ) -> Result<Option<(T, bool)>, StoreError>
 where
-    T: Serialize + DeserializeOwned,
+    T: Serialize + DeserializeOwned + Clone,
     F: Fn(&T) -> Option<(T, Vec<DomainEvent>)>,
 {
+    let Some(current) = get_versioned::<T>(ddb, table, key.clone()).await? else { return Ok(None) };
+    let (value, _, changed) = update_versioned_from(ddb, table, key, kind, current, change).await?;
+    Ok(Some((value, changed)))
+}
+
+/// [`update_versioned`] starting from a value and version the caller has
+/// just read (saving a read on the hot path); re-reads only on a race.
+/// Returns the value, its version and whether this call changed it. An item
+/// deleted meanwhile is `StoreError::Corrupt`.
+pub async fn update_versioned_from<T, F>(
+    ddb: &Client,
+    table: &str,
+    key: Item,
+    kind: &str,
+    known: (T, u64),
+    change: F,
+) -> Result<(T, u64, bool), StoreError>
+where
+    T: Serialize + DeserializeOwned + Clone,
+    F: Fn(&T) -> Option<(T, Vec<DomainEvent>)>,
+{
+    let mut current = known;
     for _ in 0..MAX_ATTEMPTS {
-        let Some((current, version)) = get_versioned::<T>(ddb, table, key.clone()).await? else { return Ok(None) };
-        let Some((next, events)) = change(&current) else { return Ok(Some((current, false))) };
+        let (value, version) = &current;
+        let Some((next, events)) = change(value) else { return Ok((value.clone(), *version, false)) };
         let expected = [(":v", AttributeValue::N(version.to_string()))];
         let mut items = vec![put_where(
             table,
@@ -115,8 +137,12 @@ where
         )?];
         items.extend(outbox(table, &events)?);
         match ddb.transact_write_items().set_transact_items(Some(items)).send().await {
-            Ok(_) => return Ok(Some((next, true))),
-            Err(e) if condition_failed_at(&e, 0).is_some() => continue,
+            Ok(_) => return Ok((next, version + 1, true)),
+            Err(e) if condition_failed_at(&e, 0).is_some() => {
+                current = get_versioned::<T>(ddb, table, key.clone())
+                    .await?
+                    .ok_or_else(|| StoreError::Corrupt(format!("{kind} vanished")))?;
+            }
             Err(e) => return Err(unavailable(e)),
         }
     }

@@ -5,7 +5,8 @@ use vcare_domain::events::DomainEvent;
 use vcare_domain::notification::Notification;
 
 use crate::items::{
-    Item, condition_failed_at, get_versioned, key, put, put_where, string, update_versioned, versioned_item,
+    Item, condition_failed_at, get_versioned, key, put, put_where, string, update_versioned, update_versioned_from,
+    versioned_item,
 };
 use crate::{StoreError, outbox, s, unavailable};
 
@@ -94,6 +95,20 @@ impl NotificationStore {
 
     pub async fn get(&self, clinic: &str, id: &str) -> Result<Option<(Notification, u64)>, StoreError> {
         get_versioned(&self.ddb, &self.table, notification_key(clinic, id)).await
+    }
+
+    /// See [`crate::items::update_versioned_from`]: from a value and version
+    /// just read; returns the new value, its version and whether it changed.
+    pub async fn update_from<F>(
+        &self,
+        known: (Notification, u64),
+        change: F,
+    ) -> Result<(Notification, u64, bool), StoreError>
+    where
+        F: Fn(&Notification) -> Option<(Notification, Vec<DomainEvent>)>,
+    {
+        let key = notification_key(&known.0.clinic_id, &known.0.notification_id);
+        update_versioned_from(&self.ddb, &self.table, key, "notification", known, change).await
     }
 
     /// See [`crate::items::update_versioned`].
