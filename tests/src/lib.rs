@@ -94,6 +94,7 @@ pub fn config(template: PathBuf, stack: &str, keys: &Path) -> GatewayConfig {
         retry_delay: Duration::from_secs(1),
         poll_wait: Duration::from_secs(1),
         schedules: false,
+        event_sources: true,
         secrets: BTreeMap::from([
             ("JitsiAppSecretCiphertext".to_owned(), JITSI_APP_SECRET.to_owned()),
             ("JitsiWebhookSecretCiphertext".to_owned(), JITSI_WEBHOOK_SECRET.to_owned()),

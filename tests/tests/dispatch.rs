@@ -218,3 +218,32 @@ async fn quiet_hours_and_send_at_wait_in_the_queue() {
     assert_eq!(p.gateway.requests().len(), 1);
     stack.stop().await;
 }
+
+#[tokio::test]
+async fn the_adapters_health_reports_each_provider() {
+    let p = Providers::start().await;
+    let stack = vcare_tests::comms::stack(&p, "gateway", "ses").await;
+    let url = format!("{}/v1/communication/notifications/health", stack.base);
+    let (status, _, health) =
+        stack.send(stack.http.get(&url).bearer_auth(stack.token("svc", Some("c1"), &["service"]))).await;
+    assert_eq!(status, 200, "{health}");
+    assert_eq!(health["status"], "ok");
+    let state = |name: &str| {
+        let a = health["adapters"].as_array().unwrap().iter().find(|a| a["name"] == name).unwrap().clone();
+        (
+            a["channel"].as_str().unwrap().to_owned(),
+            a["state"].as_str().unwrap().to_owned(),
+            a["failoverPosition"].clone(),
+        )
+    };
+    assert_eq!(state("gateway"), ("sms".into(), "active".into(), json!(1)));
+    assert_eq!(state("twilio"), ("sms".into(), "configured".into(), Value::Null));
+    assert_eq!(state("ses"), ("email".into(), "active".into(), json!(1)));
+    assert_eq!(state("sendgrid"), ("email".into(), "configured".into(), Value::Null));
+    let (status, _, _) =
+        stack.send(stack.http.get(&url).bearer_auth(stack.token("u-pat", Some("c1"), &["patient"]))).await;
+    assert_eq!(status, 403);
+    let (status, _, _) = stack.send(stack.http.get(&url)).await;
+    assert_eq!(status, 401);
+    stack.stop().await;
+}

@@ -74,10 +74,8 @@ async fn providers(env: &Env, sdk: &SdkConfig) -> Result<Vec<Box<dyn Provider>>,
         env.get("DLR_CALLBACK_BASE_URL").map(|b| format!("{}/v1/communication/dlr/{provider}", b.trim_end_matches('/')))
     };
     let mut out: Vec<Box<dyn Provider>> = Vec::new();
-    let order = |name: &str, default: &str| {
-        env.get(name).unwrap_or(default).split(',').map(|s| s.trim().to_owned()).collect::<Vec<_>>()
-    };
-    for name in order("SMS_PROVIDERS", "gateway,twilio").into_iter().chain(order("EMAIL_PROVIDERS", "ses,sendgrid")) {
+    let order = |c| vcare_providers::order(env, c);
+    for name in order(Channel::Sms).into_iter().chain(order(Channel::Email)) {
         match name.as_str() {
             "gateway" => {
                 if let (Some(url), Some(key)) =

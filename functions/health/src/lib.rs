@@ -8,7 +8,7 @@ use axum::routing::get;
 use axum::{Json, Router};
 use serde_json::{Value, json};
 use vcare_aws::SdkConfig;
-use vcare_http::{HttpFunction, Problem};
+use vcare_http::{Caller, HttpFunction, Problem, Role, require_role};
 use vcare_runtime::{ConfigError, Env};
 
 /// Settings, read once per container.
@@ -32,15 +32,18 @@ impl Config {
 /// What the handlers share across invocations: config and SDK clients.
 pub struct Health {
     config: Config,
+    /// Each notification adapter and its state, from the settings.
+    adapters: Vec<Value>,
     dynamodb: aws_sdk_dynamodb::Client,
     sqs: aws_sdk_sqs::Client,
     kms: aws_sdk_kms::Client,
 }
 
 impl Health {
-    pub fn new(config: Config, sdk: &SdkConfig) -> Self {
+    pub fn new(config: Config, adapters: Vec<Value>, sdk: &SdkConfig) -> Self {
         Self {
             config,
+            adapters,
             dynamodb: aws_sdk_dynamodb::Client::new(sdk),
             sqs: aws_sdk_sqs::Client::new(sdk),
             kms: aws_sdk_kms::Client::new(sdk),
@@ -77,13 +80,26 @@ impl Health {
 }
 
 pub fn router(state: Arc<Health>) -> Router {
-    Router::new().route("/health", get(live)).route("/health/ready", get(ready)).with_state(state)
+    Router::new()
+        .route("/health", get(live))
+        .route("/health/ready", get(ready))
+        .route("/v1/communication/notifications/health", get(adapters))
+        .with_state(state)
 }
 
 /// The function as Lambda and the local gateway run it.
 pub async fn function(env: &Env, sdk: &SdkConfig) -> Result<HttpFunction, vcare_runtime::Error> {
     let config = Config::from_env(env)?;
-    Ok(HttpFunction::new(router(Arc::new(Health::new(config, sdk)))))
+    Ok(HttpFunction::new(router(Arc::new(Health::new(config, vcare_providers::catalogue(env), sdk)))))
+}
+
+/// `GET /v1/communication/notifications/health`: each provider adapter,
+/// its channel, state (`active`, `configured`, `disabled`) and failover
+/// position. Staff and services.
+async fn adapters(State(health): State<Arc<Health>>, caller: Caller) -> Result<Json<Value>, Problem> {
+    require_role(&caller, &[Role::Service, Role::ClinicAdmin, Role::Doctor, Role::Nurse])?;
+    let active = health.adapters.iter().filter(|a| a["state"] == "active").count();
+    Ok(Json(json!({"status": if active > 0 { "ok" } else { "degraded" }, "adapters": health.adapters})))
 }
 
 async fn live() -> Json<Value> {

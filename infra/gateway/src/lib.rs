@@ -83,6 +83,8 @@ pub struct GatewayConfig {
     pub poll_wait: Duration,
     /// Fire `Schedule` events on their timers (tests fire them by hand).
     pub schedules: bool,
+    /// Poll SQS and stream event sources (off: tests drive workers by hand).
+    pub event_sources: bool,
     /// Plaintext of each `...Ciphertext` template parameter. After bootstrap
     /// the gateway encrypts it under the template's `DataKey` with encryption
     /// context `vcare:purpose=<kebab-case name>` (as an operator does with
@@ -147,6 +149,7 @@ impl GatewayConfig {
             retry_delay: Duration::from_secs(env.parsed_or("VCARE_RETRY_DELAY_SECONDS", 2).map_err(bad)?),
             poll_wait: Duration::from_millis(env.parsed_or("VCARE_POLL_MS", 1000).map_err(bad)?),
             schedules: env.parsed_or("VCARE_SCHEDULES", true).map_err(bad)?,
+            event_sources: true,
             secrets,
         })
     }
@@ -287,7 +290,9 @@ impl Gateway {
                 tracing::error!(error = %e, "HTTP server failed");
             }
         });
-        sources::start(&mut tasks, &functions, &stack, &config, sdk, &stopped).await?;
+        if config.event_sources {
+            sources::start(&mut tasks, &functions, &stack, &config, sdk, &stopped).await?;
+        }
         tracing::info!(%addr, stack = %stack.name, functions = functions.len(), "vcare-local is serving");
         Ok(Self { addr, stack, functions, stop, tasks })
     }

@@ -284,3 +284,52 @@ impl Provider for Ses {
         })
     }
 }
+
+/// Every adapter vcare has, by channel.
+pub const ADAPTERS: &[(Channel, &str)] =
+    &[(Channel::Sms, "gateway"), (Channel::Sms, "twilio"), (Channel::Email, "ses"), (Channel::Email, "sendgrid")];
+
+/// Whether an adapter's settings are present in `env` (the dispatch
+/// function's environment); secrets are checked for presence, not opened.
+pub fn configured(env: &vcare_runtime::Env, name: &str) -> bool {
+    match name {
+        "gateway" => env.get("SMS_GATEWAY_URL").is_some() && env.get("SMS_GATEWAY_API_KEY_CIPHERTEXT").is_some(),
+        "twilio" => {
+            env.get("TWILIO_ACCOUNT_SID").is_some()
+                && env.get("TWILIO_FROM").is_some()
+                && env.get("TWILIO_AUTH_TOKEN_CIPHERTEXT").is_some()
+        }
+        "ses" => env.get("EMAIL_FROM").is_some(),
+        "sendgrid" => env.get("EMAIL_FROM").is_some() && env.get("SENDGRID_API_KEY_CIPHERTEXT").is_some(),
+        _ => false,
+    }
+}
+
+/// The failover order of a channel's providers (`SMS_PROVIDERS`,
+/// `EMAIL_PROVIDERS`).
+pub fn order(env: &vcare_runtime::Env, channel: Channel) -> Vec<String> {
+    let (name, default) = match channel {
+        Channel::Sms => ("SMS_PROVIDERS", "gateway,twilio"),
+        Channel::Email => ("EMAIL_PROVIDERS", "ses,sendgrid"),
+        Channel::Push => ("PUSH_PROVIDERS", ""),
+    };
+    env.get(name).unwrap_or(default).split(',').map(|s| s.trim().to_owned()).filter(|s| !s.is_empty()).collect()
+}
+
+/// Each adapter with its channel and state: `active` (configured and in the
+/// channel's order, with its position), `configured` (not in the order),
+/// `disabled`.
+pub fn catalogue(env: &vcare_runtime::Env) -> Vec<Value> {
+    ADAPTERS
+        .iter()
+        .map(|(channel, name)| {
+            let position = order(env, *channel).iter().position(|n| n == name);
+            let state = match (configured(env, name), position) {
+                (true, Some(_)) => "active",
+                (true, None) => "configured",
+                (false, _) => "disabled",
+            };
+            json!({"name": name, "channel": channel.as_str(), "state": state, "failoverPosition": position.map(|p| p + 1)})
+        })
+        .collect()
+}
