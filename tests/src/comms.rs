@@ -19,6 +19,7 @@ pub const EMAIL: &str = "zahra.karimi@example.org";
 pub struct Providers {
     pub gateway: StandIn,
     pub twilio: StandIn,
+    pub vonage: StandIn,
     pub sendgrid: StandIn,
 }
 
@@ -27,6 +28,11 @@ impl Providers {
         Self {
             gateway: StandIn::start(Reply::json(200, json!({"messageId": "gw-msg-1"}))).await,
             twilio: StandIn::start(Reply::json(201, json!({"sid": "SM0123456789abcdef", "status": "queued"}))).await,
+            vonage: StandIn::start(Reply::json(
+                200,
+                json!({"message-count": "1", "messages": [{"to": "93701234567", "message-id": "vn-msg-1", "status": "0"}]}),
+            ))
+            .await,
             sendgrid: StandIn::start(Reply::json(202, Value::Null).header("x-message-id", "sg-msg-1")).await,
         }
     }
@@ -40,6 +46,9 @@ pub async fn stack(p: &Providers, sms: &str, email: &str) -> TestStack {
         ("TwilioAccountSid", "AC0123456789".to_owned()),
         ("TwilioFrom", "+15005550006".to_owned()),
         ("SendgridBaseUrl", p.sendgrid.url.clone()),
+        ("VonageBaseUrl", p.vonage.url.clone()),
+        ("VonageApiKey", "vn-key".to_owned()),
+        ("VonageFrom", "vcare".to_owned()),
         ("EmailFrom", "no-reply@vcare.example".to_owned()),
         ("SmsProviders", sms.to_owned()),
         ("EmailProviders", email.to_owned()),
@@ -53,6 +62,7 @@ pub async fn stack(p: &Providers, sms: &str, email: &str) -> TestStack {
         c.secrets.insert("SmsGatewayApiKeyCiphertext".into(), "gw-key".into());
         c.secrets.insert("TwilioAuthTokenCiphertext".into(), "tw-token".into());
         c.secrets.insert("SendgridApiKeyCiphertext".into(), "sg-key".into());
+        c.secrets.insert("VonageApiSecretCiphertext".into(), "vn-secret".into());
         c.retry_delay = Duration::from_secs(1);
     })
     .await

@@ -63,6 +63,30 @@ async fn each_provider_gets_its_own_wire_format() {
 }
 
 #[tokio::test]
+async fn vonage_gets_its_json_and_its_refusals_are_read_from_a_200() {
+    let p = Providers::start().await;
+    let stack = vcare_tests::comms::stack(&p, "vonage", "ses").await;
+    let id = accept(&stack, &body(&["sms"], "high"), "k-vn").await;
+    assert_eq!(wait_for(&stack, &id, "sent", WAIT).await["provider"], "vonage");
+    let r = &p.vonage.requests()[0];
+    assert_eq!(r.path, "/sms/json");
+    let j = r.json();
+    assert_eq!((j["api_key"].as_str(), j["api_secret"].as_str()), (Some("vn-key"), Some("vn-secret")));
+    assert_eq!(j["to"], PHONE.trim_start_matches('+'));
+    assert!(j["client-ref"].as_str().unwrap().starts_with("att_"));
+    // Status 3 (invalid parameters) in a 200: permanent, not retried.
+    p.vonage.set_default(Reply::json(
+        200,
+        json!({"message-count": "1", "messages": [{"status": "3", "error-text": "Invalid to"}]}),
+    ));
+    let id = accept(&stack, &body(&["sms"], "high"), "k-vn-2").await;
+    let n = wait_for(&stack, &id, "failed", WAIT).await;
+    assert!(n["attempts"][0]["error"].as_str().unwrap().contains("status 3"), "{n}");
+    assert_eq!(p.vonage.requests().len(), 2);
+    stack.stop().await;
+}
+
+#[tokio::test]
 async fn transient_failures_retry_then_fail_over_to_the_next_provider_then_the_next_channel() {
     let p = Providers::start().await;
     p.gateway.script([
@@ -238,6 +262,7 @@ async fn the_adapters_health_reports_each_provider() {
     };
     assert_eq!(state("gateway"), ("sms".into(), "active".into(), json!(1)));
     assert_eq!(state("twilio"), ("sms".into(), "configured".into(), Value::Null));
+    assert_eq!(state("vonage"), ("sms".into(), "configured".into(), Value::Null));
     assert_eq!(state("ses"), ("email".into(), "active".into(), json!(1)));
     assert_eq!(state("sendgrid"), ("email".into(), "configured".into(), Value::Null));
     let (status, _, _) =

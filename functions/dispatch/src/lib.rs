@@ -28,7 +28,7 @@ use vcare_comms::{Comms, DispatchMessage, MAX_QUEUE_DELAY_SECONDS};
 use vcare_domain::events::{DomainEvent, NOTIFICATION_FAILED, NOTIFICATION_SENT};
 use vcare_domain::ids;
 use vcare_domain::notification::{Attempt, Channel, Notification, Status, failures, next_route, quiet_until};
-use vcare_providers::{GatewaySms, Outcome, Outgoing, Provider, SendGrid, Ses, Twilio, http_client};
+use vcare_providers::{GatewaySms, Outcome, Outgoing, Provider, SendGrid, Ses, Twilio, Vonage, http_client};
 use vcare_runtime::{ConfigError, Env, Error, EventFunction, LambdaEvent};
 
 pub struct Dispatcher {
@@ -102,6 +102,20 @@ async fn providers(env: &Env, sdk: &SdkConfig) -> Result<Vec<Box<dyn Provider>>,
                         auth_token: token,
                         from: from.to_owned(),
                         status_callback: dlr("twilio"),
+                        http: http.clone(),
+                    }));
+                }
+            }
+            "vonage" => {
+                if let (Some(key), Some(secret), Some(from)) =
+                    (env.get("VONAGE_API_KEY"), secret(env, &kms, "VONAGE_API_SECRET").await?, env.get("VONAGE_FROM"))
+                {
+                    out.push(Box::new(Vonage {
+                        base_url: env.get("VONAGE_BASE_URL").unwrap_or("https://rest.nexmo.com").to_owned(),
+                        api_key: key.to_owned(),
+                        api_secret: secret,
+                        from: from.to_owned(),
+                        callback_url: dlr("vonage"),
                         http: http.clone(),
                     }));
                 }

@@ -185,6 +185,65 @@ impl Provider for Twilio {
     }
 }
 
+/// Vonage SMS API: `POST {base}/sms/json`, JSON `{api_key, api_secret, to,
+/// from, text, client-ref, callback}` (`to` without the `+`). Vonage answers
+/// 200 even for refusals: each message carries a `status` — "0" sent; 1
+/// (throttled), 5 (internal error) and 9 (quota) transient; anything else
+/// (invalid number, barred, unroutable, ...) permanent.
+pub struct Vonage {
+    pub base_url: String,
+    pub api_key: String,
+    pub api_secret: String,
+    pub from: String,
+    pub callback_url: Option<String>,
+    pub http: reqwest::Client,
+}
+
+impl Provider for Vonage {
+    fn name(&self) -> &'static str {
+        "vonage"
+    }
+    fn channel(&self) -> Channel {
+        Channel::Sms
+    }
+    fn send<'a>(&'a self, m: &'a Outgoing<'a>) -> BoxFuture<'a, Outcome> {
+        Box::pin(async move {
+            let mut body = json!({
+                "api_key": self.api_key, "api_secret": self.api_secret, "to": m.to.trim_start_matches('+'),
+                "from": self.from, "text": m.body, "type": "unicode", "client-ref": m.reference,
+            });
+            if let Some(cb) = &self.callback_url {
+                body["callback"] = json!(cb);
+            }
+            let sent =
+                self.http.post(format!("{}/sms/json", self.base_url.trim_end_matches('/'))).json(&body).send().await;
+            let mut refusal: Option<(String, bool)> = None;
+            let outcome = classify(
+                sent,
+                "vonage",
+                |_, b| {
+                    let first = &b["messages"][0];
+                    match first["status"].as_str() {
+                        Some("0") => first["message-id"].as_str().map(str::to_owned),
+                        Some(code) => {
+                            refusal = Some((code.to_owned(), matches!(code, "1" | "5" | "9")));
+                            None
+                        }
+                        None => None,
+                    }
+                },
+                |_, _| true,
+            )
+            .await;
+            match refusal {
+                Some((code, true)) => Outcome::Transient { reason: format!("vonage status {code}"), retry_after: None },
+                Some((code, false)) => Outcome::Permanent { reason: format!("vonage refused: status {code}") },
+                None => outcome,
+            }
+        })
+    }
+}
+
 /// SendGrid v3 `POST {base}/v3/mail/send` (Bearer API key, JSON
 /// personalizations) → 202 with `X-Message-Id`.
 pub struct SendGrid {
@@ -286,8 +345,13 @@ impl Provider for Ses {
 }
 
 /// Every adapter vcare has, by channel.
-pub const ADAPTERS: &[(Channel, &str)] =
-    &[(Channel::Sms, "gateway"), (Channel::Sms, "twilio"), (Channel::Email, "ses"), (Channel::Email, "sendgrid")];
+pub const ADAPTERS: &[(Channel, &str)] = &[
+    (Channel::Sms, "gateway"),
+    (Channel::Sms, "twilio"),
+    (Channel::Sms, "vonage"),
+    (Channel::Email, "ses"),
+    (Channel::Email, "sendgrid"),
+];
 
 /// Whether an adapter's settings are present in `env` (the dispatch
 /// function's environment); secrets are checked for presence, not opened.
@@ -299,6 +363,11 @@ pub fn configured(env: &vcare_runtime::Env, name: &str) -> bool {
                 && env.get("TWILIO_FROM").is_some()
                 && env.get("TWILIO_AUTH_TOKEN_CIPHERTEXT").is_some()
         }
+        "vonage" => {
+            env.get("VONAGE_API_KEY").is_some()
+                && env.get("VONAGE_FROM").is_some()
+                && env.get("VONAGE_API_SECRET_CIPHERTEXT").is_some()
+        }
         "ses" => env.get("EMAIL_FROM").is_some(),
         "sendgrid" => env.get("EMAIL_FROM").is_some() && env.get("SENDGRID_API_KEY_CIPHERTEXT").is_some(),
         _ => false,
@@ -309,7 +378,7 @@ pub fn configured(env: &vcare_runtime::Env, name: &str) -> bool {
 /// `EMAIL_PROVIDERS`).
 pub fn order(env: &vcare_runtime::Env, channel: Channel) -> Vec<String> {
     let (name, default) = match channel {
-        Channel::Sms => ("SMS_PROVIDERS", "gateway,twilio"),
+        Channel::Sms => ("SMS_PROVIDERS", "gateway,twilio,vonage"),
         Channel::Email => ("EMAIL_PROVIDERS", "ses,sendgrid"),
         Channel::Push => ("PUSH_PROVIDERS", ""),
     };
