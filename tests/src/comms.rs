@@ -21,6 +21,26 @@ pub struct Providers {
     pub twilio: StandIn,
     pub vonage: StandIn,
     pub sendgrid: StandIn,
+    pub fcm: StandIn,
+    pub oauth: StandIn,
+    /// A service-account key file for FCM, with a fresh RSA key.
+    pub service_account: String,
+}
+
+/// A Google service-account key file with a fresh RSA key.
+fn service_account() -> String {
+    use aws_lc_rs::encoding::AsDer;
+    use base64::Engine;
+    let pair = aws_lc_rs::rsa::KeyPair::generate(aws_lc_rs::rsa::KeySize::Rsa2048).expect("RSA key");
+    let der: aws_lc_rs::encoding::Pkcs8V1Der = pair.as_der().expect("PKCS#8");
+    let b64 = base64::engine::general_purpose::STANDARD.encode(der.as_ref());
+    let lines: Vec<&str> = b64.as_bytes().chunks(64).map(|c| std::str::from_utf8(c).unwrap()).collect();
+    let pem = format!("-----BEGIN PRIVATE KEY-----\n{}\n-----END PRIVATE KEY-----\n", lines.join("\n"));
+    json!({
+        "type": "service_account", "project_id": "demo-project", "private_key_id": "k1", "private_key": pem,
+        "client_email": "vcare@demo-project.iam.gserviceaccount.com", "token_uri": "https://oauth2.googleapis.com/token",
+    })
+    .to_string()
 }
 
 impl Providers {
@@ -34,6 +54,10 @@ impl Providers {
             ))
             .await,
             sendgrid: StandIn::start(Reply::json(202, Value::Null).header("x-message-id", "sg-msg-1")).await,
+            fcm: StandIn::start(Reply::json(200, json!({"name": "projects/demo-project/messages/0:1"}))).await,
+            oauth: StandIn::start(Reply::json(200, json!({"access_token": "ya29.test", "expires_in": 3599, "token_type": "Bearer"})))
+                .await,
+            service_account: service_account(),
         }
     }
 }
@@ -47,6 +71,9 @@ pub async fn stack(p: &Providers, sms: &str, email: &str) -> TestStack {
         ("TwilioFrom", "+15005550006".to_owned()),
         ("SendgridBaseUrl", p.sendgrid.url.clone()),
         ("VonageBaseUrl", p.vonage.url.clone()),
+        ("FcmProjectId", "demo-project".to_owned()),
+        ("FcmBaseUrl", p.fcm.url.clone()),
+        ("FcmTokenUrl", format!("{}/token", p.oauth.url)),
         ("VonageApiKey", "vn-key".to_owned()),
         ("VonageFrom", "vcare".to_owned()),
         ("EmailFrom", "no-reply@vcare.example".to_owned()),
@@ -63,6 +90,7 @@ pub async fn stack(p: &Providers, sms: &str, email: &str) -> TestStack {
         c.secrets.insert("TwilioAuthTokenCiphertext".into(), "tw-token".into());
         c.secrets.insert("SendgridApiKeyCiphertext".into(), "sg-key".into());
         c.secrets.insert("VonageApiSecretCiphertext".into(), "vn-secret".into());
+        c.secrets.insert("FcmServiceAccountCiphertext".into(), p.service_account.clone());
         c.retry_delay = Duration::from_secs(1);
     })
     .await

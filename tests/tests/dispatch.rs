@@ -87,6 +87,67 @@ async fn vonage_gets_its_json_and_its_refusals_are_read_from_a_200() {
 }
 
 #[tokio::test]
+async fn push_goes_through_fcm_v1_with_a_cached_oauth_token_and_dead_tokens_are_dropped() {
+    let p = Providers::start().await;
+    p.fcm.script([
+        Reply::json(200, json!({"name": "projects/demo-project/messages/0:live"})),
+        Reply::json(
+            404,
+            json!({"error": {"code": 404, "status": "NOT_FOUND", "details": [
+            {"@type": "type.googleapis.com/google.firebase.fcm.v1.FcmError", "errorCode": "UNREGISTERED"}]}}),
+        ),
+    ]);
+    let stack = vcare_tests::comms::stack(&p, "gateway", "ses").await;
+    let mut b = body(&["push", "sms"], "high");
+    b["recipient"]["pushTokens"] = json!([
+        {"platform": "fcm", "token": "tok-live"}, {"platform": "fcm", "token": "tok-dead"}, {"platform": "apns", "token": "tok-apns"}]);
+    let id = accept(&stack, &b, "k-push").await;
+    let n = wait_for(&stack, &id, "sent", WAIT).await;
+    assert_eq!((n["channel"].as_str(), n["provider"].as_str()), (Some("push"), Some("fcm")));
+    assert_eq!(n["recipient"]["pushTokens"], 2, "the dead token is dropped, the APNs one kept: {n}");
+    let sends = p.fcm.requests();
+    assert_eq!(sends.len(), 2);
+    assert_eq!(sends[0].path, "/v1/projects/demo-project/messages:send");
+    assert_eq!(sends[0].headers["authorization"], "Bearer ya29.test");
+    assert_eq!(sends[0].json()["message"]["token"], "tok-live");
+    assert_eq!(
+        sends[0].json()["message"]["notification"]["body"],
+        "Reminder: your video consultation is at Tuesday 10:00. Join: https://meet.vcare.local/secretroomname"
+    );
+    // The OAuth2 exchange: a service-account JWT for the messaging scope.
+    let grants = p.oauth.requests();
+    assert_eq!(grants.len(), 1);
+    let form = grants[0].form();
+    assert_eq!(form["grant_type"], "urn:ietf:params:oauth:grant-type:jwt-bearer");
+    let assertion = &form["assertion"];
+    let claims: Value = serde_json::from_slice(
+        &base64::engine::general_purpose::URL_SAFE_NO_PAD.decode(assertion.split('.').nth(1).unwrap()).unwrap(),
+    )
+    .unwrap();
+    assert_eq!(claims["iss"], "vcare@demo-project.iam.gserviceaccount.com");
+    assert_eq!(claims["scope"], "https://www.googleapis.com/auth/firebase.messaging");
+    assert_eq!(claims["aud"], format!("{}/token", p.oauth.url));
+    // A second notification: FCM is busy for the live token and the other is
+    // dead; the retry reuses the cached access token and skips the dropped token.
+    p.fcm.script([
+        Reply::json(503, json!({"error": {"code": 503, "status": "UNAVAILABLE"}})),
+        Reply::json(404, json!({"error": {"code": 404, "status": "NOT_FOUND"}})),
+    ]);
+    let id = accept(&stack, &b, "k-push-2").await;
+    let n = wait_for(&stack, &id, "sent", WAIT).await;
+    assert_eq!(n["provider"], "fcm");
+    assert_eq!(p.oauth.requests().len(), 1, "the access token is cached");
+    let tokens: Vec<Value> = p.fcm.requests().iter().map(|r| r.json()["message"]["token"].clone()).collect();
+    let (live, dead) = (json!("tok-live"), json!("tok-dead"));
+    assert_eq!(
+        tokens,
+        vec![live.clone(), dead.clone(), live.clone(), dead, live],
+        "the dropped token is not tried on the retry"
+    );
+    stack.stop().await;
+}
+
+#[tokio::test]
 async fn transient_failures_retry_then_fail_over_to_the_next_provider_then_the_next_channel() {
     let p = Providers::start().await;
     p.gateway.script([
@@ -263,6 +324,7 @@ async fn the_adapters_health_reports_each_provider() {
     assert_eq!(state("gateway"), ("sms".into(), "active".into(), json!(1)));
     assert_eq!(state("twilio"), ("sms".into(), "configured".into(), Value::Null));
     assert_eq!(state("vonage"), ("sms".into(), "configured".into(), Value::Null));
+    assert_eq!(state("fcm"), ("push".into(), "active".into(), json!(1)));
     assert_eq!(state("ses"), ("email".into(), "active".into(), json!(1)));
     assert_eq!(state("sendgrid"), ("email".into(), "configured".into(), Value::Null));
     let (status, _, _) =

@@ -28,8 +28,14 @@ use vcare_comms::{Comms, DispatchMessage, MAX_QUEUE_DELAY_SECONDS};
 use vcare_domain::events::{DomainEvent, NOTIFICATION_FAILED, NOTIFICATION_SENT};
 use vcare_domain::ids;
 use vcare_domain::notification::{Attempt, Channel, Notification, Status, failures, next_route, quiet_until};
-use vcare_providers::{GatewaySms, Outcome, Outgoing, Provider, SendGrid, Ses, Twilio, Vonage, http_client};
+use vcare_providers::{Fcm, GatewaySms, Outcome, Outgoing, Provider, SendGrid, Ses, Twilio, Vonage, http_client};
 use vcare_runtime::{ConfigError, Env, Error, EventFunction, LambdaEvent};
+
+/// A recipient after dead push tokens were dropped.
+pub struct Cleaned {
+    sealed: String,
+    push_tokens: usize,
+}
 
 pub struct Dispatcher {
     comms: Comms,
@@ -75,7 +81,7 @@ async fn providers(env: &Env, sdk: &SdkConfig) -> Result<Vec<Box<dyn Provider>>,
     };
     let mut out: Vec<Box<dyn Provider>> = Vec::new();
     let order = |c| vcare_providers::order(env, c);
-    for name in order(Channel::Sms).into_iter().chain(order(Channel::Email)) {
+    for name in order(Channel::Sms).into_iter().chain(order(Channel::Email)).chain(order(Channel::Push)) {
         match name.as_str() {
             "gateway" => {
                 if let (Some(url), Some(key)) =
@@ -118,6 +124,19 @@ async fn providers(env: &Env, sdk: &SdkConfig) -> Result<Vec<Box<dyn Provider>>,
                         callback_url: dlr("vonage"),
                         http: http.clone(),
                     }));
+                }
+            }
+            "fcm" => {
+                if let (Some(project), Some(account)) =
+                    (env.get("FCM_PROJECT_ID"), secret(env, &kms, "FCM_SERVICE_ACCOUNT").await?)
+                {
+                    out.push(Box::new(Fcm::from_service_account(
+                        &account,
+                        project.to_owned(),
+                        env.get("FCM_BASE_URL").unwrap_or("https://fcm.googleapis.com").to_owned(),
+                        env.get("FCM_TOKEN_URL").map(str::to_owned),
+                        http.clone(),
+                    )?));
                 }
             }
             "ses" => {
@@ -240,7 +259,7 @@ impl Dispatcher {
                 }
                 let stale = last.attempt_id.clone();
                 let written_off = Outcome::Transient { reason: "no outcome was recorded".into(), retry_after: None };
-                self.record((n, version), &stale, written_off, now).await?;
+                self.record((n, version), &stale, written_off, None, now).await?;
                 continue;
             }
             let Some((channel, provider)) = next_route(&n.channels, &n.attempts, &routes, self.max_tries) else {
@@ -253,22 +272,24 @@ impl Dispatcher {
             else {
                 continue;
             };
-            let outcome = self.send(&claimed, &attempt_id, channel, provider).await?;
+            let (outcome, cleaned) = self.send(&claimed, &attempt_id, channel, provider).await?;
             match &outcome {
                 Outcome::Sent { .. } => {
                     tracing::info!(notification_id = %m.notification_id, attempt_id, channel = channel.as_str(), provider, "sent")
                 }
-                Outcome::Transient { reason, .. } | Outcome::Permanent { reason } => tracing::warn!(
-                    notification_id = %m.notification_id, attempt_id, channel = channel.as_str(), provider, reason,
-                    permanent = matches!(outcome, Outcome::Permanent { .. }), "attempt failed"
-                ),
+                Outcome::Transient { reason, .. } | Outcome::Permanent { reason } | Outcome::DeadToken { reason } => {
+                    tracing::warn!(
+                        notification_id = %m.notification_id, attempt_id, channel = channel.as_str(), provider, reason,
+                        permanent = matches!(outcome, Outcome::Permanent { .. }), "attempt failed"
+                    )
+                }
             }
             let retry = match &outcome {
                 Outcome::Transient { retry_after, .. } => Some(*retry_after),
                 _ => None,
             };
             let sent = matches!(outcome, Outcome::Sent { .. });
-            let after = self.record((claimed, claimed_version), &attempt_id, outcome, Utc::now()).await?;
+            let after = self.record((claimed, claimed_version), &attempt_id, outcome, cleaned, Utc::now()).await?;
             if sent {
                 return Ok(Handled::Sent);
             }
@@ -336,29 +357,71 @@ impl Dispatcher {
         Ok(changed.then_some((n, version)))
     }
 
+    /// Calls the provider. For push, every token of the adapter's platform
+    /// is tried (sent if any took it); dead tokens come back as a new sealed
+    /// recipient without them.
     async fn send(
         &self,
         n: &Notification,
         attempt_id: &str,
         channel: Channel,
         provider: &str,
-    ) -> Result<Outcome, Error> {
+    ) -> Result<(Outcome, Option<Cleaned>), Error> {
         let recipient = self.comms.open_recipient(n).await?;
         let messages = self.comms.open_messages(n).await?;
         let message = messages.get(&channel).ok_or("no message for the channel")?;
-        let to = match channel {
-            Channel::Sms => recipient.phone.clone(),
-            Channel::Email => recipient.email.clone(),
-            Channel::Push => recipient.push_tokens.first().map(|t| t.token.clone()),
-        };
-        let Some(to) = to else {
-            return Ok(Outcome::Permanent { reason: format!("no {} address", channel.as_str()) });
-        };
         let adapter =
             self.providers.iter().find(|p| p.channel() == channel && p.name() == provider).ok_or("provider gone")?;
-        let outgoing =
-            Outgoing { reference: attempt_id, to: &to, subject: message.subject.as_deref(), body: &message.body };
-        Ok(adapter.send(&outgoing).await)
+        let to: Vec<String> = match channel {
+            Channel::Sms => recipient.phone.iter().cloned().collect(),
+            Channel::Email => recipient.email.iter().cloned().collect(),
+            Channel::Push => recipient
+                .push_tokens
+                .iter()
+                .filter(|t| Some(t.platform) == adapter.platform())
+                .map(|t| t.token.clone())
+                .collect(),
+        };
+        if to.is_empty() {
+            return Ok((
+                Outcome::Permanent { reason: format!("no {} address for {provider}", channel.as_str()) },
+                None,
+            ));
+        }
+        let mut outcomes = Vec::with_capacity(to.len());
+        for address in &to {
+            let outgoing = Outgoing {
+                reference: attempt_id,
+                to: address,
+                subject: message.subject.as_deref(),
+                body: &message.body,
+            };
+            outcomes.push(adapter.send(&outgoing).await);
+        }
+        let dead: Vec<&String> =
+            to.iter().zip(&outcomes).filter(|(_, o)| matches!(o, Outcome::DeadToken { .. })).map(|(t, _)| t).collect();
+        let cleaned = if dead.is_empty() {
+            None
+        } else {
+            let mut kept = recipient.clone();
+            kept.push_tokens.retain(|t| !dead.contains(&&t.token));
+            tracing::info!(notification_id = %n.notification_id, dropped = dead.len(), "dead push tokens dropped");
+            let sealed = self.comms.seal_recipient(&n.clinic_id, &n.notification_id, &kept).await?;
+            Some(Cleaned { sealed, push_tokens: kept.push_tokens.len() })
+        };
+        let outcome = if let Some(sent) = outcomes.iter().find(|o| matches!(o, Outcome::Sent { .. })) {
+            sent.clone()
+        } else if let Some(transient) = outcomes.iter().find(|o| matches!(o, Outcome::Transient { .. })) {
+            transient.clone()
+        } else if outcomes.iter().all(|o| matches!(o, Outcome::DeadToken { .. })) {
+            Outcome::Permanent { reason: format!("{provider}: every push token is dead") }
+        } else {
+            outcomes
+                .into_iter()
+                .find(|o| matches!(o, Outcome::Permanent { .. }))
+                .unwrap_or(Outcome::Permanent { reason: format!("{provider}: refused") })
+        };
+        Ok((outcome, cleaned))
     }
 
     /// Writes an attempt's outcome (and the `sent` event) on the attempt it
@@ -368,6 +431,7 @@ impl Dispatcher {
         known: (Notification, u64),
         attempt_id: &str,
         outcome: Outcome,
+        cleaned: Option<Cleaned>,
         now: DateTime<Utc>,
     ) -> Result<Notification, Error> {
         let result = self
@@ -396,11 +460,17 @@ impl Dispatcher {
                             ));
                         }
                     }
-                    Outcome::Transient { reason, .. } | Outcome::Permanent { reason } => {
+                    Outcome::Transient { reason, .. }
+                    | Outcome::Permanent { reason }
+                    | Outcome::DeadToken { reason } => {
                         attempt.status = Status::Failed;
                         attempt.error = Some(reason.clone());
-                        attempt.permanent = matches!(outcome, Outcome::Permanent { .. });
+                        attempt.permanent = !matches!(outcome, Outcome::Transient { .. });
                     }
+                }
+                if let Some(c) = &cleaned {
+                    next.sealed_recipient = c.sealed.clone();
+                    next.recipient.push_tokens = c.push_tokens;
                 }
                 next.updated_at = now;
                 Some((next, events))
