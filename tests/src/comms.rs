@@ -25,6 +25,22 @@ pub struct Providers {
     pub oauth: StandIn,
     /// A service-account key file for FCM, with a fresh RSA key.
     pub service_account: String,
+    pub webpush: StandIn,
+    /// The VAPID private key (PKCS#8 PEM).
+    pub vapid_pem: String,
+}
+
+fn pem(label: &str, der: &[u8]) -> String {
+    use base64::Engine;
+    let b64 = base64::engine::general_purpose::STANDARD.encode(der);
+    let lines: Vec<&str> = b64.as_bytes().chunks(64).map(|c| std::str::from_utf8(c).unwrap()).collect();
+    format!("-----BEGIN {label}-----\n{}\n-----END {label}-----\n", lines.join("\n"))
+}
+
+fn vapid_pem() -> String {
+    let pair =
+        aws_lc_rs::signature::EcdsaKeyPair::generate(&aws_lc_rs::signature::ECDSA_P256_SHA256_FIXED_SIGNING).unwrap();
+    pem("PRIVATE KEY", pair.to_pkcs8v1().unwrap().as_ref())
 }
 
 /// A Google service-account key file with a fresh RSA key.
@@ -58,6 +74,8 @@ impl Providers {
             oauth: StandIn::start(Reply::json(200, json!({"access_token": "ya29.test", "expires_in": 3599, "token_type": "Bearer"})))
                 .await,
             service_account: service_account(),
+            webpush: StandIn::start(Reply::json(201, Value::Null).header("location", "https://push.example/m/1")).await,
+            vapid_pem: vapid_pem(),
         }
     }
 }
@@ -74,6 +92,7 @@ pub async fn stack(p: &Providers, sms: &str, email: &str) -> TestStack {
         ("FcmProjectId", "demo-project".to_owned()),
         ("FcmBaseUrl", p.fcm.url.clone()),
         ("FcmTokenUrl", format!("{}/token", p.oauth.url)),
+        ("VapidSubject", "mailto:ops@vcare.example".to_owned()),
         ("VonageApiKey", "vn-key".to_owned()),
         ("VonageFrom", "vcare".to_owned()),
         ("EmailFrom", "no-reply@vcare.example".to_owned()),
@@ -91,6 +110,7 @@ pub async fn stack(p: &Providers, sms: &str, email: &str) -> TestStack {
         c.secrets.insert("SendgridApiKeyCiphertext".into(), "sg-key".into());
         c.secrets.insert("VonageApiSecretCiphertext".into(), "vn-secret".into());
         c.secrets.insert("FcmServiceAccountCiphertext".into(), p.service_account.clone());
+        c.secrets.insert("VapidPrivateKeyCiphertext".into(), p.vapid_pem.clone());
         c.retry_delay = Duration::from_secs(1);
     })
     .await

@@ -39,6 +39,7 @@ pub struct Recorded {
     pub query: String,
     pub headers: HashMap<String, String>,
     pub body: String,
+    pub bytes: Vec<u8>,
 }
 
 impl Recorded {
@@ -78,6 +79,7 @@ async fn answer(State(inner): State<Inner>, req: Request) -> Response {
             .map(|(k, v)| (k.as_str().to_owned(), v.to_str().unwrap_or_default().to_owned()))
             .collect(),
         body: String::from_utf8_lossy(&body).into_owned(),
+        bytes: body.to_vec(),
     });
     let reply = inner.script.lock().unwrap().pop_front().unwrap_or_else(|| inner.default.lock().unwrap().clone());
     use std::sync::atomic::Ordering::SeqCst;

@@ -147,6 +147,87 @@ async fn push_goes_through_fcm_v1_with_a_cached_oauth_token_and_dead_tokens_are_
     stack.stop().await;
 }
 
+/// The browser's side of RFC 8291: decrypts an `aes128gcm` push message.
+fn decrypt_push(body: &[u8], ua_private: &aws_lc_rs::agreement::PrivateKey, ua_public: &[u8], auth: &[u8]) -> Vec<u8> {
+    use aws_lc_rs::aead::{AES_128_GCM, Aad, LessSafeKey, Nonce, UnboundKey};
+    use aws_lc_rs::agreement::{ECDH_P256, UnparsedPublicKey, agree};
+    use aws_lc_rs::hkdf::{HKDF_SHA256, KeyType, Salt};
+    struct Len(usize);
+    impl KeyType for Len {
+        fn len(&self) -> usize {
+            self.0
+        }
+    }
+    let hkdf = |salt: &[u8], ikm: &[u8], info: &[u8], len: usize| {
+        let info = [info];
+        let prk = Salt::new(HKDF_SHA256, salt).extract(ikm);
+        let okm = prk.expand(&info, Len(len)).unwrap();
+        let mut out = vec![0u8; len];
+        okm.fill(&mut out).unwrap();
+        out
+    };
+    let (salt, rest) = body.split_at(16);
+    assert_eq!(u32::from_be_bytes(rest[..4].try_into().unwrap()), 4096);
+    let idlen = rest[4] as usize;
+    let (as_public, ciphertext) = rest[5..].split_at(idlen);
+    let ecdh = agree(ua_private, UnparsedPublicKey::new(&ECDH_P256, as_public), (), |s| Ok(s.to_vec())).unwrap();
+    let mut key_info = b"WebPush: info\0".to_vec();
+    key_info.extend_from_slice(ua_public);
+    key_info.extend_from_slice(as_public);
+    let ikm = hkdf(auth, &ecdh, &key_info, 32);
+    let cek = hkdf(salt, &ikm, b"Content-Encoding: aes128gcm\0", 16);
+    let nonce = hkdf(salt, &ikm, b"Content-Encoding: nonce\0", 12);
+    let key = LessSafeKey::new(UnboundKey::new(&AES_128_GCM, &cek).unwrap());
+    let mut data = ciphertext.to_vec();
+    let plain =
+        key.open_in_place(Nonce::try_assume_unique_for_key(&nonce).unwrap(), Aad::empty(), &mut data).unwrap().to_vec();
+    assert_eq!(plain.last(), Some(&0x02), "the last record's delimiter");
+    plain[..plain.len() - 1].to_vec()
+}
+
+#[tokio::test]
+async fn web_push_is_encrypted_for_the_subscription_and_signed_with_vapid() {
+    use aws_lc_rs::agreement::{ECDH_P256, PrivateKey};
+    let p = Providers::start().await;
+    let stack = vcare_tests::comms::stack(&p, "gateway", "ses").await;
+    let ua_private = PrivateKey::generate(&ECDH_P256).unwrap();
+    let ua_public = ua_private.compute_public_key().unwrap().as_ref().to_vec();
+    let auth = [7u8; 16];
+    let b64 = base64::engine::general_purpose::URL_SAFE_NO_PAD;
+    let subscription = json!({"endpoint": format!("{}/push/sub-1", p.webpush.url),
+        "keys": {"p256dh": b64.encode(&ua_public), "auth": b64.encode(auth)}})
+    .to_string();
+    let mut b = body(&["push"], "high");
+    b["recipient"]["pushTokens"] = json!([{"platform": "webpush", "token": subscription}]);
+    let id = accept(&stack, &b, "k-wp").await;
+    let n = wait_for(&stack, &id, "sent", WAIT).await;
+    assert_eq!(n["provider"], "webpush");
+    let r = &p.webpush.requests()[0];
+    assert_eq!(r.path, "/push/sub-1");
+    assert_eq!(r.headers["content-encoding"], "aes128gcm");
+    assert!(r.headers.contains_key("ttl"));
+    let message: Value = serde_json::from_slice(&decrypt_push(&r.bytes, &ua_private, &ua_public, &auth)).unwrap();
+    assert_eq!(
+        message["body"],
+        "Reminder: your video consultation is at Tuesday 10:00. Join: https://meet.vcare.local/secretroomname"
+    );
+    // VAPID: `vapid t=<ES256 JWT for the push service's origin>, k=<public key>`.
+    let vapid = r.headers["authorization"].strip_prefix("vapid t=").unwrap();
+    let (jwt, k) = vapid.split_once(", k=").unwrap();
+    let key = jsonwebtoken::DecodingKey::from_ec_der(&b64.decode(k).unwrap());
+    let mut v = jsonwebtoken::Validation::new(jsonwebtoken::Algorithm::ES256);
+    v.set_audience(&[p.webpush.url.as_str()]);
+    v.set_required_spec_claims(&["exp", "aud", "sub"]);
+    let claims = jsonwebtoken::decode::<Value>(jwt, &key, &v).unwrap().claims;
+    assert_eq!(claims["sub"], "mailto:ops@vcare.example");
+    // An expired subscription (410) is dead: dropped, and nothing else to try.
+    p.webpush.script([Reply::json(410, Value::Null)]);
+    let id = accept(&stack, &b, "k-wp-2").await;
+    let n = wait_for(&stack, &id, "failed", WAIT).await;
+    assert_eq!(n["recipient"]["pushTokens"], 0, "{n}");
+    stack.stop().await;
+}
+
 #[tokio::test]
 async fn transient_failures_retry_then_fail_over_to_the_next_provider_then_the_next_channel() {
     let p = Providers::start().await;
@@ -325,6 +406,7 @@ async fn the_adapters_health_reports_each_provider() {
     assert_eq!(state("twilio"), ("sms".into(), "configured".into(), Value::Null));
     assert_eq!(state("vonage"), ("sms".into(), "configured".into(), Value::Null));
     assert_eq!(state("fcm"), ("push".into(), "active".into(), json!(1)));
+    assert_eq!(state("webpush"), ("push".into(), "active".into(), json!(2)));
     assert_eq!(state("ses"), ("email".into(), "active".into(), json!(1)));
     assert_eq!(state("sendgrid"), ("email".into(), "configured".into(), Value::Null));
     let (status, _, _) =

@@ -28,7 +28,9 @@ use vcare_comms::{Comms, DispatchMessage, MAX_QUEUE_DELAY_SECONDS};
 use vcare_domain::events::{DomainEvent, NOTIFICATION_FAILED, NOTIFICATION_SENT};
 use vcare_domain::ids;
 use vcare_domain::notification::{Attempt, Channel, Notification, Status, failures, next_route, quiet_until};
-use vcare_providers::{Fcm, GatewaySms, Outcome, Outgoing, Provider, SendGrid, Ses, Twilio, Vonage, http_client};
+use vcare_providers::{
+    Fcm, GatewaySms, Outcome, Outgoing, Provider, SendGrid, Ses, Twilio, Vonage, WebPush, http_client,
+};
 use vcare_runtime::{ConfigError, Env, Error, EventFunction, LambdaEvent};
 
 /// A recipient after dead push tokens were dropped.
@@ -137,6 +139,13 @@ async fn providers(env: &Env, sdk: &SdkConfig) -> Result<Vec<Box<dyn Provider>>,
                         env.get("FCM_TOKEN_URL").map(str::to_owned),
                         http.clone(),
                     )?));
+                }
+            }
+            "webpush" => {
+                if let (Some(subject), Some(key)) =
+                    (env.get("VAPID_SUBJECT"), secret(env, &kms, "VAPID_PRIVATE_KEY").await?)
+                {
+                    out.push(Box::new(WebPush::new(&key, subject.to_owned(), http.clone())?));
                 }
             }
             "ses" => {

@@ -7,6 +7,8 @@
 //!
 //! Nothing here logs the recipient or the text.
 
+mod webpush;
+
 use std::time::Duration;
 
 use reqwest::StatusCode;
@@ -42,6 +44,8 @@ pub struct Outgoing<'a> {
     pub body: &'a str,
 }
 
+pub use webpush::{WebPush, encrypt as webpush_encrypt};
+
 pub trait Provider: Send + Sync {
     fn name(&self) -> &'static str;
     fn channel(&self) -> Channel;
@@ -57,7 +61,7 @@ pub fn http_client(timeout: Duration) -> reqwest::Client {
     reqwest::Client::builder().timeout(timeout).connect_timeout(Duration::from_secs(2)).build().unwrap_or_default()
 }
 
-fn retry_after(headers: &reqwest::header::HeaderMap) -> Option<Duration> {
+pub(crate) fn retry_after(headers: &reqwest::header::HeaderMap) -> Option<Duration> {
     headers
         .get("retry-after")
         .and_then(|v| v.to_str().ok())
@@ -515,6 +519,7 @@ pub const ADAPTERS: &[(Channel, &str)] = &[
     (Channel::Email, "ses"),
     (Channel::Email, "sendgrid"),
     (Channel::Push, "fcm"),
+    (Channel::Push, "webpush"),
 ];
 
 /// Whether an adapter's settings are present in `env` (the dispatch
@@ -533,6 +538,7 @@ pub fn configured(env: &vcare_runtime::Env, name: &str) -> bool {
                 && env.get("VONAGE_API_SECRET_CIPHERTEXT").is_some()
         }
         "fcm" => env.get("FCM_PROJECT_ID").is_some() && env.get("FCM_SERVICE_ACCOUNT_CIPHERTEXT").is_some(),
+        "webpush" => env.get("VAPID_SUBJECT").is_some() && env.get("VAPID_PRIVATE_KEY_CIPHERTEXT").is_some(),
         "ses" => env.get("EMAIL_FROM").is_some(),
         "sendgrid" => env.get("EMAIL_FROM").is_some() && env.get("SENDGRID_API_KEY_CIPHERTEXT").is_some(),
         _ => false,
@@ -545,7 +551,7 @@ pub fn order(env: &vcare_runtime::Env, channel: Channel) -> Vec<String> {
     let (name, default) = match channel {
         Channel::Sms => ("SMS_PROVIDERS", "gateway,twilio,vonage"),
         Channel::Email => ("EMAIL_PROVIDERS", "ses,sendgrid"),
-        Channel::Push => ("PUSH_PROVIDERS", "fcm"),
+        Channel::Push => ("PUSH_PROVIDERS", "fcm,webpush"),
     };
     env.get(name).unwrap_or(default).split(',').map(|s| s.trim().to_owned()).filter(|s| !s.is_empty()).collect()
 }
