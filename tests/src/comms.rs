@@ -28,6 +28,9 @@ pub struct Providers {
     pub webpush: StandIn,
     /// The VAPID private key (PKCS#8 PEM).
     pub vapid_pem: String,
+    pub apns: StandIn,
+    /// The APNs `.p8` key (PKCS#8 PEM, P-256).
+    pub apns_pem: String,
 }
 
 fn pem(label: &str, der: &[u8]) -> String {
@@ -76,6 +79,8 @@ impl Providers {
             service_account: service_account(),
             webpush: StandIn::start(Reply::json(201, Value::Null).header("location", "https://push.example/m/1")).await,
             vapid_pem: vapid_pem(),
+            apns: StandIn::start(Reply::json(200, Value::Null).header("apns-id", "EC1BF194-B3B2-4C2B-A3F3-3A7E3B4B8F2A")).await,
+            apns_pem: vapid_pem(),
         }
     }
 }
@@ -93,6 +98,10 @@ pub async fn stack(p: &Providers, sms: &str, email: &str) -> TestStack {
         ("FcmBaseUrl", p.fcm.url.clone()),
         ("FcmTokenUrl", format!("{}/token", p.oauth.url)),
         ("VapidSubject", "mailto:ops@vcare.example".to_owned()),
+        ("ApnsBaseUrl", p.apns.url.clone()),
+        ("ApnsTeamId", "TEAM123456".to_owned()),
+        ("ApnsKeyId", "KEY1234567".to_owned()),
+        ("ApnsTopic", "org.vcare.app".to_owned()),
         ("VonageApiKey", "vn-key".to_owned()),
         ("VonageFrom", "vcare".to_owned()),
         ("EmailFrom", "no-reply@vcare.example".to_owned()),
@@ -111,6 +120,7 @@ pub async fn stack(p: &Providers, sms: &str, email: &str) -> TestStack {
         c.secrets.insert("VonageApiSecretCiphertext".into(), "vn-secret".into());
         c.secrets.insert("FcmServiceAccountCiphertext".into(), p.service_account.clone());
         c.secrets.insert("VapidPrivateKeyCiphertext".into(), p.vapid_pem.clone());
+        c.secrets.insert("ApnsPrivateKeyCiphertext".into(), p.apns_pem.clone());
         c.retry_delay = Duration::from_secs(1);
     })
     .await

@@ -40,6 +40,8 @@ pub struct Recorded {
     pub headers: HashMap<String, String>,
     pub body: String,
     pub bytes: Vec<u8>,
+    /// `HTTP/1.1`, `HTTP/2.0`.
+    pub version: String,
 }
 
 impl Recorded {
@@ -80,6 +82,7 @@ async fn answer(State(inner): State<Inner>, req: Request) -> Response {
             .collect(),
         body: String::from_utf8_lossy(&body).into_owned(),
         bytes: body.to_vec(),
+        version: format!("{:?}", parts.version),
     });
     let reply = inner.script.lock().unwrap().pop_front().unwrap_or_else(|| inner.default.lock().unwrap().clone());
     use std::sync::atomic::Ordering::SeqCst;

@@ -229,6 +229,36 @@ async fn web_push_is_encrypted_for_the_subscription_and_signed_with_vapid() {
 }
 
 #[tokio::test]
+async fn apns_gets_http2_with_a_provider_token_and_unregistered_tokens_are_dropped() {
+    let p = Providers::start().await;
+    let stack = vcare_tests::comms::stack(&p, "gateway", "ses").await;
+    let device = "a1b2c3d4e5f60718293a4b5c6d7e8f90a1b2c3d4e5f60718293a4b5c6d7e8f90";
+    let mut b = body(&["push"], "high");
+    b["recipient"]["pushTokens"] = json!([{"platform": "apns", "token": device}]);
+    let id = accept(&stack, &b, "k-apns").await;
+    assert_eq!(wait_for(&stack, &id, "sent", WAIT).await["provider"], "apns");
+    let r = &p.apns.requests()[0];
+    assert_eq!(r.version, "HTTP/2.0", "APNs speaks HTTP/2 only");
+    assert_eq!(r.path, format!("/3/device/{device}"));
+    assert_eq!((r.headers["apns-topic"].as_str(), r.headers["apns-push-type"].as_str()), ("org.vcare.app", "alert"));
+    let jwt = r.headers["authorization"].strip_prefix("bearer ").unwrap();
+    let header = jsonwebtoken::decode_header(jwt).unwrap();
+    assert_eq!((header.alg, header.kid.as_deref()), (jsonwebtoken::Algorithm::ES256, Some("KEY1234567")));
+    let claims: Value = serde_json::from_slice(
+        &base64::engine::general_purpose::URL_SAFE_NO_PAD.decode(jwt.split('.').nth(1).unwrap()).unwrap(),
+    )
+    .unwrap();
+    assert_eq!(claims["iss"], "TEAM123456");
+    assert!(r.json()["aps"]["alert"]["body"].as_str().unwrap().contains("Tuesday 10:00"));
+    // 410 Unregistered: the token is dead and dropped.
+    p.apns.script([Reply::json(410, json!({"reason": "Unregistered", "timestamp": 1795428000000u64}))]);
+    let id = accept(&stack, &b, "k-apns-2").await;
+    let n = wait_for(&stack, &id, "failed", WAIT).await;
+    assert_eq!(n["recipient"]["pushTokens"], 0, "{n}");
+    stack.stop().await;
+}
+
+#[tokio::test]
 async fn transient_failures_retry_then_fail_over_to_the_next_provider_then_the_next_channel() {
     let p = Providers::start().await;
     p.gateway.script([
@@ -407,6 +437,7 @@ async fn the_adapters_health_reports_each_provider() {
     assert_eq!(state("vonage"), ("sms".into(), "configured".into(), Value::Null));
     assert_eq!(state("fcm"), ("push".into(), "active".into(), json!(1)));
     assert_eq!(state("webpush"), ("push".into(), "active".into(), json!(2)));
+    assert_eq!(state("apns"), ("push".into(), "active".into(), json!(3)));
     assert_eq!(state("ses"), ("email".into(), "active".into(), json!(1)));
     assert_eq!(state("sendgrid"), ("email".into(), "configured".into(), Value::Null));
     let (status, _, _) =

@@ -29,7 +29,7 @@ use vcare_domain::events::{DomainEvent, NOTIFICATION_FAILED, NOTIFICATION_SENT};
 use vcare_domain::ids;
 use vcare_domain::notification::{Attempt, Channel, Notification, Status, failures, next_route, quiet_until};
 use vcare_providers::{
-    Fcm, GatewaySms, Outcome, Outgoing, Provider, SendGrid, Ses, Twilio, Vonage, WebPush, http_client,
+    Apns, Fcm, GatewaySms, Outcome, Outgoing, Provider, SendGrid, Ses, Twilio, Vonage, WebPush, http_client,
 };
 use vcare_runtime::{ConfigError, Env, Error, EventFunction, LambdaEvent};
 
@@ -138,6 +138,23 @@ async fn providers(env: &Env, sdk: &SdkConfig) -> Result<Vec<Box<dyn Provider>>,
                         env.get("FCM_BASE_URL").unwrap_or("https://fcm.googleapis.com").to_owned(),
                         env.get("FCM_TOKEN_URL").map(str::to_owned),
                         http.clone(),
+                    )?));
+                }
+            }
+            "apns" => {
+                if let (Some(team), Some(key_id), Some(topic), Some(key)) = (
+                    env.get("APNS_TEAM_ID"),
+                    env.get("APNS_KEY_ID"),
+                    env.get("APNS_TOPIC"),
+                    secret(env, &kms, "APNS_PRIVATE_KEY").await?,
+                ) {
+                    out.push(Box::new(Apns::new(
+                        env.get("APNS_BASE_URL").unwrap_or("https://api.push.apple.com").to_owned(),
+                        topic.to_owned(),
+                        team.to_owned(),
+                        key_id.to_owned(),
+                        &key,
+                        Duration::from_millis(env.bounded("PROVIDER_TIMEOUT_MS", 5000, 100, 30_000)?),
                     )?));
                 }
             }

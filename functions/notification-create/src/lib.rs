@@ -126,7 +126,9 @@ async fn accept(
     };
     // Queue it (again, for a replay whose first enqueue may have failed:
     // dispatch claims attempts, so a second message sends nothing twice).
-    let (current, _) = comms.store.get(clinic, &id).await.map_err(store_problem)?.ok_or_else(Problem::internal)?;
+    // Not visible yet: the first request's transaction is still landing.
+    let in_progress = || Problem::conflict("a request with this Idempotency-Key is in progress");
+    let (current, _) = comms.store.get(clinic, &id).await.map_err(store_problem)?.ok_or_else(in_progress)?;
     if current.status == Status::Queued {
         comms.enqueue(clinic, &id, delay).await.map_err(unavailable)?;
     }

@@ -520,6 +520,7 @@ pub const ADAPTERS: &[(Channel, &str)] = &[
     (Channel::Email, "sendgrid"),
     (Channel::Push, "fcm"),
     (Channel::Push, "webpush"),
+    (Channel::Push, "apns"),
 ];
 
 /// Whether an adapter's settings are present in `env` (the dispatch
@@ -539,6 +540,12 @@ pub fn configured(env: &vcare_runtime::Env, name: &str) -> bool {
         }
         "fcm" => env.get("FCM_PROJECT_ID").is_some() && env.get("FCM_SERVICE_ACCOUNT_CIPHERTEXT").is_some(),
         "webpush" => env.get("VAPID_SUBJECT").is_some() && env.get("VAPID_PRIVATE_KEY_CIPHERTEXT").is_some(),
+        "apns" => {
+            env.get("APNS_TEAM_ID").is_some()
+                && env.get("APNS_KEY_ID").is_some()
+                && env.get("APNS_TOPIC").is_some()
+                && env.get("APNS_PRIVATE_KEY_CIPHERTEXT").is_some()
+        }
         "ses" => env.get("EMAIL_FROM").is_some(),
         "sendgrid" => env.get("EMAIL_FROM").is_some() && env.get("SENDGRID_API_KEY_CIPHERTEXT").is_some(),
         _ => false,
@@ -551,7 +558,7 @@ pub fn order(env: &vcare_runtime::Env, channel: Channel) -> Vec<String> {
     let (name, default) = match channel {
         Channel::Sms => ("SMS_PROVIDERS", "gateway,twilio,vonage"),
         Channel::Email => ("EMAIL_PROVIDERS", "ses,sendgrid"),
-        Channel::Push => ("PUSH_PROVIDERS", "fcm,webpush"),
+        Channel::Push => ("PUSH_PROVIDERS", "fcm,webpush,apns"),
     };
     env.get(name).unwrap_or(default).split(',').map(|s| s.trim().to_owned()).filter(|s| !s.is_empty()).collect()
 }
@@ -572,4 +579,119 @@ pub fn catalogue(env: &vcare_runtime::Env) -> Vec<Value> {
             json!({"name": name, "channel": channel.as_str(), "state": state, "failoverPosition": position.map(|p| p + 1)})
         })
         .collect()
+}
+
+/// Apple Push Notification service, token-based: `POST {base}/3/device/{token}`
+/// over HTTP/2 with a provider JWT (ES256, `kid` = key id, `iss` = team id,
+/// `iat`), reused for 50 minutes as Apple asks. `apns-topic` = the app's
+/// bundle id. 410 `Unregistered` and 400 `BadDeviceToken` are dead tokens;
+/// 403 `ExpiredProviderToken`/`InvalidProviderToken` renew the JWT (transient);
+/// 429 and 5xx are transient.
+pub struct Apns {
+    pub base_url: String,
+    pub topic: String,
+    pub team_id: String,
+    pub key_id: String,
+    key: jsonwebtoken::EncodingKey,
+    pub http: reqwest::Client,
+    cached: std::sync::Mutex<Option<(String, std::time::Instant)>>,
+}
+
+impl Apns {
+    /// `private_key_pem`: the `.p8` key Apple issues (PKCS#8, P-256).
+    pub fn new(
+        base_url: String,
+        topic: String,
+        team_id: String,
+        key_id: String,
+        private_key_pem: &str,
+        timeout: Duration,
+    ) -> Result<Self, String> {
+        let key = jsonwebtoken::EncodingKey::from_ec_pem(private_key_pem.as_bytes())
+            .map_err(|_| "the APNs key is not a P-256 PEM key".to_owned())?;
+        // Apple speaks HTTP/2 only: negotiated by ALPN over TLS, or with prior
+        // knowledge over plain HTTP (a local stand-in).
+        let builder = reqwest::Client::builder().timeout(timeout).connect_timeout(Duration::from_secs(2));
+        let builder = if base_url.starts_with("http://") { builder.http2_prior_knowledge() } else { builder };
+        let http = builder.build().map_err(|e| e.to_string())?;
+        Ok(Self { base_url, topic, team_id, key_id, key, http, cached: std::sync::Mutex::new(None) })
+    }
+
+    fn provider_token(&self) -> Result<String, Outcome> {
+        if let Some((token, until)) = self.cached.lock().expect("lock").clone()
+            && std::time::Instant::now() < until
+        {
+            return Ok(token);
+        }
+        let mut header = jsonwebtoken::Header::new(jsonwebtoken::Algorithm::ES256);
+        header.kid = Some(self.key_id.clone());
+        let now =
+            std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).map(|d| d.as_secs()).unwrap_or_default();
+        let token = jsonwebtoken::encode(&header, &json!({"iss": self.team_id, "iat": now}), &self.key)
+            .map_err(|_| Outcome::Permanent { reason: "apns: the key cannot sign".into() })?;
+        *self.cached.lock().expect("lock") =
+            Some((token.clone(), std::time::Instant::now() + Duration::from_secs(50 * 60)));
+        Ok(token)
+    }
+}
+
+impl Provider for Apns {
+    fn name(&self) -> &'static str {
+        "apns"
+    }
+    fn channel(&self) -> Channel {
+        Channel::Push
+    }
+    fn platform(&self) -> Option<vcare_domain::notification::PushPlatform> {
+        Some(vcare_domain::notification::PushPlatform::Apns)
+    }
+    fn send<'a>(&'a self, m: &'a Outgoing<'a>) -> BoxFuture<'a, Outcome> {
+        Box::pin(async move {
+            let token = match self.provider_token() {
+                Ok(t) => t,
+                Err(outcome) => return outcome,
+            };
+            if m.to.is_empty() || !m.to.bytes().all(|b| b.is_ascii_hexdigit()) {
+                return Outcome::DeadToken { reason: "apns: not a device token".into() };
+            }
+            let body = json!({"aps": {"alert": {"title": m.subject.unwrap_or("vcare"), "body": m.body}, "sound": "default"}, "reference": m.reference});
+            let sent = self
+                .http
+                .post(format!("{}/3/device/{}", self.base_url.trim_end_matches('/'), m.to))
+                .header("authorization", format!("bearer {token}"))
+                .header("apns-topic", &self.topic)
+                .header("apns-push-type", "alert")
+                .header("apns-priority", "10")
+                .json(&body)
+                .send()
+                .await;
+            let response = match sent {
+                Ok(r) => r,
+                Err(_) => return Outcome::Transient { reason: "apns unreachable".into(), retry_after: None },
+            };
+            let status = response.status().as_u16();
+            let id = response.headers().get("apns-id").and_then(|v| v.to_str().ok()).map(str::to_owned);
+            let retry = retry_after(response.headers());
+            let reason = response
+                .json::<Value>()
+                .await
+                .ok()
+                .and_then(|b| b["reason"].as_str().map(str::to_owned))
+                .unwrap_or_default();
+            match (status, reason.as_str()) {
+                (200, _) => Outcome::Sent { provider_message_id: id.unwrap_or_else(|| m.reference.to_owned()) },
+                (410, _) | (400, "BadDeviceToken") | (400, "DeviceTokenNotForTopic") => {
+                    Outcome::DeadToken { reason: format!("apns: {status} {reason}") }
+                }
+                (403, "ExpiredProviderToken" | "InvalidProviderToken") => {
+                    *self.cached.lock().expect("lock") = None;
+                    Outcome::Transient { reason: format!("apns: {reason}"), retry_after: None }
+                }
+                (429, _) | (500..=599, _) => {
+                    Outcome::Transient { reason: format!("apns answered {status}"), retry_after: retry }
+                }
+                _ => Outcome::Permanent { reason: format!("apns refused: {status} {reason}") },
+            }
+        })
+    }
 }
