@@ -1,5 +1,6 @@
 #!/usr/bin/env bash
-# The loopback AWS endpoint: moto in server mode, from a virtualenv inside the
+# The loopback AWS endpoint: moto in server mode (with DynamoDB requests
+# serialised, see local_aws_server.py), from a virtualenv inside the
 # checkout. Sourced by run-local.sh and test.sh; nothing is installed globally.
 set -euo pipefail
 
@@ -36,7 +37,7 @@ start_moto() {
     return 1
   fi
   mkdir -p "$(dirname "$log")"
-  "$VENV/bin/moto_server" -H 127.0.0.1 -p "$port" >"$log" 2>&1 &
+  "$VENV/bin/python" "$VCARE_ROOT/infra/scripts/local_aws_server.py" -H 127.0.0.1 -p "$port" >"$log" 2>&1 &
   MOTO_PID=$!
   for _ in $(seq 1 100); do
     if (exec 3<>"/dev/tcp/127.0.0.1/$port") 2>/dev/null; then

@@ -447,3 +447,22 @@ async fn the_adapters_health_reports_each_provider() {
     assert_eq!(status, 401);
     stack.stop().await;
 }
+
+#[tokio::test]
+async fn a_provider_rate_limit_paces_sends_and_requeues_what_would_wait_long() {
+    let p = Providers::start().await;
+    let stack = vcare_tests::comms::stack(&p, "gateway", "ses").await;
+    let mut env = stack.gateway.function("DispatchFunction").unwrap().def.environment.clone();
+    env.insert("PROVIDER_RATE_LIMITS".into(), "gateway=0.2".into());
+    let d = dispatch::dispatcher(&vcare_runtime::Env::from_map(env), &stack.sdk).await.unwrap();
+    let first = stored(&stack, &[Channel::Sms], Priority::High, None, None).await;
+    let second = stored(&stack, &[Channel::Sms], Priority::High, None, None).await;
+    assert_eq!(format!("{:?}", d.handle(&first).await), "Ok(Sent)");
+    assert_eq!(
+        format!("{:?}", d.handle(&second).await),
+        "Ok(Requeued)",
+        "one send per 5 s: the next one comes back later"
+    );
+    assert_eq!(p.gateway.requests().len(), 1);
+    stack.stop().await;
+}

@@ -42,6 +42,7 @@ pub struct Cleaned {
 pub struct Dispatcher {
     comms: Comms,
     providers: Vec<Box<dyn Provider>>,
+    limits: std::collections::HashMap<String, vcare_providers::RateLimiter>,
     max_tries: usize,
     retry_base: Duration,
     claim_timeout: chrono::Duration,
@@ -211,6 +212,7 @@ pub async fn dispatcher(env: &Env, sdk: &SdkConfig) -> Result<Dispatcher, Error>
     Ok(Dispatcher {
         comms: Comms::from_env(env, sdk)?,
         providers: providers(env, sdk).await?,
+        limits: vcare_providers::rate_limits(env)?,
         max_tries: env.bounded("MAX_TRIES_PER_PROVIDER", 3, 1, 10)?,
         retry_base: Duration::from_secs(env.bounded("RETRY_BASE_SECONDS", 2, 0, 300)?),
         claim_timeout: chrono::Duration::seconds(env.bounded("CLAIM_TIMEOUT_SECONDS", 120, 1, 3600)?),
@@ -292,6 +294,14 @@ impl Dispatcher {
                 self.fail((n, version), now).await?;
                 return Ok(Handled::Failed);
             };
+            // The provider's own pace: wait a little, or come back later.
+            if let Some(limiter) = self.limits.get(provider) {
+                let wait = limiter.acquire();
+                if wait > Duration::from_secs(2) {
+                    return self.requeue(&n, wait.as_secs() as i64 + 1).await;
+                }
+                tokio::time::sleep(wait).await;
+            }
             let attempt_id = ids::prefixed("att");
             let Some((claimed, claimed_version)) =
                 self.claim((n, version), &attempt_id, channel, provider, now).await?
