@@ -27,7 +27,9 @@ use vcare_aws::SdkConfig;
 use vcare_comms::{Comms, DispatchMessage, MAX_QUEUE_DELAY_SECONDS};
 use vcare_domain::events::{DomainEvent, NOTIFICATION_FAILED, NOTIFICATION_SENT};
 use vcare_domain::ids;
-use vcare_domain::notification::{Attempt, Channel, Notification, Status, failures, next_route, quiet_until};
+use vcare_domain::notification::{
+    Attempt, Channel, Notification, Status, failures, next_route, quiet_until, token_hash,
+};
 use vcare_providers::{
     Apns, Fcm, GatewaySms, Outcome, Outgoing, Provider, SendGrid, Ses, Twilio, Vonage, WebPush, http_client,
 };
@@ -442,6 +444,14 @@ impl Dispatcher {
             let mut kept = recipient.clone();
             kept.push_tokens.retain(|t| !dead.contains(&&t.token));
             tracing::info!(notification_id = %n.notification_id, dropped = dead.len(), "dead push tokens dropped");
+            // Remembered (by hash) so later notifications leave them out.
+            let hashes: Vec<String> =
+                recipient.push_tokens.iter().filter(|t| dead.contains(&&t.token)).map(token_hash).collect();
+            if let Err(e) =
+                self.comms.store.mark_dead_tokens(&n.clinic_id, &hashes, Utc::now(), chrono::Duration::days(90)).await
+            {
+                tracing::warn!(error = %e, "remembering dead push tokens failed");
+            }
             let sealed = self.comms.seal_recipient(&n.clinic_id, &n.notification_id, &kept).await?;
             Some(Cleaned { sealed, push_tokens: kept.push_tokens.len() })
         };

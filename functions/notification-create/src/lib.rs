@@ -23,6 +23,7 @@ use vcare_domain::events::{DomainEvent, NOTIFICATION_ACCEPTED};
 use vcare_domain::ids;
 use vcare_domain::notification::{
     MAX_IDEMPOTENCY_KEY, MaskedRecipient, Message, NewNotification, Notification, NotificationRequest, Status,
+    token_hash,
 };
 use vcare_domain::templates::{self, Rendered};
 use vcare_http::{ApiJson, Caller, HttpFunction, Problem, Role, rejected, require_role, store_problem};
@@ -89,6 +90,13 @@ async fn accept(
     let request = body.validate(now, timezone_ok).map_err(rejected)?;
     let messages = render(&request)?;
     let request_hash = sha256_hex(&serde_json::to_vec(&request).unwrap_or_default());
+    let mut request = request;
+    if !request.recipient.push_tokens.is_empty() {
+        // Tokens a provider already declared dead are left out.
+        let hashes: Vec<String> = request.recipient.push_tokens.iter().map(token_hash).collect();
+        let dead = comms.store.dead_tokens(&caller.clinic_id, &hashes).await.map_err(store_problem)?;
+        request.recipient.push_tokens.retain(|t| !dead.contains(&token_hash(t)));
+    }
     let key_hash = sha256_hex(key.as_bytes());
     let clinic = &caller.clinic_id;
     let id = ids::prefixed("ntf");

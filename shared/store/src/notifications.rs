@@ -118,4 +118,56 @@ impl NotificationStore {
     {
         update_versioned(&self.ddb, &self.table, notification_key(clinic, id), "notification", change).await
     }
+
+    /// Remembers push tokens a provider declared dead (by hash, per clinic,
+    /// for `keep`), so later notifications do not carry them.
+    pub async fn mark_dead_tokens(
+        &self,
+        clinic: &str,
+        hashes: &[String],
+        now: DateTime<Utc>,
+        keep: chrono::Duration,
+    ) -> Result<(), StoreError> {
+        for chunk in hashes.chunks(25) {
+            let writes = chunk
+                .iter()
+                .map(|h| {
+                    let mut item = key(format!("DEADTOKEN#{clinic}#{h}"), "DEADTOKEN");
+                    item.insert("kind".into(), s("dead-token"));
+                    item.insert("expiresAt".into(), AttributeValue::N((now + keep).timestamp().to_string()));
+                    let put = aws_sdk_dynamodb::types::PutRequest::builder()
+                        .set_item(Some(item))
+                        .build()
+                        .map_err(|e| StoreError::Corrupt(e.to_string()))?;
+                    Ok(aws_sdk_dynamodb::types::WriteRequest::builder().put_request(put).build())
+                })
+                .collect::<Result<Vec<_>, StoreError>>()?;
+            self.ddb.batch_write_item().request_items(&self.table, writes).send().await.map_err(unavailable)?;
+        }
+        Ok(())
+    }
+
+    /// Which of these token hashes are known dead in the clinic.
+    pub async fn dead_tokens(
+        &self,
+        clinic: &str,
+        hashes: &[String],
+    ) -> Result<std::collections::HashSet<String>, StoreError> {
+        let mut dead = std::collections::HashSet::new();
+        for chunk in hashes.chunks(100) {
+            let keys: Vec<Item> = chunk.iter().map(|h| key(format!("DEADTOKEN#{clinic}#{h}"), "DEADTOKEN")).collect();
+            let request = aws_sdk_dynamodb::types::KeysAndAttributes::builder()
+                .set_keys(Some(keys))
+                .build()
+                .map_err(|e| StoreError::Corrupt(e.to_string()))?;
+            let got =
+                self.ddb.batch_get_item().request_items(&self.table, request).send().await.map_err(unavailable)?;
+            for item in got.responses.unwrap_or_default().remove(&self.table).unwrap_or_default() {
+                if let Some(h) = string(&item, "pk").and_then(|pk| pk.rsplit('#').next().map(str::to_owned)) {
+                    dead.insert(h);
+                }
+            }
+        }
+        Ok(dead)
+    }
 }
