@@ -124,22 +124,29 @@ async fn accept(
         .accept(&notification, &key_hash, &request_hash, &event, now, comms.config.idempotency)
         .await
         .map_err(store_problem)?;
+    let in_progress = || Problem::conflict("a request with this Idempotency-Key is in progress");
     let id = match accepted {
-        Accepted::New => id,
-        Accepted::Existing { notification_id, same_request: true } => notification_id,
+        Accepted::New => {
+            comms.enqueue(clinic, &id, delay).await.map_err(unavailable)?;
+            id
+        }
+        Accepted::Existing { notification_id, same_request: true } => {
+            // A replay: queue it again if it is still queued (its first
+            // enqueue may have failed; dispatch claims attempts, so a second
+            // message sends nothing twice). Not visible yet: the first
+            // request's transaction is still landing.
+            let (current, _) =
+                comms.store.get(clinic, &notification_id).await.map_err(store_problem)?.ok_or_else(in_progress)?;
+            if current.status == Status::Queued {
+                comms.enqueue(clinic, &notification_id, delay).await.map_err(unavailable)?;
+            }
+            notification_id
+        }
         Accepted::Existing { same_request: false, .. } => {
             return Err(Problem::conflict("this Idempotency-Key was used with another request"));
         }
-        Accepted::InProgress => return Err(Problem::conflict("a request with this Idempotency-Key is in progress")),
+        Accepted::InProgress => return Err(in_progress()),
     };
-    // Queue it (again, for a replay whose first enqueue may have failed:
-    // dispatch claims attempts, so a second message sends nothing twice).
-    // Not visible yet: the first request's transaction is still landing.
-    let in_progress = || Problem::conflict("a request with this Idempotency-Key is in progress");
-    let (current, _) = comms.store.get(clinic, &id).await.map_err(store_problem)?.ok_or_else(in_progress)?;
-    if current.status == Status::Queued {
-        comms.enqueue(clinic, &id, delay).await.map_err(unavailable)?;
-    }
     // The first response, whatever has happened since (GET tells the rest).
     Ok((StatusCode::ACCEPTED, Json(json!({"notificationId": id, "status": Status::Queued}))))
 }

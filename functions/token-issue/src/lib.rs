@@ -40,7 +40,10 @@ pub struct TokenIssuer {
 }
 
 pub async fn issuer(env: &Env, sdk: &SdkConfig) -> Result<TokenIssuer, Error> {
+    // Plain settings first: a missing one fails the cold start before any KMS call.
     let care = Care::new(CareConfig::from_env(env)?, sdk);
+    let app_id = env.required("JITSI_APP_ID")?;
+    let audience = env.get("JITSI_AUDIENCE").unwrap_or("jitsi").to_owned();
     let kms = aws_sdk_kms::Client::new(sdk);
     let signer = match env.get("JITSI_SIGNING").unwrap_or("hs256") {
         "hs256" => {
@@ -62,12 +65,7 @@ pub async fn issuer(env: &Env, sdk: &SdkConfig) -> Result<TokenIssuer, Error> {
             .into());
         }
     };
-    Ok(TokenIssuer {
-        care,
-        app_id: env.required("JITSI_APP_ID")?,
-        audience: env.get("JITSI_AUDIENCE").unwrap_or("jitsi").to_owned(),
-        signer,
-    })
+    Ok(TokenIssuer { care, app_id, audience, signer })
 }
 
 pub fn router(issuer: Arc<TokenIssuer>) -> Router {
