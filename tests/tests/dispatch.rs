@@ -461,3 +461,25 @@ async fn a_provider_rate_limit_paces_sends_and_requeues_what_would_wait_long() {
     assert_eq!(p.gateway.requests().len(), 1);
     stack.stop().await;
 }
+
+#[tokio::test]
+async fn bad_dispatch_settings_fail_the_cold_start_by_name() {
+    let p = Providers::start().await;
+    let stack = vcare_tests::comms::stack(&p, "gateway", "ses").await;
+    let base = stack.gateway.function("DispatchFunction").unwrap().def.environment.clone();
+    for (name, value) in [
+        ("QUIET_HOURS", "evenings"),
+        ("QUIET_HOURS", "21-25"),
+        ("SMS_PROVIDERS", "gateway,pigeon"),
+        ("PROVIDER_RATE_LIMITS", "gateway=fast"),
+        ("MAX_TRIES_PER_PROVIDER", "0"),
+        ("PROVIDER_TIMEOUT_MS", "-1"),
+    ] {
+        let mut env = base.clone();
+        env.insert(name.into(), value.into());
+        let err = dispatch::dispatcher(&vcare_runtime::Env::from_map(env), &stack.sdk).await.err();
+        let text = err.map(|e| e.to_string()).unwrap_or_default();
+        assert!(text.contains(name), "{name}={value}: {text:?}");
+    }
+    stack.stop().await;
+}

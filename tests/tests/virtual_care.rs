@@ -856,3 +856,27 @@ async fn ending_a_room_ends_its_jitsi_meeting_retrying_and_keeping_what_failed()
     }
     api.stack.stop().await;
 }
+
+#[tokio::test]
+async fn bad_token_settings_fail_the_cold_start_by_name() {
+    let api = Api::start().await;
+    let base = api.stack.gateway.function("TokenIssueFunction").unwrap().def.environment.clone();
+    for (name, value) in [
+        ("JITSI_SIGNING", "rot13"),
+        ("JITSI_APP_ID", ""),
+        ("JITSI_DOMAIN", "https://meet/x"),
+        ("JOIN_WINDOW_MINUTES", "-5"),
+    ] {
+        let mut env = base.clone();
+        env.insert(name.into(), value.into());
+        let err = token_issue::function(&vcare_runtime::Env::from_map(env), &api.stack.sdk).await.err();
+        let text = err.map(|e| e.to_string()).unwrap_or_default();
+        assert!(text.contains(name), "{name}={value}: {text:?}");
+    }
+    // A ciphertext that is not the app secret's (another purpose) does not decrypt.
+    let mut env = base.clone();
+    let events = api.stack.gateway.function("JitsiEventsFunction").unwrap().def.environment.clone();
+    env.insert("JITSI_APP_SECRET_CIPHERTEXT".into(), events["JITSI_WEBHOOK_SECRET_CIPHERTEXT"].clone());
+    assert!(token_issue::function(&vcare_runtime::Env::from_map(env), &api.stack.sdk).await.is_err());
+    api.stack.stop().await;
+}
