@@ -392,6 +392,12 @@ async fn quiet_hours_and_send_at_wait_in_the_queue() {
         env.insert("QUIET_HOURS".into(), "21-7".into());
         env
     };
+    let own_hours = |c1: &str| {
+        let mut env = stack.gateway.function("DispatchFunction").unwrap().def.environment.clone();
+        env.insert("QUIET_HOURS".into(), "21-7".into());
+        env.insert("CLINIC_QUIET_HOURS".into(), format!("c-other=12-13;c1={c1}"));
+        vcare_runtime::Env::from_map(env)
+    };
     let d = dispatch::dispatcher(&vcare_runtime::Env::from_map(env), &stack.sdk).await.unwrap();
     let zone = a_zone_at_night();
     let normal = stored(&stack, &[Channel::Sms], Priority::Normal, Some(zone), None).await;
@@ -407,6 +413,20 @@ async fn quiet_hours_and_send_at_wait_in_the_queue() {
             .await;
     assert_eq!(format!("{:?}", d.handle(&later).await), "Ok(Requeued)", "sendAt in the future");
     assert_eq!(p.gateway.requests().len(), 1);
+    // A clinic with its own hours: none at all, so its normal message goes now.
+    let off = dispatch::dispatcher(&own_hours("off"), &stack.sdk).await.unwrap();
+    let night = stored(&stack, &[Channel::Sms], Priority::Normal, Some(zone), None).await;
+    assert_eq!(format!("{:?}", off.handle(&night).await), "Ok(Sent)", "c1 has no quiet hours");
+    // ... or quiet around the clock (0-23: only 23:00-00:00 is awake).
+    use chrono::Timelike;
+    let always = dispatch::dispatcher(&own_hours("0-23"), &stack.sdk).await.unwrap();
+    let zone_awake = ["Etc/GMT+12", "Etc/GMT-12", "Etc/GMT", "Etc/GMT+6", "Etc/GMT-6"]
+        .into_iter()
+        .find(|z| chrono::Utc::now().with_timezone(&z.parse::<chrono_tz::Tz>().unwrap()).hour() != 23)
+        .unwrap();
+    let day = stored(&stack, &[Channel::Sms], Priority::Normal, Some(zone_awake), None).await;
+    assert_eq!(format!("{:?}", always.handle(&day).await), "Ok(Requeued)", "c1's own hours, not the default");
+    assert_eq!(p.gateway.requests().len(), 2);
     stack.stop().await;
 }
 
@@ -470,6 +490,8 @@ async fn bad_dispatch_settings_fail_the_cold_start_by_name() {
     for (name, value) in [
         ("QUIET_HOURS", "evenings"),
         ("QUIET_HOURS", "21-25"),
+        ("CLINIC_QUIET_HOURS", "c1=21-7;c2"),
+        ("CLINIC_QUIET_HOURS", "c1=late"),
         ("SMS_PROVIDERS", "gateway,pigeon"),
         ("PROVIDER_RATE_LIMITS", "gateway=fast"),
         ("MAX_TRIES_PER_PROVIDER", "0"),

@@ -5,7 +5,7 @@
 //! (`batchItemFailures`) and the queue's redrive takes it to the DLQ in
 //! the end. Per notification:
 //! 1. done already (sent or final)? nothing to do — redelivery is harmless;
-//! 2. not due (`sendAt`, quiet hours)? re-enqueued with a delay, no sleeping;
+//! 2. not due (`sendAt`, the clinic's quiet hours)? re-enqueued with a delay, no sleeping;
 //! 3. the next route (channel, provider) is claimed with a version-checked
 //!    write *before* the provider is called, so a concurrent or redelivered
 //!    copy cannot send it again; a claim left by a crash is honoured until
@@ -25,6 +25,7 @@ use aws_lambda_events::sqs::{BatchItemFailure, SqsBatchResponse, SqsEvent};
 use chrono::{DateTime, Utc};
 use vcare_aws::SdkConfig;
 use vcare_comms::{Comms, DispatchMessage, MAX_QUEUE_DELAY_SECONDS};
+use vcare_domain::clinic::{PerClinic, QuietHours};
 use vcare_domain::events::{DomainEvent, NOTIFICATION_FAILED, NOTIFICATION_SENT};
 use vcare_domain::ids;
 use vcare_domain::notification::{
@@ -48,7 +49,7 @@ pub struct Dispatcher {
     max_tries: usize,
     retry_base: Duration,
     claim_timeout: chrono::Duration,
-    quiet_hours: (u32, u32),
+    quiet_hours: PerClinic<QuietHours>,
 }
 
 /// What became of one queue message.
@@ -196,18 +197,14 @@ async fn providers(env: &Env, sdk: &SdkConfig) -> Result<Vec<Box<dyn Provider>>,
     Ok(out)
 }
 
-fn quiet_hours(env: &Env) -> Result<(u32, u32), ConfigError> {
-    let raw = env.get("QUIET_HOURS").unwrap_or("21-7");
-    let bad = || ConfigError::Invalid {
-        name: "QUIET_HOURS".into(),
-        reason: "START-END hours, like 21-7 (equal: none)".into(),
+/// `QUIET_HOURS` for every clinic, `CLINIC_QUIET_HOURS` for the exceptions.
+fn quiet_hours(env: &Env) -> Result<PerClinic<QuietHours>, ConfigError> {
+    let invalid = |name: &str| {
+        let name = name.to_owned();
+        move |reason: String| ConfigError::Invalid { name, reason }
     };
-    let (a, b) = raw.split_once('-').ok_or_else(bad)?;
-    let (a, b): (u32, u32) = (a.trim().parse().map_err(|_| bad())?, b.trim().parse().map_err(|_| bad())?);
-    if a > 23 || b > 23 {
-        return Err(bad());
-    }
-    Ok((a, b))
+    let default = env.get("QUIET_HOURS").unwrap_or("21-7").parse().map_err(invalid("QUIET_HOURS"))?;
+    PerClinic::parse(default, env.get("CLINIC_QUIET_HOURS").unwrap_or("")).map_err(invalid("CLINIC_QUIET_HOURS"))
 }
 
 pub async fn dispatcher(env: &Env, sdk: &SdkConfig) -> Result<Dispatcher, Error> {
@@ -280,7 +277,7 @@ impl Dispatcher {
             if let Some(due) = n.send_at.filter(|at| *at > now + chrono::Duration::seconds(1)) {
                 return self.requeue(&n, (due - now).num_seconds()).await;
             }
-            if let Some(due) = quiet_until(now, n.timezone.as_deref(), n.priority, self.quiet_hours) {
+            if let Some(due) = quiet_until(now, n.timezone.as_deref(), n.priority, *self.quiet_hours.of(&m.clinic_id)) {
                 return self.requeue(&n, (due - now).num_seconds()).await;
             }
             if let Some(last) = n.attempts.last().filter(|a| a.status == Status::Sending) {

@@ -7,6 +7,7 @@ use chrono::{DateTime, Utc};
 use serde::{Deserialize, Serialize};
 
 use crate::Rejected;
+use crate::clinic::QuietHours;
 use crate::ids::is_valid_external_id;
 
 pub const MAX_BODY_CHARS: usize = 4000;
@@ -491,26 +492,26 @@ mod tests {
         let at = |s: &str| DateTime::parse_from_rfc3339(s).unwrap().with_timezone(&Utc);
         // Kabul is UTC+4:30: 18:00Z is 22:30 there, quiet until 07:00 (02:30Z next day).
         assert_eq!(
-            quiet_until(at("2026-11-23T18:00:00Z"), Some("Asia/Kabul"), Priority::Normal, (21, 7)),
+            quiet_until(at("2026-11-23T18:00:00Z"), Some("Asia/Kabul"), Priority::Normal, QuietHours::default()),
             Some(at("2026-11-24T02:30:00Z"))
         );
         // 23:00Z is 03:30 there: until 07:00 the same local day.
         assert_eq!(
-            quiet_until(at("2026-11-23T23:00:00Z"), Some("Asia/Kabul"), Priority::Normal, (21, 7)),
+            quiet_until(at("2026-11-23T23:00:00Z"), Some("Asia/Kabul"), Priority::Normal, QuietHours::default()),
             Some(at("2026-11-24T02:30:00Z"))
         );
         assert_eq!(
-            quiet_until(at("2026-11-23T06:00:00Z"), Some("Asia/Kabul"), Priority::Normal, (21, 7)),
+            quiet_until(at("2026-11-23T06:00:00Z"), Some("Asia/Kabul"), Priority::Normal, QuietHours::default()),
             None,
             "10:30 local"
         );
         assert_eq!(
-            quiet_until(at("2026-11-23T18:00:00Z"), Some("Asia/Kabul"), Priority::High, (21, 7)),
+            quiet_until(at("2026-11-23T18:00:00Z"), Some("Asia/Kabul"), Priority::High, QuietHours::default()),
             None,
             "high goes now"
         );
         assert_eq!(
-            quiet_until(at("2026-11-23T18:00:00Z"), None, Priority::Normal, (21, 7)),
+            quiet_until(at("2026-11-23T18:00:00Z"), None, Priority::Normal, QuietHours::default()),
             None,
             "no zone, no quiet hours"
         );
@@ -566,26 +567,26 @@ pub fn failures(attempts: &[Attempt], channel: Channel, provider: &str) -> usize
     attempts.iter().filter(|a| a.channel == channel && a.provider == provider && a.status == Status::Failed).count()
 }
 
-/// Quiet hours: a `normal` message due between `start` and `end` o'clock in
-/// the recipient's time zone waits for `end` o'clock; `high` goes now.
+/// Quiet hours: a `normal` message due in the clinic's quiet hours in the
+/// recipient's time zone waits for their end; `high` goes now.
 /// Returns when it may go, or `None` for now.
 pub fn quiet_until(
     now: DateTime<Utc>,
     timezone: Option<&str>,
     priority: Priority,
-    (start, end): (u32, u32),
+    hours: QuietHours,
 ) -> Option<DateTime<Utc>> {
     use chrono::{TimeZone, Timelike};
-    if priority == Priority::High || start == end {
+    if priority == Priority::High || hours == QuietHours::NONE {
         return None;
     }
     let tz: chrono_tz::Tz = timezone?.parse().ok()?;
     let local = now.with_timezone(&tz);
     let hour = local.hour();
-    let quiet = if start > end { hour >= start || hour < end } else { hour >= start && hour < end };
-    if !quiet {
+    if !hours.contains(hour) {
         return None;
     }
+    let (start, end) = (hours.start, hours.end);
     let mut day = local.date_naive();
     if hour >= end && start > end {
         day = day.succ_opt()?;
