@@ -268,3 +268,94 @@ async fn the_gateway_builds_events_that_lambda_http_accepts() {
     assert!(parsed.is_ok());
     stack.stop().await;
 }
+
+/// The local endpoint stands in for DynamoDB, so it must keep DynamoDB's
+/// promise: a transaction is all or nothing, also when a write fails after
+/// every condition held (infra/scripts/local_aws_server.py).
+#[tokio::test]
+async fn the_local_endpoint_applies_a_transaction_all_or_nothing() {
+    use aws_sdk_dynamodb::types::{AttributeValue as V, Put, TransactWriteItem, Update};
+    let stack = TestStack::start().await;
+    let db = aws_sdk_dynamodb::Client::new(&stack.sdk);
+    let table = stack.gateway.resource("Table").unwrap().reference.clone();
+    let key = |pk: &str| HashMap::from([("pk".to_owned(), V::S(pk.into())), ("sk".to_owned(), V::S("t".into()))]);
+    let pk = format!("TXTEST#{}", vcare_domain::ids::prefixed("t"));
+    let (a, b) = (format!("{pk}#a"), format!("{pk}#b"));
+    let mut item = key(&a);
+    item.insert("v".into(), V::N("1".into()));
+    db.put_item().table_name(&table).set_item(Some(item)).send().await.unwrap();
+    let put_b = || {
+        let mut item = key(&b);
+        item.insert("v".into(), V::N("1".into()));
+        TransactWriteItem::builder()
+            .put(Put::builder().table_name(&table).set_item(Some(item)).build().unwrap())
+            .build()
+    };
+    let update_a = |expression: &str, condition: &str, values: &[(&str, V)]| {
+        TransactWriteItem::builder()
+            .update(
+                Update::builder()
+                    .table_name(&table)
+                    .set_key(Some(key(&a)))
+                    .update_expression(expression)
+                    .condition_expression(condition)
+                    .set_expression_attribute_values(Some(
+                        values.iter().map(|(k, v)| (k.to_string(), v.clone())).collect(),
+                    ))
+                    .build()
+                    .unwrap(),
+            )
+            .build()
+    };
+    let state = || async {
+        let get = |pk: String| db.get_item().table_name(&table).set_key(Some(key(&pk))).consistent_read(true).send();
+        let a = get(a.clone()).await.unwrap().item.and_then(|i| i.get("v").cloned());
+        let b = get(b.clone()).await.unwrap().item.is_some();
+        (a, b)
+    };
+
+    // A condition that does not hold: cancelled, with its reason, nothing written.
+    let err = db
+        .transact_write_items()
+        .transact_items(put_b())
+        .transact_items(update_a("SET v = :two", "v = :two", &[(":two", V::N("2".into()))]))
+        .send()
+        .await
+        .unwrap_err()
+        .into_service_error();
+    let aws_sdk_dynamodb::operation::transact_write_items::TransactWriteItemsError::TransactionCanceledException(
+        cancelled,
+    ) = err
+    else {
+        panic!("cancelled: {err:?}")
+    };
+    let reasons: Vec<_> =
+        cancelled.cancellation_reasons().iter().map(|r| r.code().unwrap_or_default().to_owned()).collect();
+    assert_eq!(reasons, ["None", "ConditionalCheckFailed"]);
+    assert_eq!(state().await, (Some(V::N("1".into())), false));
+
+    // Every condition holds, but a write fails (adding a string to a number): nothing written.
+    let err = db
+        .transact_write_items()
+        .transact_items(put_b())
+        .transact_items(update_a(
+            "SET w = :one, v = v + :s",
+            "v = :one",
+            &[(":one", V::N("1".into())), (":s", V::S("x".into()))],
+        ))
+        .send()
+        .await
+        .unwrap_err();
+    assert!(format!("{:?}", err.into_service_error()).contains("Validation"));
+    assert_eq!(state().await, (Some(V::N("1".into())), false), "the put of b is undone");
+
+    // And when all holds, all is written.
+    db.transact_write_items()
+        .transact_items(put_b())
+        .transact_items(update_a("SET v = :two", "v = :one", &[(":one", V::N("1".into())), (":two", V::N("2".into()))]))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(state().await, (Some(V::N("2".into())), true));
+    stack.stop().await;
+}
