@@ -7,21 +7,12 @@
 //! consistent GetItem of the same room, interleaved so machine noise hits
 //! both alike; and the ratio of the medians.
 
-use std::time::{Duration, Instant};
+use std::time::Instant;
 
 use serde_json::{Value, json};
 use vcare_runtime::Function;
 use vcare_tests::TestStack;
-
-fn stats(mut samples: Vec<Duration>) -> (Duration, Duration, Duration, Duration) {
-    samples.sort();
-    let at = |q: f64| samples[((samples.len() - 1) as f64 * q).round() as usize];
-    (at(0.5), at(0.99), samples[0], samples[samples.len() - 1])
-}
-
-fn ms(d: Duration) -> String {
-    format!("{:.3} ms", d.as_secs_f64() * 1000.0)
-}
+use vcare_tests::measure::{ms, stats};
 
 #[tokio::main]
 async fn main() {

@@ -14,6 +14,11 @@ use crate::standins::{Reply, StandIn};
 
 pub const PHONE: &str = "+93701234567";
 pub const EMAIL: &str = "zahra.karimi@example.org";
+/// The API's public address as providers see it (behind a custom domain);
+/// receipt URLs and Twilio's signatures use it, tests post to the stack.
+pub const PUBLIC_BASE: &str = "https://api.vcare.example";
+pub const TWILIO_TOKEN: &str = "tw-token";
+pub const VONAGE_SIGNATURE_SECRET: &str = "vn-sig-secret";
 
 /// Stand-ins for every provider vcare speaks to over HTTP.
 pub struct Providers {
@@ -109,15 +114,17 @@ pub async fn stack(p: &Providers, sms: &str, email: &str) -> TestStack {
         ("EmailProviders", email.to_owned()),
         ("RetryBaseSeconds", "0".to_owned()),
         ("QuietHours", "0-0".to_owned()),
+        ("DlrCallbackBaseUrl", PUBLIC_BASE.to_owned()),
     ];
     TestStack::start_with(crate::root().join("infra/template.yaml"), &vcare_local::Registry::vcare(), |c| {
         for (k, v) in params {
             c.parameters.insert(k.into(), v);
         }
         c.secrets.insert("SmsGatewayApiKeyCiphertext".into(), "gw-key".into());
-        c.secrets.insert("TwilioAuthTokenCiphertext".into(), "tw-token".into());
+        c.secrets.insert("TwilioAuthTokenCiphertext".into(), TWILIO_TOKEN.into());
         c.secrets.insert("SendgridApiKeyCiphertext".into(), "sg-key".into());
         c.secrets.insert("VonageApiSecretCiphertext".into(), "vn-secret".into());
+        c.secrets.insert("VonageSignatureSecretCiphertext".into(), VONAGE_SIGNATURE_SECRET.into());
         c.secrets.insert("FcmServiceAccountCiphertext".into(), p.service_account.clone());
         c.secrets.insert("VapidPrivateKeyCiphertext".into(), p.vapid_pem.clone());
         c.secrets.insert("ApnsPrivateKeyCiphertext".into(), p.apns_pem.clone());
@@ -225,6 +232,8 @@ pub async fn stored_with(
         timezone: timezone.map(str::to_owned),
         sealed_recipient: comms.seal_recipient("c1", &id, &recipient).await.unwrap(),
         sealed_messages: comms.seal_messages("c1", &id, &messages).await.unwrap(),
+        delivery: Default::default(),
+        awaiting_receipt_since: None,
     };
     let event =
         vcare_domain::events::DomainEvent::new("communication.notification.accepted", "c1", &id, now, n.summary());

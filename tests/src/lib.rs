@@ -6,6 +6,7 @@
 
 pub mod comms;
 pub mod fixtures;
+pub mod measure;
 pub mod proxy;
 pub mod standins;
 

@@ -187,14 +187,24 @@ const SAMPLE_ORDER: &[&str] = &[
     "notification-create",
     "dispatch",
     "notification-get",
+    "dlr-callback",
+    "dlr-sweep",
 ];
+
+/// The Twilio sample's receipt is signed as Twilio would sign it for this
+/// deployment's public URL.
+const SAMPLE_PUBLIC_BASE: &str = "https://api.vcare.example";
+const SAMPLE_TWILIO_TOKEN: &str = "sample-twilio-auth-token";
 
 #[tokio::test]
 async fn every_sample_event_runs_through_its_handler() {
     // Queues and streams are not polled: the samples play the workers' part.
-    let stack =
-        TestStack::start_with(root().join("infra/template.yaml"), &Registry::vcare(), |c| c.event_sources = false)
-            .await;
+    let stack = TestStack::start_with(root().join("infra/template.yaml"), &Registry::vcare(), |c| {
+        c.event_sources = false;
+        c.parameters.insert("DlrCallbackBaseUrl".into(), SAMPLE_PUBLIC_BASE.into());
+        c.secrets.insert("TwilioAuthTokenCiphertext".into(), SAMPLE_TWILIO_TOKEN.into());
+    })
+    .await;
     let template = vcare_local::Template::load(&root().join("infra/template.yaml")).unwrap();
     let binaries: HashMap<String, String> = template
         .of_type("AWS::Serverless::Function")
@@ -231,6 +241,17 @@ async fn every_sample_event_runs_through_its_handler() {
                 body["scheduledStart"] = json!(start.to_rfc3339());
                 body["scheduledEnd"] = json!((start + chrono::Duration::minutes(30)).to_rfc3339());
                 event["body"] = json!(body.to_string());
+            }
+            if *binary == "dlr-callback" {
+                let url = format!(
+                    "{SAMPLE_PUBLIC_BASE}{}?{}",
+                    event["rawPath"].as_str().unwrap(),
+                    event["rawQueryString"].as_str().unwrap()
+                );
+                let params: Vec<(String, String)> =
+                    form_urlencoded::parse(event["body"].as_str().unwrap().as_bytes()).into_owned().collect();
+                event["headers"]["x-twilio-signature"] =
+                    json!(vcare_providers::receipts::twilio_signature(SAMPLE_TWILIO_TOKEN, &url, &params));
             }
             let response = deployed.invoke(event).await.unwrap_or_else(|e| panic!("{}: {e}", path.display()));
             if let Some(failures) = response.get("batchItemFailures") {

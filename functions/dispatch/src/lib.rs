@@ -31,6 +31,7 @@ use vcare_domain::ids;
 use vcare_domain::notification::{
     Attempt, Channel, Notification, Status, failures, next_route, quiet_until, token_hash,
 };
+use vcare_domain::receipt::{Delivery, ReceiptRef};
 use vcare_providers::{
     Apns, Fcm, GatewaySms, Outcome, Outgoing, Provider, SendGrid, Ses, Twilio, Vonage, WebPush, http_client,
 };
@@ -50,6 +51,8 @@ pub struct Dispatcher {
     retry_base: Duration,
     claim_timeout: chrono::Duration,
     quiet_hours: PerClinic<QuietHours>,
+    /// Signs the gateway's receipt `ref` (KMS HMAC, `DLR_SIGNING_KEY_ID`).
+    receipt_mac: Option<vcare_crypto::KmsMac>,
 }
 
 /// What became of one queue message.
@@ -59,21 +62,6 @@ pub enum Handled {
     Failed,
     Requeued,
     Nothing,
-}
-
-fn secret_of(name: &str) -> String {
-    format!("{}_CIPHERTEXT", name)
-}
-
-async fn secret(env: &Env, kms: &aws_sdk_kms::Client, name: &str) -> Result<Option<String>, Error> {
-    match env.get(&secret_of(name)) {
-        None => Ok(None),
-        Some(ciphertext) => {
-            let purpose = name.to_lowercase().replace('_', "-");
-            let plain = vcare_crypto::decrypt_secret(kms, ciphertext, &purpose).await?;
-            Ok(Some(String::from_utf8(plain).map_err(|_| format!("{name} is not text"))?))
-        }
-    }
 }
 
 /// The configured providers, in failover order per channel: `SMS_PROVIDERS`
@@ -91,7 +79,7 @@ async fn providers(env: &Env, sdk: &SdkConfig) -> Result<Vec<Box<dyn Provider>>,
         match name.as_str() {
             "gateway" => {
                 if let (Some(url), Some(key)) =
-                    (env.get("SMS_GATEWAY_URL"), secret(env, &kms, "SMS_GATEWAY_API_KEY").await?)
+                    (env.get("SMS_GATEWAY_URL"), vcare_comms::secret(env, &kms, "SMS_GATEWAY_API_KEY").await?)
                 {
                     out.push(Box::new(GatewaySms {
                         base_url: url.to_owned(),
@@ -105,7 +93,7 @@ async fn providers(env: &Env, sdk: &SdkConfig) -> Result<Vec<Box<dyn Provider>>,
             "twilio" => {
                 if let (Some(sid), Some(token), Some(from)) = (
                     env.get("TWILIO_ACCOUNT_SID"),
-                    secret(env, &kms, "TWILIO_AUTH_TOKEN").await?,
+                    vcare_comms::secret(env, &kms, "TWILIO_AUTH_TOKEN").await?,
                     env.get("TWILIO_FROM"),
                 ) {
                     out.push(Box::new(Twilio {
@@ -119,9 +107,11 @@ async fn providers(env: &Env, sdk: &SdkConfig) -> Result<Vec<Box<dyn Provider>>,
                 }
             }
             "vonage" => {
-                if let (Some(key), Some(secret), Some(from)) =
-                    (env.get("VONAGE_API_KEY"), secret(env, &kms, "VONAGE_API_SECRET").await?, env.get("VONAGE_FROM"))
-                {
+                if let (Some(key), Some(secret), Some(from)) = (
+                    env.get("VONAGE_API_KEY"),
+                    vcare_comms::secret(env, &kms, "VONAGE_API_SECRET").await?,
+                    env.get("VONAGE_FROM"),
+                ) {
                     out.push(Box::new(Vonage {
                         base_url: env.get("VONAGE_BASE_URL").unwrap_or("https://rest.nexmo.com").to_owned(),
                         api_key: key.to_owned(),
@@ -134,7 +124,7 @@ async fn providers(env: &Env, sdk: &SdkConfig) -> Result<Vec<Box<dyn Provider>>,
             }
             "fcm" => {
                 if let (Some(project), Some(account)) =
-                    (env.get("FCM_PROJECT_ID"), secret(env, &kms, "FCM_SERVICE_ACCOUNT").await?)
+                    (env.get("FCM_PROJECT_ID"), vcare_comms::secret(env, &kms, "FCM_SERVICE_ACCOUNT").await?)
                 {
                     out.push(Box::new(Fcm::from_service_account(
                         &account,
@@ -150,7 +140,7 @@ async fn providers(env: &Env, sdk: &SdkConfig) -> Result<Vec<Box<dyn Provider>>,
                     env.get("APNS_TEAM_ID"),
                     env.get("APNS_KEY_ID"),
                     env.get("APNS_TOPIC"),
-                    secret(env, &kms, "APNS_PRIVATE_KEY").await?,
+                    vcare_comms::secret(env, &kms, "APNS_PRIVATE_KEY").await?,
                 ) {
                     out.push(Box::new(Apns::new(
                         env.get("APNS_BASE_URL").unwrap_or("https://api.push.apple.com").to_owned(),
@@ -164,7 +154,7 @@ async fn providers(env: &Env, sdk: &SdkConfig) -> Result<Vec<Box<dyn Provider>>,
             }
             "webpush" => {
                 if let (Some(subject), Some(key)) =
-                    (env.get("VAPID_SUBJECT"), secret(env, &kms, "VAPID_PRIVATE_KEY").await?)
+                    (env.get("VAPID_SUBJECT"), vcare_comms::secret(env, &kms, "VAPID_PRIVATE_KEY").await?)
                 {
                     out.push(Box::new(WebPush::new(&key, subject.to_owned(), http.clone())?));
                 }
@@ -175,7 +165,9 @@ async fn providers(env: &Env, sdk: &SdkConfig) -> Result<Vec<Box<dyn Provider>>,
                 }
             }
             "sendgrid" => {
-                if let (Some(key), Some(from)) = (secret(env, &kms, "SENDGRID_API_KEY").await?, env.get("EMAIL_FROM")) {
+                if let (Some(key), Some(from)) =
+                    (vcare_comms::secret(env, &kms, "SENDGRID_API_KEY").await?, env.get("EMAIL_FROM"))
+                {
                     out.push(Box::new(SendGrid {
                         base_url: env.get("SENDGRID_BASE_URL").unwrap_or("https://api.sendgrid.com").to_owned(),
                         api_key: key,
@@ -216,6 +208,9 @@ pub async fn dispatcher(env: &Env, sdk: &SdkConfig) -> Result<Dispatcher, Error>
         retry_base: Duration::from_secs(env.bounded("RETRY_BASE_SECONDS", 2, 0, 300)?),
         claim_timeout: chrono::Duration::seconds(env.bounded("CLAIM_TIMEOUT_SECONDS", 120, 1, 3600)?),
         quiet_hours: quiet_hours(env)?,
+        receipt_mac: env
+            .get("DLR_SIGNING_KEY_ID")
+            .map(|key| vcare_crypto::KmsMac::new(aws_sdk_kms::Client::new(sdk), key)),
     })
 }
 
@@ -379,6 +374,7 @@ impl Dispatcher {
                     provider_message_id: None,
                     permanent: false,
                 });
+                next.delivery.insert(attempt_id.to_owned(), Delivery::new(Status::Sending, now));
                 if next.status.may_become(Status::Sending) {
                     next.status = Status::Sending;
                 }
@@ -423,6 +419,7 @@ impl Dispatcher {
                 None,
             ));
         }
+        let query = self.callback_query(n, attempt_id, adapter.as_ref()).await?;
         let mut outcomes = Vec::with_capacity(to.len());
         for address in &to {
             let outgoing = Outgoing {
@@ -430,6 +427,7 @@ impl Dispatcher {
                 to: address,
                 subject: message.subject.as_deref(),
                 body: &message.body,
+                callback_query: query.as_deref(),
             };
             outcomes.push(adapter.send(&outgoing).await);
         }
@@ -467,6 +465,38 @@ impl Dispatcher {
         Ok((outcome, cleaned))
     }
 
+    /// Where a receipt for this attempt belongs, for the adapter's receipt
+    /// URL: `ref=<clinic>~<notification>~<attempt>`, and for the gateway
+    /// `sig`, the KMS MAC of `ref` (Twilio and Vonage sign their own).
+    async fn callback_query(
+        &self,
+        n: &Notification,
+        attempt_id: &str,
+        adapter: &dyn Provider,
+    ) -> Result<Option<String>, Error> {
+        if !adapter.sends_receipts() {
+            return Ok(None);
+        }
+        let reference = ReceiptRef {
+            clinic_id: n.clinic_id.clone(),
+            notification_id: n.notification_id.clone(),
+            attempt_id: attempt_id.to_owned(),
+        }
+        .to_string();
+        let sig = if adapter.name() == "gateway" {
+            let mac = self.receipt_mac.as_ref().ok_or("DLR_SIGNING_KEY_ID is not set")?;
+            Some(mac.sign(&reference).await?)
+        } else {
+            None
+        };
+        let mut query = form_urlencoded::Serializer::new(String::new());
+        query.append_pair("ref", &reference);
+        if let Some(sig) = &sig {
+            query.append_pair("sig", sig);
+        }
+        Ok(Some(query.finish()))
+    }
+
     /// Writes an attempt's outcome (and the `sent` event) on the attempt it
     /// claimed.
     async fn record(
@@ -477,6 +507,13 @@ impl Dispatcher {
         cleaned: Option<Cleaned>,
         now: DateTime<Utc>,
     ) -> Result<Notification, Error> {
+        let receipts = known
+            .0
+            .attempts
+            .iter()
+            .find(|a| a.attempt_id == attempt_id)
+            .and_then(|a| self.providers.iter().find(|p| p.channel() == a.channel && p.name() == a.provider))
+            .is_some_and(|p| p.sends_receipts());
         let result = self
             .comms
             .store
@@ -490,6 +527,15 @@ impl Dispatcher {
                         attempt.status = Status::Sent;
                         attempt.provider_message_id = Some(provider_message_id.clone());
                         let (channel, provider) = (attempt.channel, attempt.provider.clone());
+                        // A receipt may have come first (the provider's race): it stays.
+                        let delivery =
+                            next.delivery.entry(attempt_id.to_owned()).or_insert(Delivery::new(Status::Sending, now));
+                        if Delivery::advances_to(Some(delivery), Status::Sent) {
+                            *delivery = Delivery::new(Status::Sent, now);
+                        }
+                        if receipts && !delivery.status.is_terminal() {
+                            next.awaiting_receipt_since = Some(now);
+                        }
                         if next.status.may_become(Status::Sent) {
                             next.status = Status::Sent;
                             next.channel = Some(channel);

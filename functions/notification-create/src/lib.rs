@@ -116,6 +116,8 @@ async fn accept(
         timezone: request.recipient.timezone.clone(),
         sealed_recipient: comms.seal_recipient(clinic, &id, &request.recipient).await.map_err(unavailable)?,
         sealed_messages: comms.seal_messages(clinic, &id, &messages).await.map_err(unavailable)?,
+        delivery: Default::default(),
+        awaiting_receipt_since: None,
     };
     let event = DomainEvent::new(NOTIFICATION_ACCEPTED, clinic, &id, now, notification.summary());
     let delay = request.send_at.map_or(0, |at| (at - now).num_seconds());

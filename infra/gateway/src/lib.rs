@@ -126,6 +126,9 @@ impl GatewayConfig {
         }
         parameters.entry("AuthIssuer".into()).or_insert_with(|| DEV_ISSUER.into());
         parameters.entry("AuthAudience".into()).or_insert_with(|| DEV_AUDIENCE.into());
+        let addr = env.parsed_or("VCARE_HTTP_ADDR", SocketAddr::from(([127, 0, 0, 1], 3031))).map_err(bad)?;
+        // Receipts come back to this gateway unless told otherwise.
+        parameters.entry("DlrCallbackBaseUrl".into()).or_insert_with(|| format!("http://{addr}"));
         let mut secrets = BTreeMap::new();
         for name in parsed.parameters().keys().filter(|n| n.ends_with("Ciphertext")) {
             let var = screaming_snake(name.trim_end_matches("Ciphertext"));
@@ -143,7 +146,7 @@ impl GatewayConfig {
             template,
             stack: env.get("VCARE_STACK").unwrap_or("vcare-local").to_owned(),
             region: env.get("AWS_REGION").unwrap_or("eu-central-1").to_owned(),
-            addr: env.parsed_or("VCARE_HTTP_ADDR", SocketAddr::from(([127, 0, 0, 1], 3031))).map_err(bad)?,
+            addr,
             parameters,
             jwks,
             retry_delay: Duration::from_secs(env.parsed_or("VCARE_RETRY_DELAY_SECONDS", 2).map_err(bad)?),

@@ -34,6 +34,8 @@ impl Registry {
         r.add("notification-create", |env, sdk| async move { notification_create::function(&env, &sdk).await });
         r.add("notification-get", |env, sdk| async move { notification_get::function(&env, &sdk).await });
         r.add("dispatch", |env, sdk| async move { dispatch::function(&env, &sdk).await });
+        r.add("dlr-callback", |env, sdk| async move { dlr_callback::function(&env, &sdk).await });
+        r.add("dlr-sweep", |env, sdk| async move { dlr_sweep::function(&env, &sdk).await });
         r
     }
 

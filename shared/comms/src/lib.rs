@@ -51,6 +51,20 @@ pub enum CommsError {
     Malformed,
 }
 
+/// A secret setting: `<NAME>_CIPHERTEXT`, KMS-encrypted with the purpose
+/// `<name>` in kebab case (as the template's `...Ciphertext` parameters),
+/// decrypted once at cold start. `None` when it is not set.
+pub async fn secret(env: &Env, kms: &aws_sdk_kms::Client, name: &str) -> Result<Option<String>, vcare_runtime::Error> {
+    match env.get(&format!("{name}_CIPHERTEXT")) {
+        None => Ok(None),
+        Some(ciphertext) => {
+            let purpose = name.to_lowercase().replace('_', "-");
+            let plain = vcare_crypto::decrypt_secret(kms, ciphertext, &purpose).await?;
+            Ok(Some(String::from_utf8(plain).map_err(|_| format!("{name} is not text"))?))
+        }
+    }
+}
+
 /// The dispatch queue's message: ids only, never personal data.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(rename_all = "camelCase", deny_unknown_fields)]

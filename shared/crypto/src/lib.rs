@@ -213,3 +213,56 @@ pub async fn decrypt_secret(
     }
     Ok(plain)
 }
+
+/// A KMS HMAC key (`GenerateMac`/`VerifyMac`, HMAC-SHA-256): vcare signs the
+/// references it hands out (the gateway's receipt `ref`) and checks them
+/// when they come back. The key never leaves KMS.
+#[derive(Clone, Debug)]
+pub struct KmsMac {
+    kms: aws_sdk_kms::Client,
+    key_id: String,
+}
+
+impl KmsMac {
+    pub fn new(kms: aws_sdk_kms::Client, key_id: impl Into<String>) -> Self {
+        Self { kms, key_id: key_id.into() }
+    }
+
+    /// The MAC of `message`, base64url without padding.
+    pub async fn sign(&self, message: &str) -> Result<String, CryptoError> {
+        let out = self
+            .kms
+            .generate_mac()
+            .key_id(&self.key_id)
+            .mac_algorithm(aws_sdk_kms::types::MacAlgorithmSpec::HmacSha256)
+            .message(aws_sdk_kms::primitives::Blob::new(message.as_bytes()))
+            .send()
+            .await
+            .map_err(kms_error)?;
+        Ok(URL_SAFE_NO_PAD.encode(out.mac.ok_or_else(|| CryptoError::Kms("no MAC".into()))?.into_inner()))
+    }
+
+    /// Whether `mac` (base64url) is `message`'s. A MAC that is not even
+    /// base64 is `Ok(false)` without asking KMS; KMS unreachable is an error.
+    pub async fn verify(&self, message: &str, mac: &str) -> Result<bool, CryptoError> {
+        let Ok(mac) = URL_SAFE_NO_PAD.decode(mac.trim_end_matches('=')) else { return Ok(false) };
+        if mac.len() != 32 {
+            return Ok(false);
+        }
+        let out = self
+            .kms
+            .verify_mac()
+            .key_id(&self.key_id)
+            .mac_algorithm(aws_sdk_kms::types::MacAlgorithmSpec::HmacSha256)
+            .message(aws_sdk_kms::primitives::Blob::new(message.as_bytes()))
+            .mac(aws_sdk_kms::primitives::Blob::new(mac))
+            .send()
+            .await;
+        match out {
+            Ok(v) => Ok(v.mac_valid),
+            // KMS answers a MAC that does not match with KMSInvalidMacException.
+            Err(e) if e.as_service_error().is_some_and(|e| e.is_kms_invalid_mac_exception()) => Ok(false),
+            Err(e) => Err(kms_error(e)),
+        }
+    }
+}

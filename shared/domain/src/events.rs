@@ -43,6 +43,25 @@ impl DomainEvent {
         }
     }
 
+    /// An event whose id is derived from `key`: the same fact reported twice
+    /// (a repeated receipt, a sweep re-applying one) is the same event.
+    pub fn stable(
+        kind: &'static str,
+        clinic_id: &str,
+        aggregate_id: &str,
+        key: &str,
+        time: DateTime<Utc>,
+        data: Value,
+    ) -> Self {
+        let digest = aws_lc_rs::digest::digest(&aws_lc_rs::digest::SHA256, format!("{kind}\n{key}").as_bytes());
+        let mut bytes = [0u8; 16];
+        bytes.copy_from_slice(&digest.as_ref()[..16]);
+        Self {
+            id: uuid::Builder::from_sha1_bytes(bytes).into_uuid().to_string(),
+            ..Self::new(kind, clinic_id, aggregate_id, time, data)
+        }
+    }
+
     /// A room event whose data is the room's state without personal data.
     pub fn about_room(kind: &'static str, room: &Room, time: DateTime<Utc>) -> Self {
         Self::new(kind, &room.clinic_id, &room.room_id, time, room_summary(room))

@@ -5,6 +5,7 @@ pub mod clinic;
 pub mod events;
 pub mod ids;
 pub mod notification;
+pub mod receipt;
 pub mod room;
 pub mod templates;
 

@@ -9,6 +9,7 @@ use serde::{Deserialize, Serialize};
 use crate::Rejected;
 use crate::clinic::QuietHours;
 use crate::ids::is_valid_external_id;
+use crate::receipt::Delivery;
 
 pub const MAX_BODY_CHARS: usize = 4000;
 pub const MAX_SUBJECT_CHARS: usize = 200;
@@ -648,19 +649,62 @@ pub struct Notification {
     pub timezone: Option<String>,
     pub sealed_recipient: String,
     pub sealed_messages: String,
+    /// Each attempt's delivery as receipts report it, by attempt id: an
+    /// entry is made when the attempt is claimed, so a receipt can only
+    /// land on an attempt that exists. Always stored (receipts update
+    /// `delivery.<attemptId>` in place).
+    #[serde(default)]
+    pub delivery: BTreeMap<String, Delivery>,
+    /// Sent through a provider that sends receipts, and none final yet: the
+    /// sweep expires it after the configured time.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub awaiting_receipt_since: Option<DateTime<Utc>>,
 }
 
 impl Notification {
+    /// An attempt's status with its receipts: the furthest of what dispatch
+    /// recorded and what the provider reported.
+    pub fn attempt_status(&self, a: &Attempt) -> Status {
+        match self.delivery.get(&a.attempt_id) {
+            Some(d) if a.status.may_become(d.status) && a.status != Status::Failed => d.status,
+            Some(d) if d.status == Status::Delivered => Status::Delivered,
+            _ => a.status,
+        }
+    }
+
+    /// The notification's status with its receipts: a sent notification
+    /// takes the receipts of the attempt that sent it; a receipt saying
+    /// `delivered` wins over anything (the patient has the message).
+    pub fn effective_status(&self) -> Status {
+        if self.attempts.iter().any(|a| self.attempt_status(a) == Status::Delivered) {
+            return Status::Delivered;
+        }
+        match self.status {
+            Status::Sent => self
+                .attempts
+                .iter()
+                .rfind(|a| a.status == Status::Sent)
+                .map_or(Status::Sent, |a| self.attempt_status(a)),
+            other => other,
+        }
+    }
+
     /// What GET shows: state and attempts, the recipient masked, nothing sealed.
     pub fn view(&self) -> serde_json::Value {
         serde_json::json!({
             "notificationId": self.notification_id,
-            "status": self.status,
+            "status": self.effective_status(),
             "channel": self.channel,
             "provider": self.provider,
-            "attempts": self.attempts.iter().map(|a| serde_json::json!({
-                "channel": a.channel, "provider": a.provider, "status": a.status, "at": a.at, "error": a.error,
-            })).collect::<Vec<_>>(),
+            "attempts": self.attempts.iter().map(|a| {
+                let receipt = self.delivery.get(&a.attempt_id).filter(|d| d.provider_status.is_some());
+                serde_json::json!({
+                    "channel": a.channel, "provider": a.provider, "status": self.attempt_status(a), "at": a.at,
+                    "error": a.error,
+                    "errorCode": receipt.and_then(|d| d.code.clone()),
+                    "providerStatus": receipt.and_then(|d| d.provider_status.clone()),
+                })
+            }).collect::<Vec<_>>(),
             "recipient": self.recipient,
             "priority": self.priority,
             "sendAt": self.send_at,

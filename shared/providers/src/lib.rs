@@ -35,15 +35,27 @@ pub enum Outcome {
 }
 
 /// One message for one provider. `reference` is vcare's attempt id: the
-/// provider echoes it in delivery receipts.
+/// provider echoes it in delivery receipts. `callback_query` (already
+/// URL-encoded, e.g. `ref=…&sig=…`) is added to the adapter's receipt URL.
 #[derive(Debug, Clone)]
 pub struct Outgoing<'a> {
     pub reference: &'a str,
     pub to: &'a str,
     pub subject: Option<&'a str>,
     pub body: &'a str,
+    pub callback_query: Option<&'a str>,
 }
 
+/// An adapter's receipt URL for one message.
+fn callback(base: &Option<String>, m: &Outgoing<'_>) -> Option<String> {
+    let base = base.as_ref()?;
+    Some(match m.callback_query {
+        Some(q) => format!("{base}{}{q}", if base.contains('?') { '&' } else { '?' }),
+        None => base.clone(),
+    })
+}
+
+pub mod receipts;
 pub use webpush::{WebPush, encrypt as webpush_encrypt};
 
 pub trait Provider: Send + Sync {
@@ -54,6 +66,10 @@ pub trait Provider: Send + Sync {
         None
     }
     fn send<'a>(&'a self, message: &'a Outgoing<'a>) -> BoxFuture<'a, Outcome>;
+    /// Whether the provider will post delivery receipts for what it sends.
+    fn sends_receipts(&self) -> bool {
+        false
+    }
 }
 
 /// The HTTP client every adapter uses: bounded timeouts.
@@ -122,15 +138,17 @@ impl Provider for GatewaySms {
     fn name(&self) -> &'static str {
         "gateway"
     }
+    fn sends_receipts(&self) -> bool {
+        self.callback_url.is_some()
+    }
     fn channel(&self) -> Channel {
         Channel::Sms
     }
     fn send<'a>(&'a self, m: &'a Outgoing<'a>) -> BoxFuture<'a, Outcome> {
         Box::pin(async move {
             let mut body = json!({"to": m.to, "from": self.from, "text": m.body, "reference": m.reference});
-            if let Some(cb) = &self.callback_url {
-                let sep = if cb.contains('?') { '&' } else { '?' };
-                body["callbackUrl"] = json!(format!("{cb}{sep}ref={}", m.reference));
+            if let Some(cb) = callback(&self.callback_url, m) {
+                body["callbackUrl"] = json!(cb);
             }
             let sent = self
                 .http
@@ -162,6 +180,9 @@ impl Provider for Twilio {
     fn name(&self) -> &'static str {
         "twilio"
     }
+    fn sends_receipts(&self) -> bool {
+        self.status_callback.is_some()
+    }
     fn channel(&self) -> Channel {
         Channel::Sms
     }
@@ -170,9 +191,8 @@ impl Provider for Twilio {
             let form = {
                 let mut form = form_urlencoded::Serializer::new(String::new());
                 form.append_pair("To", m.to).append_pair("From", &self.from).append_pair("Body", m.body);
-                if let Some(cb) = &self.status_callback {
-                    let sep = if cb.contains('?') { '&' } else { '?' };
-                    form.append_pair("StatusCallback", &format!("{cb}{sep}ref={}", m.reference));
+                if let Some(cb) = callback(&self.status_callback, m) {
+                    form.append_pair("StatusCallback", &cb);
                 }
                 form.finish()
             };
@@ -222,6 +242,9 @@ impl Provider for Vonage {
     fn name(&self) -> &'static str {
         "vonage"
     }
+    fn sends_receipts(&self) -> bool {
+        self.callback_url.is_some()
+    }
     fn channel(&self) -> Channel {
         Channel::Sms
     }
@@ -231,7 +254,7 @@ impl Provider for Vonage {
                 "api_key": self.api_key, "api_secret": self.api_secret, "to": m.to.trim_start_matches('+'),
                 "from": self.from, "text": m.body, "type": "unicode", "client-ref": m.reference,
             });
-            if let Some(cb) = &self.callback_url {
+            if let Some(cb) = callback(&self.callback_url, m) {
                 body["callback"] = json!(cb);
             }
             let sent =

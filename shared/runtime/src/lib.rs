@@ -11,6 +11,8 @@ use std::pin::Pin;
 use std::sync::Arc;
 
 pub use lambda_runtime::{Context, Diagnostic, Error, LambdaEvent};
+
+pub mod metrics;
 use serde::Serialize;
 use serde::de::DeserializeOwned;
 

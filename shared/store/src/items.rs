@@ -59,6 +59,11 @@ pub fn condition_failed_at<R>(e: &SdkError<TransactWriteItemsError, R>, index: u
     Some(c.cancellation_reasons().get(index).and_then(|r| r.code()) == Some("ConditionalCheckFailed"))
 }
 
+/// No index attributes.
+pub fn unindexed<T>(_: &T) -> Item {
+    Item::new()
+}
+
 /// A value as an item under `key`, with its kind and version.
 pub fn versioned_item<T: Serialize>(value: &T, key: Item, kind: &str, version: u64) -> Result<Item, StoreError> {
     let mut item: Item = serde_dynamo::to_item(value).map_err(|e| StoreError::Corrupt(e.to_string()))?;
@@ -97,6 +102,7 @@ pub async fn update_versioned<T, F>(
     table: &str,
     key: Item,
     kind: &str,
+    index: fn(&T) -> Item,
     change: F,
 ) -> Result<Option<(T, bool)>, StoreError>
 where
@@ -104,12 +110,14 @@ where
     F: Fn(&T) -> Option<(T, Vec<DomainEvent>)>,
 {
     let Some(current) = get_versioned::<T>(ddb, table, key.clone()).await? else { return Ok(None) };
-    let (value, _, changed) = update_versioned_from(ddb, table, key, kind, current, change).await?;
+    let (value, _, changed) = update_versioned_from(ddb, table, key, kind, index, current, change).await?;
     Ok(Some((value, changed)))
 }
 
 /// [`update_versioned`] starting from a value and version the caller has
 /// just read (saving a read on the hot path); re-reads only on a race.
+/// `index` gives the index attributes (`gsi1pk`, `gsi1sk`) the new value
+/// should have, if any.
 /// Returns the value, its version and whether this call changed it. An item
 /// deleted meanwhile is `StoreError::Corrupt`.
 pub async fn update_versioned_from<T, F>(
@@ -117,6 +125,7 @@ pub async fn update_versioned_from<T, F>(
     table: &str,
     key: Item,
     kind: &str,
+    index: fn(&T) -> Item,
     known: (T, u64),
     change: F,
 ) -> Result<(T, u64, bool), StoreError>
@@ -129,12 +138,9 @@ where
         let (value, version) = &current;
         let Some((next, events)) = change(value) else { return Ok((value.clone(), *version, false)) };
         let expected = [(":v", AttributeValue::N(version.to_string()))];
-        let mut items = vec![put_where(
-            table,
-            versioned_item(&next, key.clone(), kind, version + 1)?,
-            Some("version = :v"),
-            &expected,
-        )?];
+        let mut item = versioned_item(&next, key.clone(), kind, version + 1)?;
+        item.extend(index(&next));
+        let mut items = vec![put_where(table, item, Some("version = :v"), &expected)?];
         items.extend(outbox(table, &events)?);
         match ddb.transact_write_items().set_transact_items(Some(items)).send().await {
             Ok(_) => return Ok((next, version + 1, true)),

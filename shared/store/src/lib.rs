@@ -7,6 +7,7 @@
 //! | Jitsi name → room | `JITSI#<jitsiRoom>` | `JITSI` | |
 //! | membership | `ROOM#<clinic>#<roomId>` | `MEMBER#<userId>` | `USER#<clinic>#<userId>` / `<start>#<roomId>` |
 //! | image, issue, reservation | `ROOM#<clinic>#<roomId>` | `IMAGE#…`, `ISSUE#…`, `RESERVATION` | |
+//! | notification, raw receipt | see `receipts` | | |
 //! | outbox record | `OUTBOX#<eventId>` | `OUTBOX` | `OUTBOX#PENDING` / `<time>#<eventId>` (sparse) |
 //!
 //! Every state change is one `TransactWriteItems`: the new state under a
@@ -15,6 +16,7 @@
 
 pub mod items;
 mod notifications;
+mod receipts;
 mod rooms;
 
 use std::collections::HashMap;
@@ -24,6 +26,7 @@ use chrono::{DateTime, Utc};
 use vcare_domain::events::DomainEvent;
 
 pub use notifications::{Accepted, NotificationStore};
+pub use receipts::{Applied, KeptReceipt};
 pub use rooms::{Created, HistoryPage, RoomStore};
 
 /// How long an outbox record stays after it was written (TTL), published or

@@ -8,12 +8,13 @@ use crate::items::{
     Item, condition_failed_at, get_versioned, key, put, put_where, string, update_versioned, update_versioned_from,
     versioned_item,
 };
+use crate::receipts::{awaiting_index, notification_pk};
 use crate::{StoreError, outbox, s, unavailable};
 
 #[derive(Debug, Clone)]
 pub struct NotificationStore {
-    ddb: Client,
-    table: String,
+    pub(crate) ddb: Client,
+    pub(crate) table: String,
 }
 
 /// What accepting a request under an `Idempotency-Key` came to.
@@ -31,7 +32,7 @@ pub enum Accepted {
 }
 
 fn notification_key(clinic: &str, id: &str) -> Item {
-    key(format!("NOTIF#{clinic}#{id}"), "NOTIF")
+    key(notification_pk(clinic, id), "NOTIF")
 }
 
 impl NotificationStore {
@@ -108,7 +109,7 @@ impl NotificationStore {
         F: Fn(&Notification) -> Option<(Notification, Vec<DomainEvent>)>,
     {
         let key = notification_key(&known.0.clinic_id, &known.0.notification_id);
-        update_versioned_from(&self.ddb, &self.table, key, "notification", known, change).await
+        update_versioned_from(&self.ddb, &self.table, key, "notification", awaiting_index, known, change).await
     }
 
     /// See [`crate::items::update_versioned`].
@@ -116,7 +117,8 @@ impl NotificationStore {
     where
         F: Fn(&Notification) -> Option<(Notification, Vec<DomainEvent>)>,
     {
-        update_versioned(&self.ddb, &self.table, notification_key(clinic, id), "notification", change).await
+        update_versioned(&self.ddb, &self.table, notification_key(clinic, id), "notification", awaiting_index, change)
+            .await
     }
 
     /// Remembers push tokens a provider declared dead (by hash, per clinic,

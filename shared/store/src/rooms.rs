@@ -7,7 +7,9 @@ use base64::engine::general_purpose::URL_SAFE_NO_PAD;
 use vcare_domain::events::DomainEvent;
 use vcare_domain::room::Room;
 
-use crate::items::{Item, condition_failed_at, key, put, string, update_versioned, versioned_from, versioned_item};
+use crate::items::{
+    Item, condition_failed_at, key, put, string, unindexed, update_versioned, versioned_from, versioned_item,
+};
 use crate::{StoreError, outbox, s, sort_time, unavailable};
 
 use crate::items::MAX_ATTEMPTS;
@@ -156,7 +158,7 @@ impl RoomStore {
     where
         F: Fn(&Room) -> Option<(Room, Vec<DomainEvent>)>,
     {
-        update_versioned(&self.ddb, &self.table, key(room_pk(clinic, room_id), "ROOM"), "room", change).await
+        update_versioned(&self.ddb, &self.table, key(room_pk(clinic, room_id), "ROOM"), "room", unindexed, change).await
     }
 
     /// A record under the room (image, issue report) with its event, in one
