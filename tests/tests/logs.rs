@@ -39,6 +39,13 @@ async fn a_full_send_logs_none_of_the_recipients_data() {
     let stack = vcare_tests::comms::stack(&p, "gateway", "ses").await;
     let id = accept(&stack, &body(&["sms", "email"], "high"), "k-logs").await;
     wait_for(&stack, &id, "sent", Duration::from_secs(30)).await;
+    // Its delivery receipt, as the gateway posts it (the receipt carries the number).
+    let sent = p.gateway.requests().into_iter().rfind(|r| r.json()["callbackUrl"].is_string()).unwrap().json();
+    let receipt_url = sent["callbackUrl"].as_str().unwrap().replacen(vcare_tests::comms::PUBLIC_BASE, &stack.base, 1);
+    let receipt = json!({"messageId": "gw-msg-1", "reference": sent["reference"], "status": "DELIVRD", "to": PHONE});
+    let (status, _, _) = stack.send(stack.http.post(&receipt_url).json(&receipt)).await;
+    assert_eq!(status, 204);
+    wait_for(&stack, &id, "delivered", Duration::from_secs(10)).await;
     p.gateway.set_default(Reply::json(400, json!({"error": "invalid destination"})));
     let id = accept(&stack, &body(&["sms"], "high"), "k-logs-2").await;
     wait_for(&stack, &id, "failed", Duration::from_secs(30)).await;
@@ -52,12 +59,25 @@ async fn a_full_send_logs_none_of_the_recipients_data() {
     let logs = String::from_utf8(captured.0.lock().unwrap().clone()).unwrap();
     // The capture works, and the sends were logged (by ids and reasons).
     assert!(
-        logs.contains("gateway answered 503") && logs.contains("\"sent\"") && logs.contains("gateway refused: 400"),
+        logs.contains("gateway answered 503")
+            && logs.contains("\"sent\"")
+            && logs.contains("gateway refused: 400")
+            && logs.contains("delivery receipt"),
         "{logs}"
     );
-    for secret in
-        [PHONE, "701234567", EMAIL, "zahra", "Tuesday 10:00", "secretroomname", "gw-key", "tw-token", "sg-key", &token]
-    {
+    for secret in [
+        PHONE,
+        "701234567",
+        EMAIL,
+        "zahra",
+        "Tuesday 10:00",
+        "secretroomname",
+        "gw-key",
+        "tw-token",
+        "sg-key",
+        "vn-sig-secret",
+        &token,
+    ] {
         assert!(!logs.contains(secret), "{secret} appears in the logs");
     }
 }
