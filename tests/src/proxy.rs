@@ -1,6 +1,7 @@
 //! A counting proxy in front of the AWS endpoint: tells how many calls of
 //! each operation a piece of code makes (DynamoDB `GetItem`, KMS `Decrypt`,
-//! ...), so a test can hold a hot path to its budget.
+//! ...), so a test can hold a hot path to its budget — and, told to, fails
+//! an operation with the service's 500 (fault injection).
 
 use std::collections::HashMap;
 use std::sync::{Arc, Mutex};
@@ -10,10 +11,12 @@ use axum::extract::{Request, State};
 use axum::response::{IntoResponse, Response};
 
 type Counts = Arc<Mutex<HashMap<String, usize>>>;
+type Failing = Arc<Mutex<std::collections::HashSet<String>>>;
 
 pub struct CountingProxy {
     pub url: String,
     counts: Counts,
+    failing: Failing,
     task: tokio::task::JoinHandle<()>,
 }
 
@@ -22,6 +25,7 @@ struct Upstream {
     url: String,
     http: reqwest::Client,
     counts: Counts,
+    failing: Failing,
 }
 
 /// The operation a request calls: `X-Amz-Target`'s action for JSON
@@ -34,7 +38,14 @@ fn operation(req: &Request) -> String {
 }
 
 async fn forward(State(up): State<Upstream>, req: Request) -> Response {
-    *up.counts.lock().expect("lock").entry(operation(&req)).or_default() += 1;
+    let op = operation(&req);
+    *up.counts.lock().expect("lock").entry(op.clone()).or_default() += 1;
+    if up.failing.lock().expect("lock").contains(&op) {
+        let body = serde_json::json!({"__type": "InternalServerError", "message": "injected by the test proxy"});
+        let mut response = (axum::http::StatusCode::INTERNAL_SERVER_ERROR, body.to_string()).into_response();
+        response.headers_mut().insert("content-type", "application/x-amz-json-1.0".parse().expect("header"));
+        return response;
+    }
     let (parts, body) = req.into_parts();
     let body: Bytes = axum::body::to_bytes(body, 64 << 20).await.unwrap_or_default();
     let url = format!("{}{}", up.url, parts.uri.path_and_query().map(|p| p.as_str()).unwrap_or("/"));
@@ -64,10 +75,12 @@ async fn forward(State(up): State<Upstream>, req: Request) -> Response {
 impl CountingProxy {
     pub async fn start(upstream: &str) -> Self {
         let counts: Counts = Arc::default();
+        let failing: Failing = Arc::default();
         let up = Upstream {
             url: upstream.trim_end_matches('/').to_owned(),
             http: reqwest::Client::new(),
             counts: counts.clone(),
+            failing: failing.clone(),
         };
         let app = axum::Router::new().fallback(forward).with_state(up);
         let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.expect("bind");
@@ -75,7 +88,17 @@ impl CountingProxy {
         let task = tokio::spawn(async move {
             let _ = axum::serve(listener, app).await;
         });
-        Self { url, counts, task }
+        Self { url, counts, failing, task }
+    }
+
+    /// From now on, every call of `operation` fails with a 500 (the SDK's
+    /// retries included), until [`CountingProxy::heal`].
+    pub fn fail(&self, operation: &str) {
+        self.failing.lock().expect("lock").insert(operation.to_owned());
+    }
+
+    pub fn heal(&self, operation: &str) {
+        self.failing.lock().expect("lock").remove(operation);
     }
 
     pub fn count(&self, operation: &str) -> usize {

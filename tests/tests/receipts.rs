@@ -62,7 +62,7 @@ async fn items(stack: &TestStack, notification_id: &str, prefix: &str) -> Vec<Ha
         .unwrap_or_default()
 }
 
-/// The outbox events of a notification, by type.
+/// The outbox events of a notification, by type (each checked against the catalogue).
 async fn events(stack: &TestStack, notification_id: &str) -> Vec<String> {
     let db = aws_sdk_dynamodb::Client::new(&stack.sdk);
     let table = stack.gateway.resource("Table").unwrap().reference.clone();
@@ -81,6 +81,9 @@ async fn events(stack: &TestStack, notification_id: &str) -> Vec<String> {
             .await
             .unwrap();
         for item in page.items.unwrap_or_default() {
+            if let Some(V::S(e)) = item.get("event") {
+                vcare_tests::catalogue::validate(&serde_json::from_str(e).unwrap()).unwrap_or_else(|e| panic!("{e}"));
+            }
             if let Some(V::S(t)) = item.get("eventType") {
                 out.push(t.trim_start_matches("communication.notification.").to_owned());
             }

@@ -189,6 +189,7 @@ const SAMPLE_ORDER: &[&str] = &[
     "notification-get",
     "dlr-callback",
     "dlr-sweep",
+    "outbox-relay",
 ];
 
 /// The Twilio sample's receipt is signed as Twilio would sign it for this

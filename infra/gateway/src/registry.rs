@@ -36,6 +36,7 @@ impl Registry {
         r.add("dispatch", |env, sdk| async move { dispatch::function(&env, &sdk).await });
         r.add("dlr-callback", |env, sdk| async move { dlr_callback::function(&env, &sdk).await });
         r.add("dlr-sweep", |env, sdk| async move { dlr_sweep::function(&env, &sdk).await });
+        r.add("outbox-relay", |env, sdk| async move { outbox_relay::function(&env, &sdk).await });
         r
     }
 

@@ -16,6 +16,7 @@
 
 pub mod items;
 mod notifications;
+mod outbox;
 mod receipts;
 mod rooms;
 
@@ -26,6 +27,7 @@ use chrono::{DateTime, Utc};
 use vcare_domain::events::DomainEvent;
 
 pub use notifications::{Accepted, NotificationStore};
+pub use outbox::{OutboxRecord, OutboxStore};
 pub use receipts::{Applied, KeptReceipt};
 pub use rooms::{Created, HistoryPage, RoomStore};
 

@@ -1,0 +1,93 @@
+//! The outbox as the relay sees it: records still to publish (a sparse
+//! index, `gsi1pk = OUTBOX#PENDING`, ordered by time), and marking one
+//! published (it leaves the index; TTL removes it after
+//! `OUTBOX_RETENTION_DAYS`).
+
+use aws_sdk_dynamodb::Client;
+use aws_sdk_dynamodb::types::AttributeValue;
+use chrono::{DateTime, Utc};
+
+use crate::items::{Item, key, string};
+use crate::{StoreError, s, sort_time, unavailable};
+
+/// An outbox record: the event as published, and what orders it.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct OutboxRecord {
+    pub event_id: String,
+    pub aggregate_id: String,
+    /// The CloudEvents JSON, as it goes on the queue.
+    pub event: String,
+}
+
+impl OutboxRecord {
+    /// From a stored item (or a stream image of one); `None` if it is not
+    /// an outbox record.
+    pub fn from_item(item: &Item) -> Option<Self> {
+        if string(item, "kind").as_deref() != Some("outbox") {
+            return None;
+        }
+        Some(Self {
+            event_id: string(item, "pk")?.strip_prefix("OUTBOX#")?.to_owned(),
+            aggregate_id: string(item, "aggregateId")?,
+            event: string(item, "event")?,
+        })
+    }
+}
+
+#[derive(Debug, Clone)]
+pub struct OutboxStore {
+    ddb: Client,
+    table: String,
+}
+
+impl OutboxStore {
+    pub fn new(ddb: Client, table: impl Into<String>) -> Self {
+        Self { ddb, table: table.into() }
+    }
+
+    /// Unpublished records written before `before`, oldest first.
+    pub async fn pending(&self, before: DateTime<Utc>, limit: usize) -> Result<Vec<OutboxRecord>, StoreError> {
+        let mut out = Vec::new();
+        let mut start = None;
+        loop {
+            let page = self
+                .ddb
+                .query()
+                .table_name(&self.table)
+                .index_name("gsi1")
+                .key_condition_expression("gsi1pk = :p AND gsi1sk < :t")
+                .expression_attribute_values(":p", s("OUTBOX#PENDING"))
+                .expression_attribute_values(":t", s(sort_time(before)))
+                .set_exclusive_start_key(start)
+                .send()
+                .await
+                .map_err(unavailable)?;
+            out.extend(page.items.unwrap_or_default().iter().filter_map(OutboxRecord::from_item));
+            start = page.last_evaluated_key;
+            if start.is_none() || out.len() >= limit {
+                out.truncate(limit);
+                return Ok(out);
+            }
+        }
+    }
+
+    /// Takes a published record out of the pending index (a record that is
+    /// gone — expired by TTL — has nothing left to mark).
+    pub async fn mark_published(&self, event_id: &str, now: DateTime<Utc>) -> Result<(), StoreError> {
+        let marked = self
+            .ddb
+            .update_item()
+            .table_name(&self.table)
+            .set_key(Some(key(format!("OUTBOX#{event_id}"), "OUTBOX")))
+            .update_expression("SET publishedAt = :now REMOVE gsi1pk, gsi1sk")
+            .condition_expression("attribute_exists(pk)")
+            .expression_attribute_values(":now", AttributeValue::S(sort_time(now)))
+            .send()
+            .await;
+        match marked {
+            Ok(_) => Ok(()),
+            Err(e) if e.as_service_error().is_some_and(|e| e.is_conditional_check_failed_exception()) => Ok(()),
+            Err(e) => Err(unavailable(e)),
+        }
+    }
+}
