@@ -1,6 +1,8 @@
 //! The communication functions' common ground: config read once, the
 //! notification store, sealing/opening personal data, the dispatch queue.
 
+mod submit;
+
 use std::collections::BTreeMap;
 use std::time::Duration;
 
@@ -11,6 +13,8 @@ use vcare_domain::notification::{Channel, Notification, Recipient};
 use vcare_domain::templates::Rendered;
 use vcare_runtime::{ConfigError, Env};
 use vcare_store::NotificationStore;
+
+pub use submit::{SubmitError, Submitted, sha256_hex};
 
 /// SQS's longest message delay.
 pub const MAX_QUEUE_DELAY_SECONDS: i64 = 900;

@@ -1,0 +1,129 @@
+//! Accepting a notification request under an idempotency key: what
+//! `notification-create` does over HTTP, and what vcare's own senders
+//! (cancellation notices, reminders) do with deterministic keys.
+
+use std::collections::BTreeMap;
+
+use chrono::{DateTime, Utc};
+use vcare_domain::Rejected;
+use vcare_domain::events::{DomainEvent, NOTIFICATION_ACCEPTED};
+use vcare_domain::ids;
+use vcare_domain::notification::{
+    Channel, MaskedRecipient, Message, NewNotification, Notification, NotificationRequest, Status, token_hash,
+};
+use vcare_domain::templates::{self, Rendered};
+use vcare_store::{Accepted, StoreError};
+
+use crate::{Comms, CommsError, timezone_ok};
+
+/// What a submission came to.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Submitted {
+    /// Accepted now, or the same request under the same key before: the id.
+    Accepted(String),
+    /// The key was used with another request.
+    Conflict,
+    /// A request with the key is being written right now.
+    InProgress,
+}
+
+#[derive(Debug, thiserror::Error)]
+pub enum SubmitError {
+    #[error(transparent)]
+    Rejected(#[from] Rejected),
+    #[error(transparent)]
+    Store(#[from] StoreError),
+    #[error(transparent)]
+    Comms(#[from] CommsError),
+}
+
+pub fn sha256_hex(bytes: &[u8]) -> String {
+    aws_lc_rs::digest::digest(&aws_lc_rs::digest::SHA256, bytes).as_ref().iter().map(|b| format!("{b:02x}")).collect()
+}
+
+/// The text each channel will carry (templates rendered strictly: a
+/// missing variable is a rejection now, not a failed send later).
+fn render(n: &NewNotification) -> Result<BTreeMap<Channel, Rendered>, Rejected> {
+    let mut out = BTreeMap::new();
+    for channel in &n.channels {
+        let rendered = match &n.message {
+            Message::Template { name, variables } => {
+                templates::render(name, n.recipient.locale.as_deref(), *channel, variables)?
+            }
+            Message::Content(c) => Rendered { subject: c.subject.clone(), body: c.body.clone() },
+        };
+        out.insert(*channel, rendered);
+    }
+    Ok(out)
+}
+
+impl Comms {
+    /// Validates, renders, seals and accepts `body` for `clinic` under
+    /// `key` (notification, idempotency record and `accepted` event in one
+    /// transaction), then queues it. A replay of the same request answers
+    /// the first id and queues it again only if it is still queued.
+    pub async fn submit(
+        &self,
+        clinic: &str,
+        key: &str,
+        body: NotificationRequest,
+        now: DateTime<Utc>,
+    ) -> Result<Submitted, SubmitError> {
+        let mut request = body.validate(now, timezone_ok)?;
+        let messages = render(&request)?;
+        let request_hash = sha256_hex(&serde_json::to_vec(&request).unwrap_or_default());
+        if !request.recipient.push_tokens.is_empty() {
+            // Tokens a provider already declared dead are left out.
+            let hashes: Vec<String> = request.recipient.push_tokens.iter().map(token_hash).collect();
+            let dead = self.store.dead_tokens(clinic, &hashes).await?;
+            request.recipient.push_tokens.retain(|t| !dead.contains(&token_hash(t)));
+        }
+        let id = ids::prefixed("ntf");
+        let notification = Notification {
+            notification_id: id.clone(),
+            clinic_id: clinic.to_owned(),
+            status: Status::Queued,
+            channels: request.channels.clone(),
+            priority: request.priority,
+            send_at: request.send_at,
+            created_at: now,
+            updated_at: now,
+            channel: None,
+            provider: None,
+            attempts: Vec::new(),
+            recipient: MaskedRecipient::of(&request.recipient),
+            timezone: request.recipient.timezone.clone(),
+            sealed_recipient: self.seal_recipient(clinic, &id, &request.recipient).await?,
+            sealed_messages: self.seal_messages(clinic, &id, &messages).await?,
+            delivery: Default::default(),
+            awaiting_receipt_since: None,
+        };
+        let event = DomainEvent::new(NOTIFICATION_ACCEPTED, clinic, &id, now, notification.summary());
+        let delay = request.send_at.map_or(0, |at| (at - now).num_seconds());
+        let key_hash = sha256_hex(key.as_bytes());
+        let accepted =
+            self.store.accept(&notification, &key_hash, &request_hash, &event, now, self.config.idempotency).await?;
+        Ok(match accepted {
+            Accepted::New => {
+                self.enqueue(clinic, &id, delay).await?;
+                Submitted::Accepted(id)
+            }
+            Accepted::Existing { notification_id, same_request: true } => {
+                // Its first enqueue may have failed; dispatch claims attempts, so
+                // a second message sends nothing twice. Not visible yet: the
+                // first request's transaction is still landing.
+                match self.store.get(clinic, &notification_id).await? {
+                    None => Submitted::InProgress,
+                    Some((current, _)) => {
+                        if current.status == Status::Queued {
+                            self.enqueue(clinic, &notification_id, delay).await?;
+                        }
+                        Submitted::Accepted(notification_id)
+                    }
+                }
+            }
+            Accepted::Existing { same_request: false, .. } => Submitted::Conflict,
+            Accepted::InProgress => Submitted::InProgress,
+        })
+    }
+}
