@@ -182,3 +182,33 @@ where
         tokio::time::sleep(Duration::from_millis(100)).await;
     }
 }
+
+/// Receives from the stack's domain-events FIFO queue until `want`
+/// messages came or `within` passed, deleting each (so the next of its
+/// group comes): the events, as published.
+pub async fn domain_events(stack: &TestStack, want: usize, within: Duration) -> Vec<serde_json::Value> {
+    let sqs = aws_sdk_sqs::Client::new(&stack.sdk);
+    let url = stack.gateway.resource("DomainEventsQueue").expect("the queue").reference.clone();
+    let deadline = tokio::time::Instant::now() + within;
+    let mut out = Vec::new();
+    while out.len() < want && tokio::time::Instant::now() < deadline {
+        let got = sqs
+            .receive_message()
+            .queue_url(&url)
+            .max_number_of_messages(10)
+            .wait_time_seconds(1)
+            .send()
+            .await
+            .expect("receive");
+        for m in got.messages.unwrap_or_default() {
+            out.push(serde_json::from_str(m.body().unwrap_or_default()).expect("JSON events"));
+            sqs.delete_message()
+                .queue_url(&url)
+                .receipt_handle(m.receipt_handle().unwrap_or_default())
+                .send()
+                .await
+                .expect("delete");
+        }
+    }
+    out
+}

@@ -9,7 +9,7 @@ use serde_json::{Value, json};
 use vcare_local::Registry;
 use vcare_tests::catalogue::validate;
 use vcare_tests::proxy::CountingProxy;
-use vcare_tests::{TestStack, root};
+use vcare_tests::{TestStack, domain_events, root};
 
 const TYPES: &[&str] = &[
     vcare_domain::events::ROOM_CREATED,
@@ -65,24 +65,6 @@ fn every_event_type_has_a_schema_and_a_sample_that_matches_it() {
     assert!(validate(&json!({"type": "virtual_care.room.renamed"})).is_err(), "an unknown type");
 }
 
-/// Receives from the domain-events FIFO queue until `want` messages came
-/// or `within` passed, deleting each (so the next of its group comes).
-async fn receive(stack: &TestStack, want: usize, within: Duration) -> Vec<Value> {
-    let sqs = aws_sdk_sqs::Client::new(&stack.sdk);
-    let url = stack.gateway.resource("DomainEventsQueue").unwrap().reference.clone();
-    let deadline = tokio::time::Instant::now() + within;
-    let mut out = Vec::new();
-    while out.len() < want && tokio::time::Instant::now() < deadline {
-        let got =
-            sqs.receive_message().queue_url(&url).max_number_of_messages(10).wait_time_seconds(1).send().await.unwrap();
-        for m in got.messages.unwrap_or_default() {
-            out.push(serde_json::from_str(m.body().unwrap()).unwrap());
-            sqs.delete_message().queue_url(&url).receipt_handle(m.receipt_handle().unwrap()).send().await.unwrap();
-        }
-    }
-    out
-}
-
 async fn outbox(stack: &TestStack) -> Vec<HashMap<String, V>> {
     let db = aws_sdk_dynamodb::Client::new(&stack.sdk);
     let table = stack.gateway.resource("Table").unwrap().reference.clone();
@@ -125,7 +107,7 @@ async fn the_relay_publishes_each_aggregates_events_in_order_with_their_ids() {
     assert_eq!(stack.send(stack.http.post(format!("{rooms}/issues")).bearer_auth(&doctor).json(&issue)).await.0, 202);
     assert_eq!(stack.send(stack.http.post(format!("{rooms}/end")).bearer_auth(&doctor).json(&json!({}))).await.0, 200);
 
-    let events = receive(&stack, 3, Duration::from_secs(30)).await;
+    let events = domain_events(&stack, 3, Duration::from_secs(30)).await;
     let kinds: Vec<&str> = events.iter().map(|e| e["type"].as_str().unwrap()).collect();
     assert_eq!(
         kinds,
@@ -215,7 +197,7 @@ async fn a_relay_that_dies_between_publish_and_mark_publishes_again_with_the_sam
     assert_eq!(proxy.count("SendMessageBatch"), 2, "published again");
     assert!(!outbox(&stack).await[0].contains_key("gsi1pk"), "marked");
 
-    let got = receive(&stack, 2, Duration::from_secs(3)).await;
+    let got = domain_events(&stack, 2, Duration::from_secs(3)).await;
     assert_eq!(got.len(), 1, "the queue de-duplicates by event id: {got:?}");
     assert_eq!(got[0]["id"], event_id.as_str());
     validate(&got[0]).unwrap();
@@ -249,7 +231,7 @@ async fn the_sweep_publishes_what_the_stream_path_missed() {
     let relay = outbox_relay::relay(&vcare_runtime::Env::from_map(env), &stack.sdk).unwrap();
     assert_eq!(relay.sweep().await.unwrap().published, 3);
     assert_eq!(relay.sweep().await.unwrap().published, 0, "once");
-    let got = receive(&stack, 3, Duration::from_secs(10)).await;
+    let got = domain_events(&stack, 3, Duration::from_secs(10)).await;
     let mut ids: Vec<String> = got.iter().map(|e| e["id"].as_str().unwrap().to_owned()).collect();
     ids.sort();
     let mut expected: Vec<String> =

@@ -190,6 +190,8 @@ const SAMPLE_ORDER: &[&str] = &[
     "dlr-callback",
     "dlr-sweep",
     "outbox-relay",
+    "appointment-events",
+    "reminder-scheduler",
 ];
 
 /// The Twilio sample's receipt is signed as Twilio would sign it for this

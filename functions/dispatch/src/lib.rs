@@ -21,7 +21,7 @@
 use std::sync::Arc;
 use std::time::Duration;
 
-use aws_lambda_events::sqs::{BatchItemFailure, SqsBatchResponse, SqsEvent};
+use aws_lambda_events::sqs::{SqsBatchResponse, SqsEvent};
 use chrono::{DateTime, Utc};
 use vcare_aws::SdkConfig;
 use vcare_comms::{Comms, DispatchMessage, MAX_QUEUE_DELAY_SECONDS};
@@ -229,32 +229,14 @@ impl Dispatcher {
 
     /// Handles the records concurrently; reports the ones that failed.
     pub async fn batch(self: &Arc<Self>, event: SqsEvent) -> SqsBatchResponse {
-        let mut tasks = tokio::task::JoinSet::new();
-        for record in event.records {
+        vcare_runtime::sqs::batch(event, "dispatch record", |body| {
             let d = self.clone();
-            tasks.spawn(async move {
-                let id = record.message_id.clone().unwrap_or_default();
-                let result = match record.body.as_deref().map(serde_json::from_str::<DispatchMessage>) {
-                    Some(Ok(m)) => d.handle(&m).await.map(|_| ()),
-                    _ => Err(Error::from("not a dispatch message")),
-                };
-                (id, result)
-            });
-        }
-        let mut response = SqsBatchResponse::default();
-        while let Some(joined) = tasks.join_next().await {
-            match joined {
-                Ok((_, Ok(()))) => {}
-                Ok((id, Err(e))) => {
-                    tracing::warn!(message_id = %id, error = %e, "dispatch record failed; it will be retried");
-                    let mut failure = BatchItemFailure::default();
-                    failure.item_identifier = id;
-                    response.batch_item_failures.push(failure);
-                }
-                Err(e) => tracing::error!(error = %e, "dispatch task failed"),
+            async move {
+                let m: DispatchMessage = serde_json::from_str(&body).map_err(|_| "not a dispatch message")?;
+                d.handle(&m).await.map(|_| ())
             }
-        }
-        response
+        })
+        .await
     }
 
     /// One notification, until it is sent, requeued, or finally failed.

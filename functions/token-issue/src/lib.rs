@@ -15,11 +15,10 @@ use axum::{Json, Router};
 use serde::Deserialize;
 use serde_json::json;
 use vcare_aws::SdkConfig;
-use vcare_care::{Care, CareConfig};
+use vcare_care::tokens::JoinToken;
 use vcare_domain::room::{NotJoinable, Standing};
 use vcare_http::{Caller, HttpFunction, Problem, Role, json_or_default};
-use vcare_jitsi::{AppSecret, Signer, TokenClaims, grant};
-use vcare_runtime::{ConfigError, Env, Error};
+use vcare_runtime::{Env, Error};
 
 /// Token settings (API.md): `JITSI_APP_ID` (the token's `iss`),
 /// `JITSI_AUDIENCE` (`aud`, default `jitsi`), and the signing mode
@@ -30,42 +29,10 @@ use vcare_runtime::{ConfigError, Env, Error};
 /// `asap_key_server`).
 /// Where login-token public keys go in the keys bucket (Prosody's
 /// `asap_key_server` points here).
-pub const LOGIN_KEYS_PREFIX: &str = "login/";
-
-pub struct TokenIssuer {
-    care: Care,
-    app_id: String,
-    audience: String,
-    signer: Signer,
-}
+pub use vcare_care::tokens::{LOGIN_KEYS_PREFIX, TokenIssuer};
 
 pub async fn issuer(env: &Env, sdk: &SdkConfig) -> Result<TokenIssuer, Error> {
-    // Plain settings first: a missing one fails the cold start before any KMS call.
-    let care = Care::new(CareConfig::from_env(env)?, sdk);
-    let app_id = env.required("JITSI_APP_ID")?;
-    let audience = env.get("JITSI_AUDIENCE").unwrap_or("jitsi").to_owned();
-    let kms = aws_sdk_kms::Client::new(sdk);
-    let signer = match env.get("JITSI_SIGNING").unwrap_or("hs256") {
-        "hs256" => {
-            let ciphertext = env.required("JITSI_APP_SECRET_CIPHERTEXT")?;
-            Signer::hs256(&AppSecret::decrypt(&kms, &ciphertext).await?)
-        }
-        "kms-rs256" => {
-            let key_id = env.required("JITSI_SIGNING_KEY_ID")?;
-            let kid = env.get("JITSI_KID").unwrap_or("vcare-jitsi-1").to_owned();
-            let bucket = env.required("JITSI_PUBLIC_KEYS_BUCKET")?;
-            Signer::kms_rs256_published(kms, &aws_sdk_s3::Client::new(sdk), key_id, kid, &bucket, LOGIN_KEYS_PREFIX)
-                .await?
-        }
-        other => {
-            return Err(ConfigError::Invalid {
-                name: "JITSI_SIGNING".into(),
-                reason: format!("{other:?}: hs256 or kms-rs256"),
-            }
-            .into());
-        }
-    };
-    Ok(TokenIssuer { care, app_id, audience, signer })
+    TokenIssuer::from_env(env, sdk).await
 }
 
 pub fn router(issuer: Arc<TokenIssuer>) -> Router {
@@ -111,19 +78,7 @@ async fn issue(
         }
         Err(NotJoinable::TooLate) => return Err(Problem::conflict("the consultation's join window has closed")),
     }
-    let claims = TokenClaims {
-        app_id: issuer.app_id.clone(),
-        audience: issuer.audience.clone(),
-        domain: care.config.jitsi_domain.clone(),
-        room: room.jitsi_room.clone(),
-        user_id: participant.user_id.clone(),
-        user_name: participant.display_name.clone(),
-        grant: grant(&room, participant),
-        issued_at: now,
-        not_before: policy.opens(&room),
-        expires: policy.closes(&room),
-    };
-    let token = issuer.signer.sign(&claims.to_json()).await.map_err(|e| {
+    let JoinToken { token, join_url, claims } = issuer.issue(&room, participant, now).await.map_err(|e| {
         tracing::error!(error = %e, "signing a join token failed");
         Problem::service_unavailable("tokens cannot be signed right now; try again")
     })?;
@@ -132,7 +87,7 @@ async fn issue(
         StatusCode::CREATED,
         Json(json!({
             "token": token,
-            "joinUrl": format!("{}?jwt={token}", care.join_url(&room)),
+            "joinUrl": join_url,
             "notBefore": not_before,
             "expiresAt": claims.expires,
             "moderator": claims.grant.moderator,

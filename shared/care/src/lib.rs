@@ -1,6 +1,8 @@
 //! The virtual-care functions' common ground: config read once, the room
 //! store, the caller's standing towards a room, and the room's API view.
 
+pub mod tokens;
+
 use chrono::{DateTime, Duration, Utc};
 use serde_json::Value;
 use vcare_aws::SdkConfig;

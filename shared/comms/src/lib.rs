@@ -69,6 +69,13 @@ pub async fn secret(env: &Env, kms: &aws_sdk_kms::Client, name: &str) -> Result<
     }
 }
 
+/// What vcare itself sends someone: a template, its variables, a priority.
+pub struct Notice {
+    pub template: &'static str,
+    pub variables: BTreeMap<String, String>,
+    pub priority: vcare_domain::notification::Priority,
+}
+
 /// The dispatch queue's message: ids only, never personal data.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(rename_all = "camelCase", deny_unknown_fields)]
@@ -132,6 +139,61 @@ impl Comms {
         let plain =
             self.envelope.open(&n.sealed_messages, &context(&n.clinic_id, &n.notification_id, "messages")).await?;
         serde_json::from_slice(&plain).map_err(|_| CommsError::Malformed)
+    }
+
+    /// A room participant's contact (a [`Recipient`]), sealed for the room:
+    /// the clinic, the room and the user are bound to it.
+    pub async fn seal_contact(&self, clinic: &str, room_id: &str, r: &Recipient) -> Result<String, CommsError> {
+        let user = r.user_id.as_deref().unwrap_or_default();
+        let json = serde_json::to_vec(r).map_err(|_| CommsError::Malformed)?;
+        Ok(self.envelope.seal(&json, &context(clinic, room_id, &format!("contact:{user}"))).await?)
+    }
+
+    pub async fn open_contact(
+        &self,
+        clinic: &str,
+        room_id: &str,
+        user_id: &str,
+        sealed: &str,
+    ) -> Result<Recipient, CommsError> {
+        let plain = self.envelope.open(sealed, &context(clinic, room_id, &format!("contact:{user_id}"))).await?;
+        serde_json::from_slice(&plain).map_err(|_| CommsError::Malformed)
+    }
+
+    /// Sends a template to a recipient on every channel they can be reached
+    /// on (push, then SMS, then e-mail), under `key`: the same key again
+    /// sends nothing twice. `None`: no way to reach them.
+    pub async fn notify(
+        &self,
+        clinic: &str,
+        key: &str,
+        recipient: Recipient,
+        notice: Notice,
+        now: chrono::DateTime<chrono::Utc>,
+    ) -> Result<Option<Submitted>, SubmitError> {
+        let mut channels = Vec::new();
+        if !recipient.push_tokens.is_empty() {
+            channels.push(Channel::Push);
+        }
+        if recipient.phone.is_some() {
+            channels.push(Channel::Sms);
+        }
+        if recipient.email.is_some() {
+            channels.push(Channel::Email);
+        }
+        if channels.is_empty() {
+            return Ok(None);
+        }
+        let request = vcare_domain::notification::NotificationRequest {
+            recipient,
+            channels,
+            template: Some(notice.template.to_owned()),
+            variables: notice.variables,
+            content: None,
+            priority: notice.priority,
+            send_at: None,
+        };
+        Ok(Some(self.submit(clinic, key, request, now).await?))
     }
 
     /// Puts the notification on the dispatch queue, delayed up to SQS's 15

@@ -55,6 +55,55 @@ impl FromStr for QuietHours {
     }
 }
 
+/// How long before a consultation its reminders go: `24h,1h,10m` (minutes
+/// `m`, hours `h`, days `d`), or `off`.
+#[derive(Debug, Clone, PartialEq, Eq, Default)]
+pub struct ReminderWindows(pub Vec<chrono::Duration>);
+
+impl ReminderWindows {
+    /// The label a window goes by in idempotency keys: `10m`, `1h`, `1d`.
+    pub fn label(w: chrono::Duration) -> String {
+        let m = w.num_minutes();
+        if m % 1440 == 0 {
+            format!("{}d", m / 1440)
+        } else if m % 60 == 0 {
+            format!("{}h", m / 60)
+        } else {
+            format!("{m}m")
+        }
+    }
+}
+
+impl FromStr for ReminderWindows {
+    type Err = String;
+
+    fn from_str(s: &str) -> Result<Self, String> {
+        let s = s.trim();
+        if s.eq_ignore_ascii_case("off") || s.eq_ignore_ascii_case("none") {
+            return Ok(ReminderWindows(Vec::new()));
+        }
+        let bad = || "windows like 24h,1h,10m (m, h, d; up to 7 days), or off".to_owned();
+        let mut out = Vec::new();
+        for part in s.split(',').map(str::trim) {
+            let (n, unit) = part.split_at(part.len().saturating_sub(1));
+            let n: i64 = n.parse().map_err(|_| bad())?;
+            let minutes = match unit {
+                "m" => n,
+                "h" => n * 60,
+                "d" => n * 1440,
+                _ => return Err(bad()),
+            };
+            if !(1..=7 * 1440).contains(&minutes) {
+                return Err(bad());
+            }
+            out.push(chrono::Duration::minutes(minutes));
+        }
+        out.sort();
+        out.dedup();
+        Ok(ReminderWindows(out))
+    }
+}
+
 /// One setting: the deployment's default and each clinic's own.
 #[derive(Debug, Clone, PartialEq)]
 pub struct PerClinic<T> {
@@ -106,6 +155,21 @@ mod tests {
         for bad in ["", "evening", "21-25", "24-7", "-1-7", "21"] {
             assert!(bad.parse::<QuietHours>().is_err(), "{bad}");
         }
+    }
+
+    #[test]
+    fn reminder_windows_parse_and_label() {
+        let w: ReminderWindows = "24h, 10m,1h,1h".parse().unwrap();
+        let minutes: Vec<i64> = w.0.iter().map(|d| d.num_minutes()).collect();
+        assert_eq!(minutes, [10, 60, 1440]);
+        let labels: Vec<String> = w.0.iter().map(|d| ReminderWindows::label(*d)).collect();
+        assert_eq!(labels, ["10m", "1h", "1d"]);
+        assert_eq!("off".parse::<ReminderWindows>().unwrap().0.len(), 0);
+        for bad in ["", "10", "10s", "0m", "8d", "h", "1h;2h"] {
+            assert!(bad.parse::<ReminderWindows>().is_err(), "{bad}");
+        }
+        let per: PerClinic<ReminderWindows> = PerClinic::parse("24h,1h,10m".parse().unwrap(), "c-quick=30m").unwrap();
+        assert_eq!(per.of("c-quick").0, [chrono::Duration::minutes(30)]);
     }
 
     #[test]

@@ -1,6 +1,7 @@
 //! vcare's rules, free of Lambda and AWS types ("parse, don't validate"):
 //! a request body becomes a [`room::NewRoom`] only if every rule holds.
 
+pub mod appointment;
 pub mod clinic;
 pub mod events;
 pub mod ids;

@@ -21,6 +21,17 @@ pub enum ParticipantRole {
     Interpreter,
 }
 
+impl ParticipantRole {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Self::Doctor => "doctor",
+            Self::Nurse => "nurse",
+            Self::Patient => "patient",
+            Self::Interpreter => "interpreter",
+        }
+    }
+}
+
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(rename_all = "camelCase")]
 pub struct Participant {

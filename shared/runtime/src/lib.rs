@@ -13,6 +13,7 @@ use std::sync::Arc;
 pub use lambda_runtime::{Context, Diagnostic, Error, LambdaEvent};
 
 pub mod metrics;
+pub mod sqs;
 use serde::Serialize;
 use serde::de::DeserializeOwned;
 

@@ -154,3 +154,44 @@ where
     }
     Err(StoreError::Contention)
 }
+
+/// One item by key, strongly consistent.
+pub async fn get_item(ddb: &Client, table: &str, key: Item) -> Result<Option<Item>, StoreError> {
+    let got =
+        ddb.get_item().table_name(table).set_key(Some(key)).consistent_read(true).send().await.map_err(unavailable)?;
+    Ok(got.item)
+}
+
+/// The items of one `gsi1` partition, in sort-key order, optionally only
+/// those sorting before `below`, at most `limit`: every page read.
+pub async fn query_gsi1(
+    ddb: &Client,
+    table: &str,
+    partition: &str,
+    below: Option<String>,
+    limit: usize,
+) -> Result<Vec<Item>, StoreError> {
+    let mut out = Vec::new();
+    let mut start = None;
+    loop {
+        let mut query = ddb
+            .query()
+            .table_name(table)
+            .index_name("gsi1")
+            .expression_attribute_values(":p", s(partition))
+            .set_exclusive_start_key(start);
+        query = match &below {
+            Some(b) => {
+                query.key_condition_expression("gsi1pk = :p AND gsi1sk < :b").expression_attribute_values(":b", s(b))
+            }
+            None => query.key_condition_expression("gsi1pk = :p"),
+        };
+        let page = query.send().await.map_err(unavailable)?;
+        out.extend(page.items.unwrap_or_default());
+        start = page.last_evaluated_key;
+        if start.is_none() || out.len() >= limit {
+            out.truncate(limit);
+            return Ok(out);
+        }
+    }
+}

@@ -14,6 +14,7 @@
 //! condition (the version read, or the item's absence) plus its outbox
 //! records, so an event exists exactly when its change does.
 
+mod checkpoint;
 pub mod items;
 mod notifications;
 mod outbox;
@@ -26,10 +27,11 @@ use aws_sdk_dynamodb::types::{AttributeValue, Put};
 use chrono::{DateTime, Utc};
 use vcare_domain::events::DomainEvent;
 
+pub use checkpoint::Checkpoints;
 pub use notifications::{Accepted, NotificationStore};
 pub use outbox::{OutboxRecord, OutboxStore};
 pub use receipts::{Applied, KeptReceipt};
-pub use rooms::{Created, HistoryPage, RoomStore};
+pub use rooms::{Created, HistoryPage, RoomStore, start_bucket};
 
 /// How long an outbox record stays after it was written (TTL), published or
 /// not; the relay's sweep runs far more often.

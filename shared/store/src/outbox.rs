@@ -7,8 +7,8 @@ use aws_sdk_dynamodb::Client;
 use aws_sdk_dynamodb::types::AttributeValue;
 use chrono::{DateTime, Utc};
 
-use crate::items::{Item, key, string};
-use crate::{StoreError, s, sort_time, unavailable};
+use crate::items::{Item, key, query_gsi1, string};
+use crate::{StoreError, sort_time, unavailable};
 
 /// An outbox record: the event as published, and what orders it.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -47,28 +47,8 @@ impl OutboxStore {
 
     /// Unpublished records written before `before`, oldest first.
     pub async fn pending(&self, before: DateTime<Utc>, limit: usize) -> Result<Vec<OutboxRecord>, StoreError> {
-        let mut out = Vec::new();
-        let mut start = None;
-        loop {
-            let page = self
-                .ddb
-                .query()
-                .table_name(&self.table)
-                .index_name("gsi1")
-                .key_condition_expression("gsi1pk = :p AND gsi1sk < :t")
-                .expression_attribute_values(":p", s("OUTBOX#PENDING"))
-                .expression_attribute_values(":t", s(sort_time(before)))
-                .set_exclusive_start_key(start)
-                .send()
-                .await
-                .map_err(unavailable)?;
-            out.extend(page.items.unwrap_or_default().iter().filter_map(OutboxRecord::from_item));
-            start = page.last_evaluated_key;
-            if start.is_none() || out.len() >= limit {
-                out.truncate(limit);
-                return Ok(out);
-            }
-        }
+        let items = query_gsi1(&self.ddb, &self.table, "OUTBOX#PENDING", Some(sort_time(before)), limit).await?;
+        Ok(items.iter().filter_map(OutboxRecord::from_item).collect())
     }
 
     /// Takes a published record out of the pending index (a record that is

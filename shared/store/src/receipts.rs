@@ -16,7 +16,7 @@ use vcare_domain::events::DomainEvent;
 use vcare_domain::notification::{Notification, Status};
 use vcare_domain::receipt::{Delivery, ReceiptRef};
 
-use crate::items::{Item, key, string};
+use crate::items::{Item, key, query_gsi1, string};
 use crate::{NotificationStore, StoreError, outbox_put, s, sort_time, unavailable};
 
 pub(crate) fn notification_pk(clinic: &str, id: &str) -> String {
@@ -189,20 +189,9 @@ impl NotificationStore {
     }
 
     /// Receipts still waiting for their attempt, oldest first.
-    pub async fn pending_receipts(&self, limit: i32) -> Result<Vec<(KeptReceipt, DateTime<Utc>)>, StoreError> {
-        let got = self
-            .ddb
-            .query()
-            .table_name(&self.table)
-            .index_name("gsi1")
-            .key_condition_expression("gsi1pk = :p")
-            .expression_attribute_values(":p", s(PENDING))
-            .limit(limit)
-            .send()
-            .await
-            .map_err(unavailable)?;
-        got.items
-            .unwrap_or_default()
+    pub async fn pending_receipts(&self, limit: usize) -> Result<Vec<(KeptReceipt, DateTime<Utc>)>, StoreError> {
+        query_gsi1(&self.ddb, &self.table, PENDING, None, limit)
+            .await?
             .into_iter()
             .map(|item| {
                 let corrupt = || StoreError::Corrupt("receipt".into());
@@ -243,30 +232,8 @@ impl NotificationStore {
         day: DateTime<Utc>,
         before: DateTime<Utc>,
     ) -> Result<Vec<(String, String)>, StoreError> {
-        let mut out = Vec::new();
-        let mut start = None;
-        loop {
-            let got = self
-                .ddb
-                .query()
-                .table_name(&self.table)
-                .index_name("gsi1")
-                .key_condition_expression("gsi1pk = :p AND gsi1sk < :t")
-                .expression_attribute_values(":p", s(awaiting_bucket(day)))
-                .expression_attribute_values(":t", s(sort_time(before)))
-                .set_exclusive_start_key(start)
-                .send()
-                .await
-                .map_err(unavailable)?;
-            for item in got.items.unwrap_or_default() {
-                if let (Some(c), Some(n)) = (string(&item, "clinicId"), string(&item, "notificationId")) {
-                    out.push((c, n));
-                }
-            }
-            start = got.last_evaluated_key;
-            if start.is_none() {
-                return Ok(out);
-            }
-        }
+        let items =
+            query_gsi1(&self.ddb, &self.table, &awaiting_bucket(day), Some(sort_time(before)), usize::MAX).await?;
+        Ok(items.iter().filter_map(|i| Some((string(i, "clinicId")?, string(i, "notificationId")?))).collect())
     }
 }

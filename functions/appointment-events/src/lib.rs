@@ -1,0 +1,176 @@
+//! `appointment-events`: the appointment events queue (CloudEvents JSON,
+//! events/catalogue `appointment.*`).
+//!
+//! - `appointment.created` for a `video` appointment: its room, created
+//!   exactly as `POST /rooms` would (one room per appointment and clinic:
+//!   a redelivery, or a room the API made first, is the same room), and
+//!   each participant's contact sealed under the room for its reminders.
+//! - `appointment.cancelled`: the room is cancelled (with its event) and
+//!   every participant with a contact is told, through the notification
+//!   path, under the key `cancel:<room>:<user>` — a redelivery tells no one
+//!   twice.
+//! - Any other type: a log line, acknowledged. A malformed event fails
+//!   only itself (partial batch) and ends in the DLQ after the queue's
+//!   receives.
+
+use std::collections::{BTreeMap, HashMap};
+use std::sync::Arc;
+
+use aws_lambda_events::sqs::{SqsBatchResponse, SqsEvent};
+use aws_sdk_dynamodb::types::AttributeValue;
+use vcare_aws::SdkConfig;
+use vcare_care::Care;
+use vcare_comms::{Comms, Notice};
+use vcare_domain::appointment::{
+    AppointmentCancelled, AppointmentCreated, AppointmentEvent, CANCELLED, CREATED, local_when,
+};
+use vcare_domain::events::{DomainEvent, ROOM_CANCELLED, ROOM_CREATED};
+use vcare_domain::ids;
+use vcare_domain::notification::Priority;
+use vcare_domain::room::{Room, RoomStatus};
+use vcare_runtime::{Env, Error, EventFunction, LambdaEvent};
+use vcare_store::Created;
+
+pub struct Appointments {
+    care: Care,
+    comms: Comms,
+}
+
+/// What one message came to.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Outcome {
+    RoomReady(String),
+    Cancelled { room_id: String, told: usize },
+    Ignored(&'static str),
+}
+
+pub fn appointments(env: &Env, sdk: &SdkConfig) -> Result<Appointments, Error> {
+    Ok(Appointments { care: Care::from_env(env, sdk)?, comms: Comms::from_env(env, sdk)? })
+}
+
+pub async fn function(env: &Env, sdk: &SdkConfig) -> Result<impl vcare_runtime::Function + use<>, Error> {
+    let a = Arc::new(appointments(env, sdk)?);
+    Ok(EventFunction::new(move |event: LambdaEvent<SqsEvent>| {
+        let a = a.clone();
+        async move { Ok::<_, Error>(a.batch(event.payload).await) }
+    }))
+}
+
+/// The sort key of a participant's sealed contact under the room.
+pub fn contact_key(user_id: &str) -> String {
+    format!("CONTACT#{user_id}")
+}
+
+impl Appointments {
+    pub async fn batch(self: &Arc<Self>, event: SqsEvent) -> SqsBatchResponse {
+        vcare_runtime::sqs::batch(event, "appointment event", |body| {
+            let a = self.clone();
+            async move {
+                let outcome = a.handle(&body).await?;
+                tracing::info!(?outcome, "appointment event");
+                Ok(())
+            }
+        })
+        .await
+    }
+
+    pub async fn handle(&self, body: &str) -> Result<Outcome, Error> {
+        let event: AppointmentEvent =
+            serde_json::from_str(body).map_err(|e| format!("not an appointment event: {e}"))?;
+        if !ids::is_valid_external_id(&event.clinicid) {
+            return Err("clinicid: not a clinic id".into());
+        }
+        match event.kind.as_str() {
+            CREATED => {
+                let data: AppointmentCreated = serde_json::from_value(event.data)
+                    .map_err(|e| format!("{CREATED} {}: malformed data: {e}", event.id))?;
+                self.created(&event.clinicid, data).await
+            }
+            CANCELLED => {
+                let data: AppointmentCancelled = serde_json::from_value(event.data)
+                    .map_err(|e| format!("{CANCELLED} {}: malformed data: {e}", event.id))?;
+                self.cancelled(&event.clinicid, data).await
+            }
+            other => {
+                tracing::info!(event_type = other, event_id = %event.id, "not an appointment event vcare acts on; acknowledged");
+                Ok(Outcome::Ignored("unknown type"))
+            }
+        }
+    }
+
+    async fn created(&self, clinic: &str, data: AppointmentCreated) -> Result<Outcome, Error> {
+        if data.kind != "video" {
+            return Ok(Outcome::Ignored("not a video appointment"));
+        }
+        let request = data.room_request().validate().map_err(|e| format!("{CREATED}: {e}"))?;
+        let fingerprint = request.fingerprint();
+        let now = self.care.now();
+        let room = request.into_room(clinic, ids::room_id(), ids::jitsi_room(), now);
+        let event = DomainEvent::about_room(ROOM_CREATED, &room, now);
+        let room = match self.care.store.create(&room, &fingerprint, &event).await? {
+            Created::New(room) => room,
+            Created::Existing { room, same_request } => {
+                if !same_request {
+                    tracing::info!(room_id = %room.room_id, "the appointment's room exists with other details; kept");
+                }
+                room
+            }
+        };
+        for recipient in data.recipients() {
+            let Some(user) = recipient.user_id.clone() else { continue };
+            if !room.participants.iter().any(|p| p.user_id == user) {
+                continue;
+            }
+            let sealed = self.comms.seal_contact(clinic, &room.room_id, &recipient).await?;
+            let attrs = HashMap::from([("sealedContact".to_owned(), AttributeValue::S(sealed))]);
+            self.care.store.put_child_if_absent(&room, &contact_key(&user), attrs).await?;
+        }
+        Ok(Outcome::RoomReady(room.room_id))
+    }
+
+    async fn cancelled(&self, clinic: &str, data: AppointmentCancelled) -> Result<Outcome, Error> {
+        let Some((room, _)) = self.care.store.by_appointment(clinic, &data.appointment_id).await? else {
+            tracing::info!("cancelled appointment has no room; acknowledged");
+            return Ok(Outcome::Ignored("no room"));
+        };
+        let now = self.care.now();
+        let (room, _) = self
+            .care
+            .store
+            .update(clinic, &room.room_id, |current| {
+                if !current.status.can_become(RoomStatus::Cancelled) {
+                    return None;
+                }
+                let mut next = current.clone();
+                next.status = RoomStatus::Cancelled;
+                Some((next.clone(), vec![DomainEvent::about_room(ROOM_CANCELLED, &next, now)]))
+            })
+            .await?
+            .ok_or("the room vanished")?;
+        if room.status != RoomStatus::Cancelled {
+            // Ended before the cancellation came: nothing to tell.
+            return Ok(Outcome::Ignored("room already ended"));
+        }
+        let told = self.tell(&room, now).await?;
+        Ok(Outcome::Cancelled { room_id: room.room_id, told })
+    }
+
+    /// Each participant with a contact gets the cancellation notice once.
+    async fn tell(&self, room: &Room, now: chrono::DateTime<chrono::Utc>) -> Result<usize, Error> {
+        let mut told = 0;
+        for p in &room.participants {
+            let Some(item) = self.care.store.child(room, &contact_key(&p.user_id)).await? else { continue };
+            let Some(sealed) = item.get("sealedContact").and_then(|v| v.as_s().ok()) else { continue };
+            let recipient = self.comms.open_contact(&room.clinic_id, &room.room_id, &p.user_id, sealed).await?;
+            let when = local_when(room.scheduled_start, recipient.timezone.as_deref());
+            let key = format!("cancel:{}:{}", room.room_id, p.user_id);
+            let variables = BTreeMap::from([("when".to_owned(), when)]);
+            let notice = Notice { template: "appointment-cancelled", variables, priority: Priority::High };
+            let sent = self.comms.notify(&room.clinic_id, &key, recipient, notice, now).await?;
+            if sent.is_some() {
+                told += 1;
+            }
+        }
+        Ok(told)
+    }
+}

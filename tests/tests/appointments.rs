@@ -1,0 +1,258 @@
+//! Events in (issue 6): appointment events become rooms and cancellation
+//! notices; the reminder scheduler sends each window once with a join
+//! link; and a consultation's events come out of the relay in order.
+
+use std::time::Duration;
+
+use chrono::{DurationRound, Utc};
+use serde_json::{Value, json};
+use vcare_tests::comms::Providers;
+use vcare_tests::standins::Recorded;
+use vcare_tests::{JITSI_APP_SECRET, JITSI_WEBHOOK_SECRET, TestStack, domain_events};
+
+const PATIENT_PHONE: &str = "+93701112233";
+
+fn appointment_created(apt: &str, start: chrono::DateTime<Utc>) -> Value {
+    json!({
+        "specversion": "1.0", "id": format!("evt-{apt}-created"), "source": "/scheduling/appointments",
+        "type": "appointment.created", "time": Utc::now().to_rfc3339(), "subject": apt, "clinicid": "c1",
+        "data": {
+            "appointmentId": apt, "kind": "video",
+            "scheduledStart": start.to_rfc3339(), "scheduledEnd": (start + chrono::Duration::minutes(30)).to_rfc3339(),
+            "participants": [
+                {"userId": "u-doc", "role": "doctor", "displayName": "Dr. Amini",
+                 "contact": {"email": "dr.amini@clinic.example", "locale": "en", "timezone": "Asia/Kabul"}},
+                {"userId": "u-pat", "role": "patient", "displayName": "Zahra",
+                 "contact": {"phone": PATIENT_PHONE, "locale": "fa-AF", "timezone": "Asia/Kabul"}},
+                {"userId": "u-int", "role": "interpreter", "displayName": "Interpreter"},
+            ],
+        },
+    })
+}
+
+fn appointment_cancelled(apt: &str) -> Value {
+    json!({
+        "specversion": "1.0", "id": format!("evt-{apt}-cancelled"), "source": "/scheduling/appointments",
+        "type": "appointment.cancelled", "time": Utc::now().to_rfc3339(), "subject": apt, "clinicid": "c1",
+        "data": {"appointmentId": apt, "reason": "patient request"},
+    })
+}
+
+async fn put_on_queue(stack: &TestStack, body: &str) {
+    let sqs = aws_sdk_sqs::Client::new(&stack.sdk);
+    let url = stack.gateway.resource("AppointmentEventsQueue").unwrap().reference.clone();
+    sqs.send_message().queue_url(url).message_body(body).send().await.unwrap();
+}
+
+fn care(stack: &TestStack) -> vcare_care::Care {
+    let env = stack.gateway.function("AppointmentEventsFunction").unwrap().def.environment.clone();
+    vcare_care::Care::from_env(&vcare_runtime::Env::from_map(env), &stack.sdk).unwrap()
+}
+
+async fn room_of(stack: &TestStack, apt: &str) -> vcare_domain::room::Room {
+    let care = care(stack);
+    vcare_tests::eventually(Duration::from_secs(30), "the appointment's room", || async {
+        care.store.by_appointment("c1", apt).await.unwrap().map(|(r, _)| r)
+    })
+    .await
+}
+
+fn sms_to(requests: &[Recorded], phone: &str) -> Vec<String> {
+    requests
+        .iter()
+        .map(|r| r.json())
+        .filter(|b| b["to"] == phone)
+        .map(|b| b["text"].as_str().unwrap_or_default().to_owned())
+        .collect()
+}
+
+async fn accepted_notifications(stack: &TestStack) -> usize {
+    let db = aws_sdk_dynamodb::Client::new(&stack.sdk);
+    let table = stack.gateway.resource("Table").unwrap().reference.clone();
+    let got = db
+        .scan()
+        .table_name(table)
+        .filter_expression("eventType = :t")
+        .expression_attribute_values(
+            ":t",
+            aws_sdk_dynamodb::types::AttributeValue::S("communication.notification.accepted".into()),
+        )
+        .consistent_read(true)
+        .send()
+        .await
+        .unwrap();
+    got.items.unwrap_or_default().len()
+}
+
+#[tokio::test]
+async fn appointment_events_make_the_room_and_a_cancellation_tells_each_participant_once() {
+    let p = Providers::start().await;
+    let stack = vcare_tests::comms::stack(&p, "gateway", "ses").await;
+    let start = Utc::now() + chrono::Duration::days(2);
+    let created = appointment_created("apt-in-1", start).to_string();
+    put_on_queue(&stack, &created).await;
+    put_on_queue(&stack, &created).await;
+    let room = room_of(&stack, "apt-in-1").await;
+    assert_eq!(room.participants.len(), 3);
+
+    // The same appointment through the API: the same room.
+    let doctor = stack.token("u-doc", Some("c1"), &["doctor"]);
+    let body = json!({
+        "appointmentId": "apt-in-1", "scheduledStart": start.to_rfc3339(),
+        "scheduledEnd": (start + chrono::Duration::minutes(30)).to_rfc3339(),
+        "participants": [{"userId": "u-doc", "role": "doctor", "displayName": "Dr. Amini"},
+                         {"userId": "u-pat", "role": "patient", "displayName": "Zahra"},
+                         {"userId": "u-int", "role": "interpreter", "displayName": "Interpreter"}],
+    });
+    let (status, _, same) = stack
+        .send(stack.http.post(format!("{}/v1/virtual-care/rooms", stack.base)).bearer_auth(&doctor).json(&body))
+        .await;
+    assert_eq!((status, same["roomId"].as_str()), (200, Some(room.room_id.as_str())), "{same}");
+
+    // Contacts are sealed: the raw items hold no phone or e-mail.
+    let raw = format!("{:?}", care(&stack).store.children(&room, "CONTACT#").await.unwrap());
+    assert!(!raw.contains("701112233") && !raw.contains("amini@"), "{raw}");
+
+    // Cancelled (twice): the room is cancelled, each participant with a contact told once.
+    let cancelled = appointment_cancelled("apt-in-1").to_string();
+    put_on_queue(&stack, &cancelled).await;
+    put_on_queue(&stack, &cancelled).await;
+    vcare_tests::eventually(Duration::from_secs(30), "the patient's SMS", || async {
+        (!sms_to(&p.gateway.requests(), PATIENT_PHONE).is_empty()).then_some(())
+    })
+    .await;
+    tokio::time::sleep(Duration::from_secs(3)).await;
+    let texts = sms_to(&p.gateway.requests(), PATIENT_PHONE);
+    assert_eq!(texts.len(), 1, "{texts:?}");
+    assert!(texts[0].contains("لغو"), "in the patient's language: {}", texts[0]);
+    assert_eq!(
+        accepted_notifications(&stack).await,
+        2,
+        "the doctor (e-mail) and the patient (SMS); not the interpreter"
+    );
+    let room = room_of(&stack, "apt-in-1").await;
+    assert_eq!(room.status, vcare_domain::room::RoomStatus::Cancelled);
+
+    // An unknown type is acknowledged; a malformed one ends in the DLQ alone.
+    put_on_queue(
+        &stack,
+        &json!({"specversion": "1.0", "id": "x", "type": "appointment.rescheduled", "clinicid": "c1", "data": {}})
+            .to_string(),
+    )
+    .await;
+    put_on_queue(&stack, "{not json").await;
+    let sqs = aws_sdk_sqs::Client::new(&stack.sdk);
+    let dlq = stack.gateway.resource("AppointmentEventsDLQ").unwrap().reference.clone();
+    let dead = vcare_tests::eventually(Duration::from_secs(60), "the malformed event in the DLQ", || async {
+        let got = sqs.receive_message().queue_url(&dlq).wait_time_seconds(1).send().await.unwrap();
+        got.messages.filter(|m| !m.is_empty())
+    })
+    .await;
+    assert_eq!(dead.len(), 1);
+    assert_eq!(dead[0].body(), Some("{not json"));
+    stack.stop().await;
+}
+
+/// The JWT in a join link, checked as Prosody would (HS256, the app secret).
+fn join_claims(text: &str) -> Value {
+    let jwt = text.split("?jwt=").nth(1).expect("a join link with a token").split_whitespace().next().unwrap();
+    let mut v = jsonwebtoken::Validation::new(jsonwebtoken::Algorithm::HS256);
+    v.set_audience(&["jitsi"]);
+    v.validate_nbf = false;
+    jsonwebtoken::decode::<Value>(jwt, &jsonwebtoken::DecodingKey::from_secret(JITSI_APP_SECRET.as_bytes()), &v)
+        .expect("a valid join token")
+        .claims
+}
+
+/// The issue's end-to-end story: appointment → room → the 10-minute
+/// reminder with a join link, once however often the scheduler runs, a
+/// missed minute caught up → the participants join and leave → the room's
+/// events leave the relay in order with stable ids.
+#[tokio::test]
+async fn reminders_go_once_per_window_with_a_join_link_and_the_consultation_events_follow_in_order() {
+    let p = Providers::start().await;
+    let stack = vcare_tests::comms::stack(&p, "gateway", "ses").await;
+    let env = stack.gateway.function("ReminderSchedulerFunction").unwrap().def.environment.clone();
+    let scheduler = reminder_scheduler::reminders(&vcare_runtime::Env::from_map(env), &stack.sdk).await.unwrap();
+    let now = Utc::now();
+    let minute = now.duration_trunc(chrono::Duration::minutes(1)).unwrap();
+    // Starts in 10 minutes (and 20 s): its 10-minute reminder is due this minute.
+    let start = minute + chrono::Duration::minutes(10) + chrono::Duration::seconds(20);
+    put_on_queue(&stack, &appointment_created("apt-remind", start).to_string()).await;
+    let room = room_of(&stack, "apt-remind").await;
+    // Another starting 1 h 3 min ahead: due in three minutes, for the catch-up.
+    let later = minute + chrono::Duration::minutes(63) + chrono::Duration::seconds(5);
+    put_on_queue(&stack, &appointment_created("apt-later", later).to_string()).await;
+    let later_room = room_of(&stack, "apt-later").await;
+
+    // Two runs for the same minute at once (overlapping invocations), then
+    // one more afterwards (a retry): one reminder per participant.
+    let (first, again) = tokio::join!(scheduler.run(now), scheduler.run(now));
+    let (first, again) = (first.unwrap(), again.unwrap());
+    assert_eq!((first.minutes, again.minutes), (1, 1), "both did the minute");
+    assert!(first.reminders + again.reminders >= 2, "the doctor and the patient: {first:?} {again:?}");
+    assert_eq!(scheduler.run(now).await.unwrap().minutes, 0, "the minute is done");
+    vcare_tests::eventually(Duration::from_secs(30), "the patient's reminder", || async {
+        (!sms_to(&p.gateway.requests(), PATIENT_PHONE).is_empty()).then_some(())
+    })
+    .await;
+    // Three minutes later, after missing two: the later room's 1-hour reminder.
+    let caught_up = scheduler.run(now + chrono::Duration::minutes(3)).await.unwrap();
+    assert_eq!(caught_up.minutes, 3, "{caught_up:?}");
+    assert_eq!(caught_up.reminders, 2, "{caught_up:?}");
+    vcare_tests::eventually(Duration::from_secs(30), "both reminders sent", || async {
+        (sms_to(&p.gateway.requests(), PATIENT_PHONE).len() >= 2).then_some(())
+    })
+    .await;
+    tokio::time::sleep(Duration::from_secs(3)).await;
+    let texts = sms_to(&p.gateway.requests(), PATIENT_PHONE);
+    assert_eq!(texts.len(), 2, "one per room and window, never twice: {texts:?}");
+    for (text, r) in texts.iter().zip([&room, &later_room]) {
+        assert!(text.starts_with("یادآوری"), "in Persian: {text}");
+        assert!(text.contains(&format!("/{}?jwt=", r.jitsi_room)), "{text}");
+        let claims = join_claims(text);
+        assert_eq!(
+            (claims["room"].as_str(), claims["context"]["user"]["id"].as_str()),
+            (Some(r.jitsi_room.as_str()), Some("u-pat"))
+        );
+        assert_eq!(claims["context"]["user"]["moderator"], "false", "as Prosody reads it");
+    }
+
+    // The consultation happens (Prosody's event_sync), and its events leave in order.
+    let name = room.jitsi_room.clone();
+    let t0 = Utc::now().timestamp();
+    for (what, payload) in [
+        ("room/created", json!({"room_name": name, "created_at": t0})),
+        ("occupant/joined", json!({"room_name": name, "occupant": {"id": "u-doc", "joined_at": t0 + 5}})),
+        ("occupant/joined", json!({"room_name": name, "occupant": {"id": "u-pat", "joined_at": t0 + 9}})),
+        ("room/destroyed", json!({"room_name": name, "created_at": t0, "destroyed_at": t0 + 900})),
+    ] {
+        let (status, _, out) = stack
+            .send(
+                stack
+                    .http
+                    .post(format!("{}/v1/virtual-care/jitsi/events/{what}", stack.base))
+                    .header("x-jitsi-shared-secret", JITSI_WEBHOOK_SECRET)
+                    .json(&payload),
+            )
+            .await;
+        assert_eq!(status, 200, "{what}: {out}");
+    }
+    let events = domain_events(&stack, 40, Duration::from_secs(20)).await;
+    let of_room: Vec<&Value> = events.iter().filter(|e| e["subject"] == room.room_id.as_str()).collect();
+    let kinds: Vec<&str> = of_room.iter().map(|e| e["type"].as_str().unwrap()).collect();
+    assert_eq!(
+        kinds,
+        ["virtual_care.room.created", "virtual_care.consultation.started", "virtual_care.consultation.ended"],
+        "{events:?}"
+    );
+    for e in &events {
+        vcare_tests::catalogue::validate(e).unwrap_or_else(|err| panic!("{err}"));
+    }
+    let ended = of_room[2];
+    assert_eq!(ended["data"]["durationSeconds"], 900 - 5);
+    // Stable ids: each event is its outbox record's.
+    let ids: std::collections::HashSet<&str> = events.iter().map(|e| e["id"].as_str().unwrap()).collect();
+    assert_eq!(ids.len(), events.len(), "no event twice");
+    stack.stop().await;
+}
