@@ -75,16 +75,21 @@ impl Api {
         self.jitsi("POST", &path, Some(JITSI_WEBHOOK_SECRET), Some(("application/json", payload.to_string()))).await
     }
 
-    /// Every outbox record of the stack's table.
+    /// Every outbox record of the stack's table, each checked against the
+    /// event catalogue.
     async fn outbox(&self) -> Vec<Value> {
         let ddb = aws_sdk_dynamodb::Client::new(&self.stack.sdk);
         let table = self.stack.gateway.resource("Table").unwrap().reference.clone();
         let items = ddb.scan().table_name(table).send().await.unwrap().items.unwrap_or_default();
-        items
+        let events: Vec<Value> = items
             .iter()
             .filter(|i| i.get("kind").and_then(|v| v.as_s().ok()).map(String::as_str) == Some("outbox"))
             .map(|i| serde_json::from_str(i["event"].as_s().unwrap()).unwrap())
-            .collect()
+            .collect();
+        for e in &events {
+            vcare_tests::catalogue::validate(e).unwrap_or_else(|err| panic!("{err}"));
+        }
+        events
     }
 
     async fn count_kind(&self, kind: &str) -> usize {
