@@ -32,7 +32,7 @@ async fn main() {
     println!("dispatch, batches of 10, one instance, provider stand-in on loopback, local AWS endpoint");
     for latency in [0u64, 50, 200] {
         // A fresh stack (table) per latency: moto's transactions slow down as a table grows.
-        let stack = vcare_tests::comms::stack(&p, "gateway", "ses").await;
+        let stack = vcare_tests::comms::quiet_stack(&p, "gateway", "ses").await;
         let env = stack.gateway.function("DispatchFunction").unwrap().def.environment.clone();
         let d = Arc::new(dispatch::dispatcher(&vcare_runtime::Env::from_map(env), &sdk).await.unwrap());
         let sealer = comms(&stack);

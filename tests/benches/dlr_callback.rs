@@ -21,7 +21,7 @@ async fn main() {
     let bench = std::env::args().any(|a| a == "--bench");
     let notifications = if bench { 200 } else { 3 };
     let p = Providers::start().await;
-    let stack = vcare_tests::comms::stack(&p, "twilio", "ses").await;
+    let stack = vcare_tests::comms::quiet_stack(&p, "twilio", "ses").await;
     let env = |id: &str| vcare_runtime::Env::from_map(stack.gateway.function(id).unwrap().def.environment.clone());
     let d = dispatch::dispatcher(&env("DispatchFunction"), &stack.sdk).await.unwrap();
     let function = dlr_callback::function(&env("DlrCallbackFunction"), &stack.sdk).await.unwrap();

@@ -92,6 +92,22 @@ impl Providers {
 
 /// vcare's stack with its providers pointed at the stand-ins.
 pub async fn stack(p: &Providers, sms: &str, email: &str) -> TestStack {
+    stack_tuned(p, sms, email, |_| {}).await
+}
+
+/// [`stack`] without the queue, stream and schedule pollers: for driving
+/// functions by hand with nothing else loading the local endpoint
+/// (benchmarks).
+pub async fn quiet_stack(p: &Providers, sms: &str, email: &str) -> TestStack {
+    stack_tuned(p, sms, email, |c| c.event_sources = false).await
+}
+
+async fn stack_tuned(
+    p: &Providers,
+    sms: &str,
+    email: &str,
+    tune: impl FnOnce(&mut vcare_local::GatewayConfig),
+) -> TestStack {
     let params = [
         ("SmsGatewayUrl", p.gateway.url.clone()),
         ("TwilioBaseUrl", p.twilio.url.clone()),
@@ -129,6 +145,7 @@ pub async fn stack(p: &Providers, sms: &str, email: &str) -> TestStack {
         c.secrets.insert("VapidPrivateKeyCiphertext".into(), p.vapid_pem.clone());
         c.secrets.insert("ApnsPrivateKeyCiphertext".into(), p.apns_pem.clone());
         c.retry_delay = Duration::from_secs(1);
+        tune(c);
     })
     .await
 }

@@ -1,0 +1,250 @@
+//! The contract (issue 7): infra/openapi.yaml, the template's routes and
+//! the handlers agree, and the handlers' real answers match the spec.
+
+use std::collections::BTreeSet;
+
+use serde_json::{Value, json};
+use vcare_tests::comms::{Providers, accept, body};
+use vcare_tests::root;
+
+fn openapi() -> Value {
+    let text = std::fs::read_to_string(root().join("infra/openapi.yaml")).unwrap();
+    serde_yaml_ng::from_str(&text).unwrap()
+}
+
+const METHODS: &[&str] = &["get", "post", "put", "patch", "delete"];
+
+/// (METHOD, path, public) of every operation in the spec.
+fn spec_routes(doc: &Value) -> BTreeSet<(String, String, bool)> {
+    let mut out = BTreeSet::new();
+    for (path, item) in doc["paths"].as_object().unwrap() {
+        for m in METHODS {
+            if let Some(op) = item.get(*m) {
+                let security = op.get("security").unwrap_or(&doc["security"]);
+                let bearer = security.as_array().unwrap().iter().any(|s| s.get("oidc").is_some());
+                out.insert((m.to_uppercase(), path.clone(), !bearer));
+            }
+        }
+    }
+    out
+}
+
+/// (METHOD, path, public) of every HttpApi event in the template.
+fn template_routes() -> BTreeSet<(String, String, bool)> {
+    let template = vcare_local::Template::load(&root().join("infra/template.yaml")).unwrap();
+    let mut out = BTreeSet::new();
+    for (_, f) in template.of_type("AWS::Serverless::Function") {
+        for (_, e) in f["Properties"]["Events"].as_object().into_iter().flatten() {
+            if e["Type"] == "HttpApi" {
+                let p = &e["Properties"];
+                let public = p["Auth"]["Authorizer"] == "NONE";
+                out.insert((p["Method"].as_str().unwrap().to_owned(), p["Path"].as_str().unwrap().to_owned(), public));
+            }
+        }
+    }
+    out
+}
+
+#[test]
+fn the_spec_and_the_template_declare_the_same_routes_with_the_same_auth() {
+    let spec = spec_routes(&openapi());
+    let template = template_routes();
+    assert_eq!(spec.len(), 21, "{spec:?}");
+    assert_eq!(
+        spec,
+        template,
+        "in the spec only: {:?}; in the template only: {:?}",
+        spec.difference(&template),
+        template.difference(&spec)
+    );
+}
+
+/// OpenAPI 3.0's `nullable` as JSON Schema: `type: [T, "null"]`.
+fn json_schema(v: &mut Value) {
+    match v {
+        Value::Object(map) => {
+            if map.remove("nullable") == Some(Value::Bool(true)) {
+                if let Some(Value::String(t)) = map.get("type").cloned() {
+                    map.insert("type".into(), json!([t, "null"]));
+                }
+                if let Some(Value::Array(e)) = map.get_mut("enum") {
+                    e.push(Value::Null);
+                }
+            }
+            map.values_mut().for_each(json_schema);
+        }
+        Value::Array(items) => items.iter_mut().for_each(json_schema),
+        _ => {}
+    }
+}
+
+/// Checks a real answer against the spec's schema for its route and status.
+fn conforms(doc: &Value, method: &str, path: &str, status: u16, content_type: &str, body: &Value) {
+    let declared = &doc["paths"][path][method]["responses"][status.to_string()];
+    assert!(declared.is_object(), "{method} {path} declares {status}");
+    let response_at = match declared["$ref"].as_str() {
+        Some(r) => r.to_owned(),
+        None => format!("#/paths/{}/{method}/responses/{status}", path.replace('~', "~0").replace('/', "~1")),
+    };
+    let media = content_type.split(';').next().unwrap().trim();
+    let pointer = format!("{response_at}/content/{}/schema", media.replace('/', "~1"));
+    let mut root = doc.clone();
+    assert!(root.pointer(&pointer[1..]).is_some(), "{method} {path} {status}: the spec describes {media}");
+    json_schema(&mut root);
+    // A JSON pointer inside a URI fragment: braces percent-encoded.
+    root["$ref"] = json!(pointer.replace('{', "%7B").replace('}', "%7D"));
+    let validator = jsonschema::options().should_validate_formats(true).build(&root).unwrap();
+    let errors: Vec<String> = validator.iter_errors(body).map(|e| format!("{e} at {}", e.instance_path())).collect();
+    assert!(errors.is_empty(), "{method} {path} {status}: {errors:?}\n{body}");
+}
+
+/// A consultation's and a notification's story through the gateway, each
+/// answer checked against the spec.
+#[tokio::test]
+async fn the_handlers_answers_match_the_spec() {
+    let doc = openapi();
+    let p = Providers::start().await;
+    let stack = vcare_tests::comms::stack(&p, "gateway", "ses").await;
+    let doctor = stack.token("u-doc", Some("c1"), &["doctor"]);
+    let patient = stack.token("u-pat", Some("c1"), &["patient"]);
+    let service = stack.token("svc", Some("c1"), &["service"]);
+    let base = stack.base.clone();
+    let check = |method: &str, path: &str, response: (u16, String, Value)| {
+        let (status, content_type, body) = response;
+        if status != 204 {
+            conforms(&doc, method, path, status, &content_type, &body);
+        }
+        (status, body)
+    };
+    let send = |req: reqwest::RequestBuilder| {
+        let stack = &stack;
+        async move {
+            let r = req.send().await.unwrap();
+            let status = r.status().as_u16();
+            let ct = r.headers().get("content-type").and_then(|v| v.to_str().ok()).unwrap_or("").to_owned();
+            let text = r.text().await.unwrap();
+            let _ = stack;
+            (status, ct, serde_json::from_str(&text).unwrap_or(Value::Null))
+        }
+    };
+    let http = &stack.http;
+
+    let (s, _) = check("get", "/health", send(http.get(format!("{base}/health"))).await);
+    assert_eq!(s, 200);
+    let start = chrono::Utc::now() + chrono::Duration::minutes(5);
+    let room_body = json!({
+        "appointmentId": "apt-contract", "scheduledStart": start.to_rfc3339(),
+        "scheduledEnd": (start + chrono::Duration::minutes(30)).to_rfc3339(),
+        "participants": [{"userId": "u-doc", "role": "doctor", "displayName": "Dr. Amini"},
+                         {"userId": "u-pat", "role": "patient", "displayName": "Zahra"}],
+    });
+    let rooms = "/v1/virtual-care/rooms";
+    let (s, room) =
+        check("post", rooms, send(http.post(format!("{base}{rooms}")).bearer_auth(&doctor).json(&room_body)).await);
+    assert_eq!(s, 201);
+    let (s, _) =
+        check("post", rooms, send(http.post(format!("{base}{rooms}")).bearer_auth(&doctor).json(&room_body)).await);
+    assert_eq!(s, 200);
+    let (s, _) = check(
+        "post",
+        rooms,
+        send(http.post(format!("{base}{rooms}")).bearer_auth(&doctor).json(&json!({"appointmentId": 7}))).await,
+    );
+    assert_eq!(s, 400);
+    let (s, _) = check("post", rooms, send(http.post(format!("{base}{rooms}")).json(&room_body)).await);
+    assert_eq!(s, 401);
+    let id = room["roomId"].as_str().unwrap();
+    let one = "/v1/virtual-care/rooms/{roomId}";
+    let (s, _) = check("get", one, send(http.get(format!("{base}{rooms}/{id}")).bearer_auth(&patient)).await);
+    assert_eq!(s, 200);
+    let (s, _) = check(
+        "get",
+        one,
+        send(http.get(format!("{base}{rooms}/rm_nosuchroomnosuchroom00")).bearer_auth(&patient)).await,
+    );
+    assert_eq!(s, 404);
+    let (s, _) = check(
+        "post",
+        "/v1/virtual-care/rooms/{roomId}/tokens",
+        send(http.post(format!("{base}{rooms}/{id}/tokens")).bearer_auth(&patient).json(&json!({}))).await,
+    );
+    assert_eq!(s, 201);
+    let (s, _) = check(
+        "post",
+        "/v1/virtual-care/rooms/{roomId}/issues",
+        send(
+            http.post(format!("{base}{rooms}/{id}/issues")).bearer_auth(&patient).json(&json!({"issueType": "video"})),
+        )
+        .await,
+    );
+    assert_eq!(s, 202);
+    let images = "/v1/virtual-care/rooms/{roomId}/images";
+    let (s, _) = check(
+        "post",
+        images,
+        send(
+            http.post(format!("{base}{rooms}/{id}/images"))
+                .bearer_auth(&doctor)
+                .json(&json!({"contentType": "image/png", "sizeBytes": 1024})),
+        )
+        .await,
+    );
+    assert_eq!(s, 201);
+    let (s, _) = check("get", images, send(http.get(format!("{base}{rooms}/{id}/images")).bearer_auth(&doctor)).await);
+    assert_eq!(s, 200);
+    let (s, _) = check(
+        "get",
+        "/v1/virtual-care/history",
+        send(http.get(format!("{base}/v1/virtual-care/history?limit=5")).bearer_auth(&patient)).await,
+    );
+    assert_eq!(s, 200);
+    let (s, _) = check(
+        "post",
+        "/v1/virtual-care/rooms/{roomId}/end",
+        send(http.post(format!("{base}{rooms}/{id}/end")).bearer_auth(&doctor)).await,
+    );
+    assert_eq!(s, 200);
+    let (s, _) = check(
+        "post",
+        "/v1/virtual-care/rooms/{roomId}/end",
+        send(http.post(format!("{base}{rooms}/{id}/end")).bearer_auth(&patient)).await,
+    );
+    assert_eq!(s, 403);
+
+    let ntf = accept(&stack, &body(&["sms"], "high"), "k-contract").await;
+    let (s, _) = check(
+        "get",
+        "/v1/communication/notifications/{id}",
+        send(http.get(format!("{base}/v1/communication/notifications/{ntf}")).bearer_auth(&service)).await,
+    );
+    assert_eq!(s, 200);
+    let (s, _) = check(
+        "post",
+        "/v1/communication/notifications",
+        send(
+            http.post(format!("{base}/v1/communication/notifications"))
+                .bearer_auth(&service)
+                .json(&body(&["sms"], "high")),
+        )
+        .await,
+    );
+    assert_eq!(s, 400, "no Idempotency-Key");
+    let (s, _) = check(
+        "get",
+        "/v1/communication/notifications/health",
+        send(http.get(format!("{base}/v1/communication/notifications/health")).bearer_auth(&service)).await,
+    );
+    assert_eq!(s, 200);
+    let (s, _) = check(
+        "post",
+        "/v1/communication/dlr/{provider}",
+        send(
+            http.post(format!("{base}/v1/communication/dlr/twilio?ref=x"))
+                .header("content-type", "application/x-www-form-urlencoded")
+                .body("MessageStatus=sent"),
+        )
+        .await,
+    );
+    assert_eq!(s, 401);
+    stack.stop().await;
+}
