@@ -16,7 +16,7 @@ test:  ## the whole test suite (starts its own AWS endpoint on a free port)
 bench: ## benchmarks (release build; see README "Measurements")
 	./infra/scripts/bench.sh
 
-lint:  ## format, clippy, template
+lint:  ## format, clippy, template, OpenAPI
 	cargo fmt --all --check
 	cargo clippy --workspace --all-targets --locked -- -D warnings
 	./infra/scripts/lint-template.sh

@@ -38,6 +38,16 @@ pub struct Swept {
     pub published: usize,
 }
 
+/// The relay for a table and queue named directly (the operators' tool).
+pub fn relay_for(sdk: &SdkConfig, table: &str, queue_url: &str) -> Relay {
+    Relay {
+        outbox: OutboxStore::new(aws_sdk_dynamodb::Client::new(sdk), table),
+        sqs: aws_sdk_sqs::Client::new(sdk),
+        queue_url: queue_url.to_owned(),
+        sweep_after: chrono::Duration::seconds(120),
+    }
+}
+
 pub fn relay(env: &Env, sdk: &SdkConfig) -> Result<Relay, Error> {
     Ok(Relay {
         outbox: OutboxStore::new(aws_sdk_dynamodb::Client::new(sdk), env.required("TABLE_NAME")?),
@@ -103,35 +113,59 @@ impl Relay {
         Ok(Swept { published })
     }
 
+    /// Publishes records again (an operator's replay), in order, with their
+    /// own event ids but a fresh de-duplication id, so the FIFO queue's
+    /// 5-minute de-duplication does not swallow them. Nothing is marked.
+    pub async fn replay(&self, records: &[OutboxRecord], replay_id: &str) -> Result<usize, Error> {
+        for chunk in records.chunks(10) {
+            let refused = self.send(chunk, |r| format!("{}-{replay_id}", r.event_id)).await?;
+            if refused.is_some() {
+                return Err("SQS refused a replayed event".into());
+            }
+        }
+        Ok(records.len())
+    }
+
+    /// Sends up to 10 records in order as one batch; the index of the first
+    /// entry SQS refused, if any.
+    async fn send<R: std::borrow::Borrow<OutboxRecord>>(
+        &self,
+        chunk: &[R],
+        dedup: impl Fn(&OutboxRecord) -> String,
+    ) -> Result<Option<usize>, Error> {
+        let entries = chunk
+            .iter()
+            .enumerate()
+            .map(|(i, r)| {
+                let r = r.borrow();
+                SendMessageBatchRequestEntry::builder()
+                    .id(i.to_string())
+                    .message_body(&r.event)
+                    .message_group_id(&r.aggregate_id)
+                    .message_deduplication_id(dedup(r))
+                    .build()
+            })
+            .collect::<Result<Vec<_>, _>>()
+            .map_err(|e| Error::from(e.to_string()))?;
+        let sent = self
+            .sqs
+            .send_message_batch()
+            .queue_url(&self.queue_url)
+            .set_entries(Some(entries))
+            .send()
+            .await
+            .map_err(|e| Error::from(aws_sdk_sqs::error::DisplayErrorContext(e).to_string()))?;
+        Ok(sent.failed().iter().filter_map(|f| f.id().parse::<usize>().ok()).min())
+    }
+
     /// Publishes and marks in order, 10 at a time; on failure, the index of
     /// the first record not both published and marked.
     async fn publish<'a>(&self, records: impl Iterator<Item = &'a OutboxRecord>) -> Result<usize, (usize, Error)> {
         let records: Vec<&OutboxRecord> = records.collect();
         let mut done = 0;
         for chunk in records.chunks(10) {
-            let entries = chunk
-                .iter()
-                .enumerate()
-                .map(|(i, r)| {
-                    SendMessageBatchRequestEntry::builder()
-                        .id(i.to_string())
-                        .message_body(&r.event)
-                        .message_group_id(&r.aggregate_id)
-                        .message_deduplication_id(&r.event_id)
-                        .build()
-                })
-                .collect::<Result<Vec<_>, _>>()
-                .map_err(|e| (done, Error::from(e.to_string())))?;
-            let sent = self
-                .sqs
-                .send_message_batch()
-                .queue_url(&self.queue_url)
-                .set_entries(Some(entries))
-                .send()
-                .await
-                .map_err(|e| (done, Error::from(aws_sdk_sqs::error::DisplayErrorContext(e).to_string())))?;
             // The first entry SQS refused: it and everything after it wait.
-            let first_failed = sent.failed().iter().filter_map(|f| f.id().parse::<usize>().ok()).min();
+            let first_failed = self.send(chunk, |r| r.event_id.clone()).await.map_err(|e| (done, e))?;
             let ok = first_failed.unwrap_or(chunk.len());
             let now = Utc::now();
             let mut marks = tokio::task::JoinSet::new();

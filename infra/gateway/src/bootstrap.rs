@@ -347,19 +347,11 @@ pub async fn encrypt_secret(
     purpose: &str,
     plaintext: &str,
 ) -> Result<String, GatewayError> {
-    use base64::Engine;
     let key = stack
         .physical
         .get(key_id)
         .ok_or_else(|| GatewayError::Template(format!("secrets need the KMS key {key_id} in the template")))?;
-    let out = aws_sdk_kms::Client::new(sdk)
-        .encrypt()
-        .key_id(&key.reference)
-        .plaintext(aws_sdk_kms::primitives::Blob::new(plaintext.as_bytes()))
-        .encryption_context("vcare:purpose", purpose)
-        .send()
+    vcare_crypto::encrypt_secret(&aws_sdk_kms::Client::new(sdk), &key.reference, plaintext.as_bytes(), purpose)
         .await
-        .map_err(aws(format!("encrypt {purpose}")))?;
-    let blob = out.ciphertext_blob.ok_or_else(|| GatewayError::Aws("encrypt: no ciphertext".into()))?;
-    Ok(base64::engine::general_purpose::STANDARD.encode(blob.as_ref()))
+        .map_err(|e| GatewayError::Aws(format!("encrypt {purpose}: {e}")))
 }

@@ -188,6 +188,28 @@ impl Envelope {
     }
 }
 
+/// Encrypts a secret for a `...Ciphertext` setting: under `key_id`, with
+/// the encryption context `vcare:purpose = purpose`, base64 — what
+/// [`decrypt_secret`] takes.
+pub async fn encrypt_secret(
+    kms: &aws_sdk_kms::Client,
+    key_id: &str,
+    plaintext: &[u8],
+    purpose: &str,
+) -> Result<String, CryptoError> {
+    use base64::engine::general_purpose::STANDARD;
+    let out = kms
+        .encrypt()
+        .key_id(key_id)
+        .plaintext(aws_sdk_kms::primitives::Blob::new(plaintext))
+        .encryption_context(PURPOSE.0, purpose)
+        .send()
+        .await
+        .map_err(kms_error)?;
+    let blob = out.ciphertext_blob.ok_or_else(|| CryptoError::Kms("no ciphertext".into()))?;
+    Ok(STANDARD.encode(blob.as_ref()))
+}
+
 /// Decrypts a secret (API keys, shared secrets) that was encrypted under KMS
 /// with the encryption context `vcare:purpose = purpose`; a ciphertext made
 /// for another purpose fails. Call once per container.

@@ -88,6 +88,7 @@ pub fn outbox_put(table: &str, event: &DomainEvent) -> Result<Put, StoreError> {
         ("aggregateId".to_owned(), s(&event.aggregate_id)),
         ("clinicId".to_owned(), s(&event.clinic_id)),
         ("event".to_owned(), s(event.to_cloud_event().to_string())),
+        ("eventTime".to_owned(), s(sort_time(event.time))),
         ("gsi1pk".to_owned(), s("OUTBOX#PENDING")),
         ("gsi1sk".to_owned(), s(format!("{}#{}", sort_time(event.time), event.id))),
         ("expiresAt".to_owned(), AttributeValue::N(expires.to_string())),

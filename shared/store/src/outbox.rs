@@ -51,6 +51,39 @@ impl OutboxStore {
         Ok(items.iter().filter_map(OutboxRecord::from_item).collect())
     }
 
+    /// Every record (published or not, until TTL removes it) whose event
+    /// happened in `[from, to)`, oldest first. A scan: for operators'
+    /// replays, not for any request path.
+    pub async fn between(&self, from: DateTime<Utc>, to: DateTime<Utc>) -> Result<Vec<OutboxRecord>, StoreError> {
+        let mut out: Vec<(String, OutboxRecord)> = Vec::new();
+        let mut start = None;
+        loop {
+            let page = self
+                .ddb
+                .scan()
+                .table_name(&self.table)
+                .filter_expression("kind = :k AND eventTime >= :from AND eventTime < :to")
+                .expression_attribute_values(":k", AttributeValue::S("outbox".into()))
+                .expression_attribute_values(":from", AttributeValue::S(sort_time(from)))
+                .expression_attribute_values(":to", AttributeValue::S(sort_time(to)))
+                .consistent_read(true)
+                .set_exclusive_start_key(start)
+                .send()
+                .await
+                .map_err(unavailable)?;
+            for item in page.items.unwrap_or_default() {
+                if let (Some(t), Some(r)) = (string(&item, "eventTime"), OutboxRecord::from_item(&item)) {
+                    out.push((t, r));
+                }
+            }
+            start = page.last_evaluated_key;
+            if start.is_none() {
+                out.sort_by(|a, b| a.0.cmp(&b.0));
+                return Ok(out.into_iter().map(|(_, r)| r).collect());
+            }
+        }
+    }
+
     /// Takes a published record out of the pending index (a record that is
     /// gone — expired by TTL — has nothing left to mark).
     pub async fn mark_published(&self, event_id: &str, now: DateTime<Utc>) -> Result<(), StoreError> {

@@ -1,0 +1,147 @@
+//! `vcare-ops` against the local AWS endpoint: dead letters (list, dry
+//! run, redrive), state lookups, Jitsi secret rotation, outbox replay.
+
+use std::time::Duration;
+
+use serde_json::{Value, json};
+use vcare_local::Registry;
+use vcare_tests::comms::{PHONE, accept, body};
+use vcare_tests::{TestStack, domain_events, root};
+
+async fn ops(stack: &TestStack, args: &[&str], stdin: &str) -> Result<Value, String> {
+    let table = stack.gateway.resource("Table").unwrap().reference.clone();
+    let env = vcare_runtime::Env::from_map([("VCARE_TABLE".to_owned(), table)].into_iter().collect());
+    let args: Vec<String> = args.iter().map(|a| a.to_string()).collect();
+    vcare_ops::run(&args, &env, &stack.sdk, &mut stdin.as_bytes())
+        .await
+        .map(|out| serde_json::from_str(&out).unwrap())
+        .map_err(|e| e.to_string())
+}
+
+fn url(stack: &TestStack, id: &str) -> String {
+    stack.gateway.resource(id).unwrap().reference.clone()
+}
+
+async fn quiet() -> TestStack {
+    // No pollers: the queues hold what the test puts there.
+    TestStack::start_with(root().join("infra/template.yaml"), &Registry::vcare(), |c| c.event_sources = false).await
+}
+
+#[tokio::test]
+async fn dead_letters_are_listed_without_content_and_redriven_after_a_dry_run() {
+    let stack = quiet().await;
+    let sqs = aws_sdk_sqs::Client::new(&stack.sdk);
+    let (dlq, queue) = (url(&stack, "AppointmentEventsDLQ"), url(&stack, "AppointmentEventsQueue"));
+    let letters = [
+        json!({"specversion": "1.0", "id": "evt-1", "type": "appointment.created", "clinicid": "c1", "subject": "apt-1",
+               "data": {"participants": [{"contact": {"phone": PHONE}}]}})
+        .to_string(),
+        "{not json".to_owned(),
+    ];
+    for l in &letters {
+        sqs.send_message().queue_url(&dlq).message_body(l).send().await.unwrap();
+    }
+    let listed = ops(&stack, &["dlq", "list", &dlq], "").await.unwrap();
+    let messages = listed["messages"].as_array().unwrap();
+    assert_eq!(messages.len(), 2, "{listed}");
+    let text = listed.to_string();
+    assert!(text.contains("evt-1") && text.contains("appointment.created"), "ids and types shown: {text}");
+    assert!(!text.contains("701234567") && !text.contains("not json"), "no content shown: {text}");
+
+    let dry = ops(&stack, &["dlq", "redrive", &dlq, &queue, "--dry-run"], "").await.unwrap();
+    assert_eq!(dry["wouldMove"].as_array().unwrap().len(), 2, "{dry}");
+    assert_eq!(
+        ops(&stack, &["dlq", "list", &dlq], "").await.unwrap()["messages"].as_array().unwrap().len(),
+        2,
+        "still there"
+    );
+
+    let moved = ops(&stack, &["dlq", "redrive", &dlq, &queue], "").await.unwrap();
+    assert_eq!(moved["moved"].as_array().unwrap().len(), 2, "{moved}");
+    assert_eq!(ops(&stack, &["dlq", "list", &dlq], "").await.unwrap()["messages"].as_array().unwrap().len(), 0);
+    let mut back = Vec::new();
+    for _ in 0..5 {
+        let got = sqs.receive_message().queue_url(&queue).max_number_of_messages(10).send().await.unwrap();
+        back.extend(got.messages.unwrap_or_default().into_iter().map(|m| m.body().unwrap().to_owned()));
+        if back.len() == 2 {
+            break;
+        }
+    }
+    back.sort();
+    let mut want = letters.to_vec();
+    want.sort();
+    assert_eq!(back, want, "moved unchanged");
+    stack.stop().await;
+}
+
+#[tokio::test]
+async fn state_lookups_secret_rotation_and_outbox_replay() {
+    let stack = quiet().await;
+    // A notification, shown masked.
+    let id = accept(&stack, &body(&["sms"], "high"), "k-ops").await;
+    let shown = ops(&stack, &["show", "notification", "c1", &id], "").await.unwrap();
+    assert_eq!((shown["notificationId"].as_str(), shown["status"].as_str()), (Some(id.as_str()), Some("queued")));
+    assert!(!shown.to_string().contains("701234567"), "masked: {shown}");
+    assert!(ops(&stack, &["show", "notification", "c2", &id], "").await.is_err(), "another clinic's id: none");
+
+    // A room, shown without names.
+    let doctor = stack.token("u-doc", Some("c1"), &["doctor"]);
+    let start = chrono::Utc::now() + chrono::Duration::hours(3);
+    let room_body = json!({
+        "appointmentId": "apt-ops", "scheduledStart": start.to_rfc3339(),
+        "scheduledEnd": (start + chrono::Duration::minutes(30)).to_rfc3339(),
+        "participants": [{"userId": "u-doc", "role": "doctor", "displayName": "Dr. Amini"}],
+    });
+    let (status, _, room) = stack
+        .send(stack.http.post(format!("{}/v1/virtual-care/rooms", stack.base)).bearer_auth(&doctor).json(&room_body))
+        .await;
+    assert_eq!(status, 201);
+    let room_id = room["roomId"].as_str().unwrap();
+    let shown = ops(&stack, &["show", "room", "c1", room_id], "").await.unwrap();
+    assert_eq!((shown["status"].as_str(), shown["version"].as_u64()), (Some("scheduled"), Some(1)));
+    assert!(!shown.to_string().contains("Amini"));
+
+    // A new Jitsi secret whose ciphertext is what the functions decrypt.
+    let key = url(&stack, "DataKey");
+    let rotated = ops(&stack, &["jitsi-secret", "rotate", "--key-id", &key], "").await.unwrap();
+    let kms = aws_sdk_kms::Client::new(&stack.sdk);
+    let plain =
+        vcare_crypto::decrypt_secret(&kms, rotated["ciphertext"].as_str().unwrap(), "jitsi-app-secret").await.unwrap();
+    assert_eq!(String::from_utf8(plain).unwrap(), rotated["secret"].as_str().unwrap());
+    assert!(rotated["secret"].as_str().unwrap().len() >= 32);
+    let given = "s".repeat(40);
+    let from_stdin = ops(&stack, &["jitsi-secret", "rotate", "--key-id", &key, "--stdin"], &given).await.unwrap();
+    assert_eq!(from_stdin["secret"], given.as_str());
+    assert!(ops(&stack, &["jitsi-secret", "rotate", "--key-id", &key, "--stdin"], "short").await.is_err());
+    let wrong_purpose =
+        vcare_crypto::decrypt_secret(&kms, rotated["ciphertext"].as_str().unwrap(), "jitsi-webhook-secret").await;
+    assert!(wrong_purpose.is_err(), "bound to its purpose");
+
+    // The outbox of the last hour, replayed: the same event ids on the queue.
+    let queue = url(&stack, "DomainEventsQueue");
+    let (from, to) = (
+        (chrono::Utc::now() - chrono::Duration::hours(1)).to_rfc3339(),
+        (chrono::Utc::now() + chrono::Duration::minutes(1)).to_rfc3339(),
+    );
+    let dry = ops(&stack, &["outbox", "replay", "--from", &from, "--to", &to, "--queue", &queue, "--dry-run"], "")
+        .await
+        .unwrap();
+    assert_eq!(dry["wouldReplay"], 2, "the notification's accepted event and the room's created event: {dry}");
+    assert!(domain_events(&stack, 1, Duration::from_secs(2)).await.is_empty(), "a dry run publishes nothing");
+    let done = ops(&stack, &["outbox", "replay", "--from", &from, "--to", &to, "--queue", &queue], "").await.unwrap();
+    assert_eq!(done["replayed"], 2);
+    let events = domain_events(&stack, 2, Duration::from_secs(10)).await;
+    let mut got: Vec<&str> = events.iter().map(|e| e["id"].as_str().unwrap()).collect();
+    let mut want: Vec<&str> = done["eventIds"].as_array().unwrap().iter().map(|v| v.as_str().unwrap()).collect();
+    got.sort();
+    want.sort();
+    assert_eq!(got, want);
+    for bad in [
+        vec!["outbox", "replay", "--from", "yesterday", "--to", &to, "--queue", &queue],
+        vec!["outbox", "replay", "--from", &to, "--to", &from, "--queue", &queue],
+        vec!["frobnicate"],
+    ] {
+        assert!(ops(&stack, &bad, "").await.is_err(), "{bad:?}");
+    }
+    stack.stop().await;
+}
