@@ -248,3 +248,53 @@ async fn the_handlers_answers_match_the_spec() {
     assert_eq!(s, 401);
     stack.stop().await;
 }
+
+/// What an operator relies on in the template: least privilege, a log
+/// group with retention per function, an alarm per dead-letter queue, the
+/// SLO alarms wired to the rollout, TLS-only buckets.
+#[test]
+fn the_template_is_least_privilege_watched_and_rolled_out_safely() {
+    let template = vcare_local::Template::load(&root().join("infra/template.yaml")).unwrap();
+    let doc = &template.doc;
+    let text = |v: &Value| v.to_string();
+    for (id, f) in template.of_type("AWS::Serverless::Function") {
+        for policy in f["Properties"]["Policies"].as_array().into_iter().flatten() {
+            for st in policy["Statement"].as_array().into_iter().flatten() {
+                let actions: Vec<String> = match &st["Action"] {
+                    Value::String(a) => vec![a.clone()],
+                    Value::Array(a) => a.iter().map(text).collect(),
+                    other => panic!("{id}: {other}"),
+                };
+                assert!(actions.iter().all(|a| a != "*" && !a.trim_matches('"').ends_with(":*")), "{id}: {actions:?}");
+                assert_ne!(st["Resource"], json!("*"), "{id}: a resource can be named");
+            }
+        }
+        let logs = doc["Resources"][format!("{id}Logs")].clone();
+        assert_eq!(logs["Type"], "AWS::Logs::LogGroup", "{id} has its log group");
+        assert!(text(&logs["Properties"]["LogGroupName"]).contains(id), "{id}");
+        assert!(!logs["Properties"]["RetentionInDays"].is_null(), "{id}: retention");
+    }
+    let alarms: Vec<String> = template.of_type("AWS::CloudWatch::Alarm").map(|(_, a)| text(a)).collect();
+    for (id, q) in template.of_type("AWS::SQS::Queue") {
+        if let Some(dlq) = q["Properties"]["RedrivePolicy"]["deadLetterTargetArn"].as_object() {
+            let dlq_id = text(&Value::Object(dlq.clone()));
+            let name = dlq_id.split('"').find(|s| s.ends_with("DLQ")).unwrap().to_owned();
+            assert!(alarms.iter().any(|a| a.contains(&name)), "{id}'s DLQ {name} has an alarm");
+        }
+    }
+    let preference = &doc["Globals"]["Function"]["DeploymentPreference"];
+    let wired = text(&preference["Alarms"]);
+    for alarm in ["ApiServerErrorsAlarm", "ApiLatencyP99Alarm", "DispatchFailureRatioAlarm"] {
+        assert!(wired.contains(alarm), "{alarm} rolls a deployment back");
+    }
+    assert_eq!(
+        doc["Resources"]["CanaryDeploymentConfig"]["Properties"]["TrafficRoutingConfig"]["TimeBasedCanary"],
+        json!({"CanaryPercentage": 5, "CanaryInterval": 30})
+    );
+    for (id, _) in template.of_type("AWS::S3::Bucket") {
+        let policy =
+            template.of_type("AWS::S3::BucketPolicy").find(|(_, p)| text(&p["Properties"]["Bucket"]).contains(id));
+        let policy = policy.unwrap_or_else(|| panic!("{id} has a bucket policy")).1;
+        assert!(text(policy).contains("aws:SecureTransport"), "{id} is TLS-only");
+    }
+}

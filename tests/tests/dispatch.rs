@@ -407,7 +407,11 @@ async fn quiet_hours_and_send_at_wait_in_the_queue() {
         "normal priority waits for the morning in {zone}"
     );
     let high = stored(&stack, &[Channel::Sms], Priority::High, Some(zone), None).await;
+    let attempts =
+        || vcare_runtime::metrics::counted("DispatchAttempts", &[("provider", "gateway"), ("channel", "sms")]);
+    let before = attempts();
     assert_eq!(format!("{:?}", d.handle(&high).await), "Ok(Sent)", "high goes now");
+    assert!(attempts() > before, "the attempt is counted for the SLO alarm");
     let later =
         stored(&stack, &[Channel::Sms], Priority::High, None, Some(chrono::Utc::now() + chrono::Duration::minutes(30)))
             .await;

@@ -301,6 +301,12 @@ impl Dispatcher {
                 _ => None,
             };
             let sent = matches!(outcome, Outcome::Sent { .. });
+            // The SLO's numerator and denominator (the alarm watches failures / attempts).
+            let dims = [("provider", provider), ("channel", channel.as_str())];
+            vcare_runtime::metrics::count("DispatchAttempts", &dims);
+            if !sent {
+                vcare_runtime::metrics::count("DispatchFailures", &dims);
+            }
             let after = self.record((claimed, claimed_version), &attempt_id, outcome, cleaned, Utc::now()).await?;
             if sent {
                 return Ok(Handled::Sent);

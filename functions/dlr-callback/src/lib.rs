@@ -228,6 +228,10 @@ async fn receive(
     if applied == Some(Applied::UnknownAttempt) {
         store.set_receipt_pending(&reference, &kept.hash, true, now).await.map_err(store_problem)?;
     }
+    if let Some(done) = parsed.done_at {
+        let lag = (now - done).num_milliseconds() as f64;
+        vcare_runtime::metrics::record("DlrLag", lag, "Milliseconds", &[("provider", &provider)]);
+    }
     tracing::info!(
         provider,
         notification_id = %reference.notification_id,

@@ -168,6 +168,16 @@ impl Relay {
             let first_failed = self.send(chunk, |r| r.event_id.clone()).await.map_err(|e| (done, e))?;
             let ok = first_failed.unwrap_or(chunk.len());
             let now = Utc::now();
+            for r in &chunk[..ok] {
+                if let Some(lag) = r.written_at().map(|t| (now - t).num_milliseconds()) {
+                    vcare_runtime::metrics::record(
+                        "OutboxLag",
+                        lag as f64,
+                        "Milliseconds",
+                        &[("queue", "domain-events")],
+                    );
+                }
+            }
             let mut marks = tokio::task::JoinSet::new();
             for (i, r) in chunk[..ok].iter().enumerate() {
                 let (outbox, id) = (self.outbox.clone(), r.event_id.clone());

@@ -83,6 +83,8 @@ async fn issue(
         Problem::service_unavailable("tokens cannot be signed right now; try again")
     })?;
     let not_before = claims.not_before.min(now);
+    let role = if claims.grant.moderator { "moderator" } else { "member" };
+    vcare_runtime::metrics::count("TokensIssued", &[("grant", role)]);
     Ok((
         StatusCode::CREATED,
         Json(json!({

@@ -24,6 +24,9 @@ pub struct ParsedReceipt {
     /// vcare's attempt id as the provider echoes it (gateway `reference`,
     /// Vonage `client-ref`); Twilio has none (its URL carries `ref`).
     pub echoed_reference: Option<String>,
+    /// When the network reported the final state, if the provider says
+    /// (gateway `doneAt`, Vonage `message-timestamp`): the receipt lag.
+    pub done_at: Option<chrono::DateTime<chrono::Utc>>,
 }
 
 fn param<'a>(params: &'a Params, name: &str) -> Option<&'a str> {
@@ -88,6 +91,7 @@ pub fn twilio_receipt(params: &Params) -> Option<ParsedReceipt> {
         code: non_zero(param(params, "ErrorCode")),
         provider_message_id: param(params, "MessageSid").or_else(|| param(params, "SmsSid")).map(str::to_owned),
         echoed_reference: None,
+        done_at: None,
     })
 }
 
@@ -239,6 +243,9 @@ pub fn vonage_receipt(params: &Params) -> Option<ParsedReceipt> {
         code: non_zero(param(params, "err-code")),
         provider_message_id: param(params, "messageId").map(str::to_owned),
         echoed_reference: param(params, "client-ref").map(str::to_owned),
+        done_at: param(params, "message-timestamp")
+            .and_then(|t| chrono::NaiveDateTime::parse_from_str(t, "%Y-%m-%d %H:%M:%S").ok())
+            .map(|t| t.and_utc()),
     })
 }
 
@@ -260,6 +267,10 @@ pub fn gateway_receipt(body: &serde_json::Value) -> Option<ParsedReceipt> {
         code: non_zero(text(&body["err"]).as_deref()),
         provider_message_id: text(&body["messageId"]),
         echoed_reference: text(&body["reference"]),
+        done_at: body["doneAt"]
+            .as_str()
+            .and_then(|t| chrono::DateTime::parse_from_rfc3339(t).ok())
+            .map(|t| t.with_timezone(&chrono::Utc)),
     })
 }
 

@@ -22,8 +22,14 @@ fn series(name: &str, dimensions: &[(&str, &str)]) -> String {
     s
 }
 
-/// The EMF line for one count.
+/// The EMF line for one data point (a `Count`).
 pub fn emf_line(name: &str, value: f64, dimensions: &[(&str, &str)], timestamp_ms: i64) -> String {
+    emf_line_in(name, value, "Count", dimensions, timestamp_ms)
+}
+
+/// The EMF line for one data point. The metric is published both under
+/// `dimensions` and without any (`[]`), so alarms can watch the total.
+pub fn emf_line_in(name: &str, value: f64, unit: &str, dimensions: &[(&str, &str)], timestamp_ms: i64) -> String {
     let mut root = serde_json::Map::new();
     root.insert(
         "_aws".into(),
@@ -31,8 +37,8 @@ pub fn emf_line(name: &str, value: f64, dimensions: &[(&str, &str)], timestamp_m
             "Timestamp": timestamp_ms,
             "CloudWatchMetrics": [{
                 "Namespace": NAMESPACE,
-                "Dimensions": [dimensions.iter().map(|(k, _)| *k).collect::<Vec<_>>()],
-                "Metrics": [{"Name": name, "Unit": "Count"}],
+                "Dimensions": [dimensions.iter().map(|(k, _)| *k).collect::<Vec<_>>(), Vec::<&str>::new()],
+                "Metrics": [{"Name": name, "Unit": unit}],
             }],
         }),
     );
@@ -47,6 +53,11 @@ pub fn emf_line(name: &str, value: f64, dimensions: &[(&str, &str)], timestamp_m
 pub fn count(name: &str, dimensions: &[(&str, &str)]) {
     println!("{}", emf_line(name, 1.0, dimensions, chrono::Utc::now().timestamp_millis()));
     *counts().lock().unwrap_or_else(|e| e.into_inner()).entry(series(name, dimensions)).or_default() += 1;
+}
+
+/// A measured value (a lag, in `Milliseconds`, ...).
+pub fn record(name: &str, value: f64, unit: &str, dimensions: &[(&str, &str)]) {
+    println!("{}", emf_line_in(name, value, unit, dimensions, chrono::Utc::now().timestamp_millis()));
 }
 
 /// How often `name` under exactly these `dimensions` was counted in this process.
@@ -65,7 +76,7 @@ mod tests {
         assert_eq!(line["_aws"]["Timestamp"], 42);
         let m = &line["_aws"]["CloudWatchMetrics"][0];
         assert_eq!(m["Namespace"], "vcare");
-        assert_eq!(m["Dimensions"], serde_json::json!([["provider"]]));
+        assert_eq!(m["Dimensions"], serde_json::json!([["provider"], []]), "by provider, and the total");
         assert_eq!(m["Metrics"][0]["Name"], "DlrSignatureRejected");
         assert_eq!(line["provider"], "twilio");
         assert_eq!(line["DlrSignatureRejected"], 1.0);

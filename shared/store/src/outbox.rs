@@ -20,6 +20,13 @@ pub struct OutboxRecord {
 }
 
 impl OutboxRecord {
+    /// When its event happened (the CloudEvents `time`): the relay's lag
+    /// is measured from it.
+    pub fn written_at(&self) -> Option<DateTime<Utc>> {
+        let event: serde_json::Value = serde_json::from_str(&self.event).ok()?;
+        DateTime::parse_from_rfc3339(event["time"].as_str()?).ok().map(|t| t.with_timezone(&Utc))
+    }
+
     /// From a stored item (or a stream image of one); `None` if it is not
     /// an outbox record.
     pub fn from_item(item: &Item) -> Option<Self> {
