@@ -1,5 +1,5 @@
 # vcare's entry points. `make run` and `make test` are the two a new user needs.
-.PHONY: run stop token test bench lint ci
+.PHONY: run stop token test bench package lint ci
 
 run:   ## vcare locally: loopback AWS endpoint + local gateway on 127.0.0.1:3031
 	./infra/scripts/run-local.sh
@@ -15,6 +15,9 @@ test:  ## the whole test suite (starts its own AWS endpoint on a free port)
 
 bench: ## benchmarks (release build; see README "Measurements")
 	./infra/scripts/bench.sh
+
+package: ## every function as an arm64 Lambda zip in target/lambda (cargo-lambda + zig, installed into .venv-package)
+	./infra/scripts/package.sh $(ARGS)
 
 lint:  ## format, clippy, template, OpenAPI
 	cargo fmt --all --check
