@@ -256,3 +256,28 @@ async fn reminders_go_once_per_window_with_a_join_link_and_the_consultation_even
     assert_eq!(ids.len(), events.len(), "no event twice");
     stack.stop().await;
 }
+
+/// A malformed appointment event fails with where it is malformed, never
+/// with what it holds (serde's own messages quote the offending value).
+#[tokio::test]
+async fn a_malformed_appointment_event_names_no_personal_data() {
+    let stack =
+        TestStack::start_with(vcare_tests::root().join("infra/template.yaml"), &vcare_local::Registry::vcare(), |c| {
+            c.event_sources = false
+        })
+        .await;
+    let env = stack.gateway.function("AppointmentEventsFunction").unwrap().def.environment.clone();
+    let a = appointment_events::appointments(&vcare_runtime::Env::from_map(env), &stack.sdk).unwrap();
+    let mut event = appointment_created("apt-bad", Utc::now() + chrono::Duration::days(1));
+    event["data"]["participants"][1]["contact"]["phone"] = json!(93701112233u64);
+    let err = a.handle(&event.to_string()).await.unwrap_err().to_string();
+    assert!(err.contains("malformed") && !err.contains("93701112233"), "{err}");
+    event["data"]["participants"][1]["contact"]["phone"] = json!(PATIENT_PHONE);
+    event["data"]["participants"][1]["role"] = json!("zahra@example.org");
+    let err = a.handle(&event.to_string()).await.unwrap_err().to_string();
+    assert!(!err.contains("zahra"), "{err}");
+    let err = a.handle("{\"id\": \"+93701112233\"").await.unwrap_err().to_string();
+    assert!(!err.contains("701112233"), "{err}");
+    assert!(care(&stack).store.by_appointment("c1", "apt-bad").await.unwrap().is_none(), "nothing written");
+    stack.stop().await;
+}

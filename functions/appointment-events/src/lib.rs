@@ -56,6 +56,12 @@ pub async fn function(env: &Env, sdk: &SdkConfig) -> Result<impl vcare_runtime::
     }))
 }
 
+/// Where a message is malformed, never what it holds: serde's own text
+/// quotes the offending value, which may be a phone number.
+fn malformed(e: &serde_json::Error) -> String {
+    format!("{:?} error at line {} column {}", e.classify(), e.line(), e.column())
+}
+
 /// The sort key of a participant's sealed contact under the room.
 pub fn contact_key(user_id: &str) -> String {
     format!("CONTACT#{user_id}")
@@ -76,19 +82,19 @@ impl Appointments {
 
     pub async fn handle(&self, body: &str) -> Result<Outcome, Error> {
         let event: AppointmentEvent =
-            serde_json::from_str(body).map_err(|e| format!("not an appointment event: {e}"))?;
+            serde_json::from_str(body).map_err(|e| format!("not an appointment event: {}", malformed(&e)))?;
         if !ids::is_valid_external_id(&event.clinicid) {
             return Err("clinicid: not a clinic id".into());
         }
         match event.kind.as_str() {
             CREATED => {
                 let data: AppointmentCreated = serde_json::from_value(event.data)
-                    .map_err(|e| format!("{CREATED} {}: malformed data: {e}", event.id))?;
+                    .map_err(|e| format!("{CREATED} {}: malformed data: {}", event.id, malformed(&e)))?;
                 self.created(&event.clinicid, data).await
             }
             CANCELLED => {
                 let data: AppointmentCancelled = serde_json::from_value(event.data)
-                    .map_err(|e| format!("{CANCELLED} {}: malformed data: {e}", event.id))?;
+                    .map_err(|e| format!("{CANCELLED} {}: malformed data: {}", event.id, malformed(&e)))?;
                 self.cancelled(&event.clinicid, data).await
             }
             other => {
