@@ -383,3 +383,75 @@ async fn the_local_endpoint_applies_a_transaction_all_or_nothing() {
     assert_eq!(state().await, (Some(V::N("2".into())), true));
     stack.stop().await;
 }
+
+/// The new functions' settings: a bad value stops the cold start, naming
+/// the setting (never its value).
+#[tokio::test]
+async fn bad_settings_of_the_event_and_receipt_functions_fail_the_cold_start_by_name() {
+    let stack =
+        TestStack::start_with(root().join("infra/template.yaml"), &Registry::vcare(), |c| c.event_sources = false)
+            .await;
+    let env = |id: &str, name: &str, value: &str| {
+        let mut env = stack.gateway.function(id).unwrap().def.environment.clone();
+        env.insert(name.into(), value.into());
+        vcare_runtime::Env::from_map(env)
+    };
+    let sdk = &stack.sdk;
+    let cases: Vec<(&str, Option<String>)> = vec![
+        (
+            "VONAGE_SIGNATURE_METHOD",
+            dlr_callback::receipts(&env("DlrCallbackFunction", "VONAGE_SIGNATURE_METHOD", "crc32"), sdk)
+                .await
+                .err()
+                .map(|e| e.to_string()),
+        ),
+        (
+            "VONAGE_MAX_SKEW_SECONDS",
+            dlr_callback::receipts(&env("DlrCallbackFunction", "VONAGE_MAX_SKEW_SECONDS", "0"), sdk)
+                .await
+                .err()
+                .map(|e| e.to_string()),
+        ),
+        (
+            "RECEIPT_EXPIRY_HOURS",
+            dlr_sweep::sweep(&env("DlrSweepFunction", "RECEIPT_EXPIRY_HOURS", "soon"), sdk)
+                .err()
+                .map(|e| e.to_string()),
+        ),
+        (
+            "SWEEP_AFTER_SECONDS",
+            outbox_relay::relay(&env("OutboxRelayFunction", "SWEEP_AFTER_SECONDS", "-5"), sdk)
+                .err()
+                .map(|e| e.to_string()),
+        ),
+        (
+            "REMINDER_WINDOWS",
+            reminder_scheduler::reminders(&env("ReminderSchedulerFunction", "REMINDER_WINDOWS", "tomorrow"), sdk)
+                .await
+                .err()
+                .map(|e| e.to_string()),
+        ),
+        (
+            "CLINIC_REMINDER_WINDOWS",
+            reminder_scheduler::reminders(
+                &env("ReminderSchedulerFunction", "CLINIC_REMINDER_WINDOWS", "c1=10m;c2"),
+                sdk,
+            )
+            .await
+            .err()
+            .map(|e| e.to_string()),
+        ),
+        (
+            "REMINDER_CATCH_UP_MINUTES",
+            reminder_scheduler::reminders(&env("ReminderSchedulerFunction", "REMINDER_CATCH_UP_MINUTES", "0"), sdk)
+                .await
+                .err()
+                .map(|e| e.to_string()),
+        ),
+    ];
+    for (name, err) in cases {
+        let text = err.unwrap_or_else(|| panic!("{name}: the cold start went on"));
+        assert!(text.contains(name), "{name}: {text}");
+    }
+    stack.stop().await;
+}
