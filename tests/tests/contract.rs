@@ -29,20 +29,26 @@ fn spec_routes(doc: &Value) -> BTreeSet<(String, String, bool)> {
     out
 }
 
-/// (METHOD, path, public) of every HttpApi event in the template.
-fn template_routes() -> BTreeSet<(String, String, bool)> {
+/// (METHOD, path, public) of every HttpApi event in the template, with the
+/// function that serves it.
+fn template_events() -> Vec<((String, String, bool), String)> {
     let template = vcare_local::Template::load(&root().join("infra/template.yaml")).unwrap();
-    let mut out = BTreeSet::new();
-    for (_, f) in template.of_type("AWS::Serverless::Function") {
+    let mut out = Vec::new();
+    for (id, f) in template.of_type("AWS::Serverless::Function") {
         for (_, e) in f["Properties"]["Events"].as_object().into_iter().flatten() {
             if e["Type"] == "HttpApi" {
                 let p = &e["Properties"];
                 let public = p["Auth"]["Authorizer"] == "NONE";
-                out.insert((p["Method"].as_str().unwrap().to_owned(), p["Path"].as_str().unwrap().to_owned(), public));
+                let route = (p["Method"].as_str().unwrap().to_owned(), p["Path"].as_str().unwrap().to_owned(), public);
+                out.push((route, id.to_owned()));
             }
         }
     }
     out
+}
+
+fn template_routes() -> BTreeSet<(String, String, bool)> {
+    template_events().into_iter().map(|(r, _)| r).collect()
 }
 
 #[test]
@@ -57,6 +63,68 @@ fn the_spec_and_the_template_declare_the_same_routes_with_the_same_auth() {
         spec.difference(&template),
         template.difference(&spec)
     );
+}
+
+/// What API Gateway is given: SAM's own translator (offline, through
+/// infra/scripts/sam-translate.py) over the template, with openapi.yaml
+/// included as CloudFormation would. The API's definition is the spec, every
+/// operation reaches its function's `live` alias (so canaries see API
+/// traffic), bearer routes use the JWT authorizer, public ones none.
+#[test]
+fn api_gateway_is_given_the_spec_with_every_route_on_its_alias() {
+    let out = std::process::Command::new(root().join(".venv/bin/python"))
+        .arg(root().join("infra/scripts/sam-translate.py"))
+        .arg(root().join("infra/template.yaml"))
+        .output()
+        .expect("the project's virtualenv (infra/scripts/test.sh makes it)");
+    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+    let cfn: Value = serde_json::from_slice(&out.stdout).unwrap();
+    let api = &cfn["Resources"]["HttpApi"]["Properties"];
+    assert_eq!(api["FailOnWarnings"], true);
+    let body = &api["Body"];
+    let spec = openapi();
+    assert_eq!(body["info"], spec["info"], "the definition is infra/openapi.yaml");
+    assert_eq!(body["components"]["schemas"], spec["components"]["schemas"]);
+    let authorizer = &body["components"]["securitySchemes"]["oidc"]["x-amazon-apigateway-authorizer"];
+    assert_eq!(authorizer["type"], "jwt");
+    assert_eq!(authorizer["jwtConfiguration"]["issuer"], json!({"Ref": "AuthIssuer"}));
+    assert_eq!(authorizer["jwtConfiguration"]["audience"], json!([{"Ref": "AuthAudience"}]));
+
+    let served: std::collections::BTreeMap<_, _> = template_events().into_iter().collect();
+    let mut seen = 0;
+    for (path, item) in body["paths"].as_object().unwrap() {
+        for m in METHODS {
+            let Some(op) = item.get(*m) else { continue };
+            let security = op["security"].as_array().unwrap();
+            let bearer = security.iter().any(|s| s.get("oidc").is_some());
+            let function = &served[&(m.to_uppercase(), path.clone(), !bearer)];
+            let integration = &op["x-amazon-apigateway-integration"];
+            assert_eq!(integration["type"], "aws_proxy", "{m} {path}");
+            assert_eq!(integration["payloadFormatVersion"], "2.0", "{m} {path}");
+            let uri = integration["uri"]["Fn::Sub"].as_str().unwrap();
+            assert!(uri.ends_with(&format!("${{{function}Aliaslive}}/invocations")), "{m} {path}: {uri}");
+            if !bearer {
+                assert_eq!(security, &vec![json!({"NONE": []})], "{m} {path} is public");
+            }
+            // And API Gateway may invoke that alias for that route.
+            let arn_path = arn_route(path);
+            let permitted = cfn["Resources"].as_object().unwrap().values().any(|r| {
+                r["Type"] == "AWS::Lambda::Permission"
+                    && r["Properties"]["FunctionName"] == json!({"Ref": format!("{function}Aliaslive")})
+                    && r["Properties"]["SourceArn"]["Fn::Sub"][0]
+                        .as_str()
+                        .is_some_and(|a| a.ends_with(&format!("/{}{arn_path}", m.to_uppercase())))
+            });
+            assert!(permitted, "{m} {path}: no invoke permission for {function}");
+            seen += 1;
+        }
+    }
+    assert_eq!(seen, served.len(), "every route and no other");
+}
+
+/// A route as its invoke permission names it: `{param}` becomes `*`.
+fn arn_route(path: &str) -> String {
+    path.split('/').map(|s| if s.starts_with('{') { "*" } else { s }).collect::<Vec<_>>().join("/")
 }
 
 /// OpenAPI 3.0's `nullable` as JSON Schema: `type: [T, "null"]`.
