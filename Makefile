@@ -1,5 +1,5 @@
 # vcare's entry points. `make run` and `make test` are the two a new user needs.
-.PHONY: run stop token test bench package lint ci
+.PHONY: run stop token test bench package sam-package lint ci
 
 run:   ## vcare locally: loopback AWS endpoint + local gateway on 127.0.0.1:3031
 	./infra/scripts/run-local.sh
@@ -18,6 +18,9 @@ bench: ## benchmarks (release build; see README "Measurements")
 
 package: ## every function as an arm64 Lambda zip in target/lambda (cargo-lambda + zig, installed into .venv-package)
 	./infra/scripts/package.sh $(ARGS)
+
+sam-package: ## sam build (arm64) + sam package into a bucket on the loopback AWS endpoint: no account needed
+	./infra/scripts/sam-package.sh $(ARGS)
 
 lint:  ## format, clippy, template, OpenAPI
 	cargo fmt --all --check

@@ -11,6 +11,9 @@ start_private_endpoint
 out=$(mktemp -t vcare-test.XXXXXX.log)
 trap 'kill "$MOTO_PID" 2>/dev/null || true; rm -f "$PRIVATE_LOG" "$out"' EXIT
 set +e
+# Every binary too, not only test harnesses: tests/tests/lambda.rs runs the
+# functions' real `main` (same targets as below, so nothing builds twice).
+cargo build --workspace --all-targets --locked 2>&1 | tee "$out" | grep -E '^(error|warning)' || true
 if [[ $# -gt 0 ]]; then
   cargo test --locked "$@" 2>&1 | tee "$out"
 else

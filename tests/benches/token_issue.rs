@@ -12,7 +12,7 @@ use std::time::Instant;
 use serde_json::{Value, json};
 use vcare_runtime::Function;
 use vcare_tests::TestStack;
-use vcare_tests::measure::{ms, stats};
+use vcare_tests::measure::{ms, read_room, stats};
 
 #[tokio::main]
 async fn main() {
@@ -39,24 +39,14 @@ async fn main() {
     event["requestContext"]["authorizer"]["jwt"]["claims"]["clinic_id"] = json!("c1");
 
     let ddb = aws_sdk_dynamodb::Client::new(&stack.sdk);
-    let key = |v: &str| aws_sdk_dynamodb::types::AttributeValue::S(v.to_owned());
-    let pk = format!("ROOM#c1#{}", room["roomId"].as_str().unwrap());
-    let floor = || {
-        ddb.get_item()
-            .table_name(&env["TABLE_NAME"])
-            .key("pk", key(&pk))
-            .key("sk", key("ROOM"))
-            .consistent_read(true)
-            .send()
-    };
     for _ in 0..iterations.min(50) {
-        floor().await.unwrap();
+        read_room(&ddb, &env["TABLE_NAME"], "c1", room["roomId"].as_str().unwrap()).await;
         function.invoke(event.clone(), Default::default()).await.unwrap();
     }
     let (mut handler, mut read) = (Vec::new(), Vec::new());
     for _ in 0..iterations {
         let t = Instant::now();
-        floor().await.unwrap();
+        read_room(&ddb, &env["TABLE_NAME"], "c1", room["roomId"].as_str().unwrap()).await;
         read.push(t.elapsed());
         let t = Instant::now();
         let response = function.invoke(event.clone(), Default::default()).await.unwrap();

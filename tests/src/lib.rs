@@ -7,6 +7,7 @@
 pub mod catalogue;
 pub mod comms;
 pub mod fixtures;
+pub mod lambda;
 pub mod measure;
 pub mod proxy;
 pub mod standins;

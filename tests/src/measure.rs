@@ -12,3 +12,16 @@ pub fn stats(mut samples: Vec<Duration>) -> (Duration, Duration, Duration, Durat
 pub fn ms(d: Duration) -> String {
     format!("{:.3} ms", d.as_secs_f64() * 1000.0)
 }
+
+/// token-issue's floor: the one consistent GetItem of the room it must make.
+pub async fn read_room(ddb: &aws_sdk_dynamodb::Client, table: &str, clinic: &str, room: &str) {
+    let key = |v: String| aws_sdk_dynamodb::types::AttributeValue::S(v);
+    ddb.get_item()
+        .table_name(table)
+        .key("pk", key(format!("ROOM#{clinic}#{room}")))
+        .key("sk", key("ROOM".into()))
+        .consistent_read(true)
+        .send()
+        .await
+        .expect("the room reads");
+}

@@ -147,7 +147,9 @@ impl Env {
 }
 
 /// JSON logs in the shape Lambda's advanced logging expects; `RUST_LOG`
-/// filters (default `info`). Call once, first thing in `main`.
+/// filters (default `info`). Each line of an invocation carries the
+/// runtime's span (`spans[0]`: `requestId`, `xrayTraceId`); the current span
+/// is not repeated on its own. Call once, first thing in `main`.
 pub fn init_tracing() {
     let filter = tracing_subscriber::EnvFilter::try_from_default_env()
         .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("info"));

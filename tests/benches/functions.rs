@@ -1,0 +1,189 @@
+//! Every function's real binary as Lambda runs it: cold start, warm
+//! invocations and peak memory, under the emulated Lambda Runtime API
+//! (vcare_tests::lambda) against the loopback AWS endpoint. `make bench`
+//! runs it on release binaries; under `cargo test` it runs once per
+//! function on the debug ones, as a smoke test.
+//!
+//! Per function, with its first sample event from events/<binary>/:
+//! - init: process start → first `GET /invocation/next` (main.rs: config,
+//!   SDK clients, secret decryption), median/min/max over cold starts;
+//! - first answer: process start → the answer to that first event;
+//! - warm: handler time (event handed over → answer) p50/p99;
+//! - peak RSS (VmHWM) after the warm run.
+//!
+//! And token-issue's warm handler time against its floor, the one
+//! consistent GetItem it must make, interleaved in the same run.
+
+use std::collections::BTreeMap;
+use std::time::{Duration, Instant};
+
+use serde_json::{Value, json};
+use vcare_tests::lambda::{Process, RuntimeApi, binary};
+use vcare_tests::measure::{ms, read_room, stats};
+use vcare_tests::{TestStack, root};
+
+const SAMPLE_ROOM: &str = "rm_samplesampleroom000000000";
+
+struct Row {
+    binary: String,
+    sample: String,
+    answer: String,
+    init: Vec<Duration>,
+    first: Vec<Duration>,
+    warm: Vec<Duration>,
+    rss_kib: u64,
+}
+
+#[tokio::main]
+async fn main() {
+    let bench = std::env::args().any(|a| a == "--bench");
+    let (colds, warms) = if bench { (7, 200) } else { (1, 2) };
+    // Queues and streams are not polled: the bench plays the event sources.
+    let stack = TestStack::start_with(root().join("infra/template.yaml"), &vcare_local::Registry::vcare(), |c| {
+        c.event_sources = false;
+    })
+    .await;
+    let room = make_room(&stack, "apt-bench-functions").await;
+    let template = vcare_local::Template::load(&root().join("infra/template.yaml")).unwrap();
+    let functions: BTreeMap<String, String> = template
+        .of_type("AWS::Serverless::Function")
+        .map(|(id, f)| (f["Metadata"]["BuildProperties"]["Binary"].as_str().unwrap().to_owned(), id.to_owned()))
+        .collect();
+
+    let mut rows = Vec::new();
+    for (name, id) in &functions {
+        let environment = stack.gateway.function(id).unwrap().def.environment.clone();
+        let (sample, event) = first_sample(name, &room);
+        let path = binary(name);
+        let mut row = Row {
+            binary: name.clone(),
+            sample,
+            answer: String::new(),
+            init: vec![],
+            first: vec![],
+            warm: vec![],
+            rss_kib: 0,
+        };
+        for _ in 0..colds {
+            let api = RuntimeApi::start().await;
+            let mut process = Process::spawn(&path, &api, &environment);
+            row.init.push(process.ready(&api, Duration::from_secs(30)).await.unwrap_or_else(|e| panic!("{name}: {e}")));
+            let out = api.invoke(event.clone(), "cold", TRACE, Duration::from_secs(30)).await;
+            row.first.push(process.started.elapsed());
+            row.answer = answer(&out.result);
+            process.stop();
+        }
+        let api = RuntimeApi::start().await;
+        let mut process = Process::spawn(&path, &api, &environment);
+        process.ready(&api, Duration::from_secs(30)).await.unwrap();
+        for i in 0..warms {
+            let out = api.invoke(event.clone(), &format!("warm-{i}"), TRACE, Duration::from_secs(30)).await;
+            row.warm.push(out.handler);
+        }
+        row.rss_kib = process.peak_rss_kib().unwrap_or(0);
+        process.stop();
+        rows.push(row);
+    }
+
+    println!("vcare functions as Lambda runs them ({colds} cold starts, {warms} warm invocations each)");
+    println!(
+        "| function | sample (answer) | init median (min–max) | first answer median | warm p50 | warm p99 | peak RSS |"
+    );
+    println!("|---|---|---|---|---|---|---|");
+    for r in &rows {
+        let (i50, _, imin, imax) = stats(r.init.clone());
+        let (f50, ..) = stats(r.first.clone());
+        let (w50, w99, ..) = stats(r.warm.clone());
+        println!(
+            "| {} | {} ({}) | {} ({}–{}) | {} | {} | {} | {:.1} MiB |",
+            r.binary,
+            r.sample,
+            r.answer,
+            ms(i50),
+            ms(imin),
+            ms(imax),
+            ms(f50),
+            ms(w50),
+            ms(w99),
+            r.rss_kib as f64 / 1024.0
+        );
+    }
+    // A room of its own: the room-end sample has ended the other.
+    let room = make_room(&stack, "apt-bench-token-floor").await;
+    token_issue_floor(&stack, &room, if bench { 500 } else { 3 }).await;
+    stack.stop().await;
+}
+
+const TRACE: &str = "Root=1-6744a0b2-0123456789abcdef01234567;Parent=53995c3f42cd8ad8;Sampled=0";
+
+/// A room of clinic c1 with a doctor (u-doc), for the samples that name one.
+async fn make_room(stack: &TestStack, appointment: &str) -> String {
+    let doctor = stack.token("u-doc", Some("c1"), &["doctor"]);
+    let start = chrono::Utc::now() + chrono::Duration::minutes(5);
+    let body = json!({
+        "appointmentId": appointment,
+        "scheduledStart": start.to_rfc3339(), "scheduledEnd": (start + chrono::Duration::minutes(30)).to_rfc3339(),
+        "participants": [{"userId": "u-doc", "role": "doctor", "displayName": "Dr. Amini"}],
+    });
+    let url = format!("{}/v1/virtual-care/rooms", stack.base);
+    let (status, _, room) = stack.send(stack.http.post(url).bearer_auth(&doctor).json(&body)).await;
+    assert_eq!(status, 201, "{room}");
+    room["roomId"].as_str().unwrap().to_owned()
+}
+
+/// The first sample of events/<binary>/ (by name), aimed at the bench's
+/// room and clinic.
+fn first_sample(binary: &str, room: &str) -> (String, Value) {
+    let dir = root().join("events").join(binary);
+    let mut samples: Vec<_> = std::fs::read_dir(&dir)
+        .unwrap()
+        .map(|e| e.unwrap().path())
+        .filter(|p| p.extension().is_some_and(|e| e == "json"))
+        .collect();
+    samples.sort();
+    let path = &samples[0];
+    let text = std::fs::read_to_string(path).unwrap().replace(SAMPLE_ROOM, room);
+    let mut event: Value = serde_json::from_str(&text).unwrap();
+    if let Some(claims) = event.pointer_mut("/requestContext/authorizer/jwt/claims") {
+        claims["clinic_id"] = json!("c1");
+    }
+    (path.file_name().unwrap().to_string_lossy().into_owned(), event)
+}
+
+fn answer(result: &Result<Value, Value>) -> String {
+    match result {
+        Ok(v) if v["statusCode"].is_number() => v["statusCode"].to_string(),
+        Ok(_) => "ok".into(),
+        Err(e) => format!("error: {}", e["errorType"].as_str().unwrap_or("?")),
+    }
+}
+
+/// token-issue through the Runtime API against its floor: a consistent
+/// GetItem of the room, interleaved so machine noise hits both alike.
+async fn token_issue_floor(stack: &TestStack, room: &str, iterations: usize) {
+    let environment = stack.gateway.function("TokenIssueFunction").unwrap().def.environment.clone();
+    let (_, event) = first_sample("token-issue", room);
+    let api = RuntimeApi::start().await;
+    let mut process = Process::spawn(&binary("token-issue"), &api, &environment);
+    process.ready(&api, Duration::from_secs(30)).await.unwrap();
+    let ddb = aws_sdk_dynamodb::Client::new(&stack.sdk);
+    let (mut handler, mut read) = (Vec::new(), Vec::new());
+    for i in 0..iterations + iterations.min(50) {
+        let t = Instant::now();
+        read_room(&ddb, &environment["TABLE_NAME"], "c1", room).await;
+        let r = t.elapsed();
+        let out = api.invoke(event.clone(), &format!("t-{i}"), TRACE, Duration::from_secs(30)).await;
+        assert_eq!(answer(&out.result), "201", "{:?}", out.result);
+        if i >= iterations.min(50) {
+            read.push(r);
+            handler.push(out.handler);
+        }
+    }
+    process.stop();
+    let (h50, h99, ..) = stats(handler);
+    let (r50, r99, ..) = stats(read);
+    println!("token-issue through the Runtime API, {iterations} warm invocations");
+    println!("  handler  median {} p99 {}", ms(h50), ms(h99));
+    println!("  GetItem  median {} p99 {}", ms(r50), ms(r99));
+    println!("  handler / GetItem (medians): {:.3}", h50.as_secs_f64() / r50.as_secs_f64());
+}
