@@ -11,8 +11,10 @@
 //! - warm: handler time (event handed over → answer) p50/p99;
 //! - peak RSS (VmHWM) after the warm run.
 //!
-//! And token-issue's warm handler time against its floor, the one
-//! consistent GetItem it must make, interleaved in the same run.
+//! And, interleaved in the same run, token-issue's warm handler time
+//! against its floor (the one consistent GetItem it must make), and
+//! notification-create's against its own (one TransactWriteItems of three
+//! items of the same sizes, one SendMessage).
 
 use std::collections::BTreeMap;
 use std::time::{Duration, Instant};
@@ -111,6 +113,7 @@ async fn main() {
     // A room of its own: the room-end sample has ended the other.
     let room = make_room(&stack, "apt-bench-token-floor").await;
     token_issue_floor(&stack, &room, if bench { 500 } else { 3 }).await;
+    notification_create_floor(&stack, if bench { 300 } else { 3 }).await;
     stack.stop().await;
 }
 
@@ -167,23 +170,109 @@ async fn token_issue_floor(stack: &TestStack, room: &str, iterations: usize) {
     let mut process = Process::spawn(&binary("token-issue"), &api, &environment);
     process.ready(&api, Duration::from_secs(30)).await.unwrap();
     let ddb = aws_sdk_dynamodb::Client::new(&stack.sdk);
-    let (mut handler, mut read) = (Vec::new(), Vec::new());
-    for i in 0..iterations + iterations.min(50) {
-        let t = Instant::now();
-        read_room(&ddb, &environment["TABLE_NAME"], "c1", room).await;
-        let r = t.elapsed();
+    let table = &environment["TABLE_NAME"];
+    let floor = async |_| read_room(&ddb, table, "c1", room).await;
+    let handler = async |i| {
         let out = api.invoke(event.clone(), &format!("t-{i}"), TRACE, Duration::from_secs(30)).await;
         assert_eq!(answer(&out.result), "201", "{:?}", out.result);
-        if i >= iterations.min(50) {
-            read.push(r);
-            handler.push(out.handler);
+        out.handler
+    };
+    let title = format!("token-issue through the Runtime API, {iterations} warm invocations");
+    against_floor(&title, "GetItem", iterations, floor, handler).await;
+    process.stop();
+}
+
+/// Runs `floor` and `handler` alternately (after a warm-up), so machine
+/// noise hits both alike, and prints their medians, p99s and ratio.
+async fn against_floor(
+    title: &str,
+    floor_name: &str,
+    iterations: usize,
+    mut floor: impl AsyncFnMut(usize),
+    mut handler: impl AsyncFnMut(usize) -> Duration,
+) {
+    let warmup = iterations.min(30);
+    let (mut handled, mut bare) = (Vec::new(), Vec::new());
+    for i in 0..warmup + iterations {
+        let t = Instant::now();
+        floor(i).await;
+        let b = t.elapsed();
+        let h = handler(i).await;
+        if i >= warmup {
+            bare.push(b);
+            handled.push(h);
         }
     }
-    process.stop();
-    let (h50, h99, ..) = stats(handler);
-    let (r50, r99, ..) = stats(read);
-    println!("token-issue through the Runtime API, {iterations} warm invocations");
+    let (h50, h99, ..) = stats(handled);
+    let (b50, b99, ..) = stats(bare);
+    println!("{title}");
     println!("  handler  median {} p99 {}", ms(h50), ms(h99));
-    println!("  GetItem  median {} p99 {}", ms(r50), ms(r99));
-    println!("  handler / GetItem (medians): {:.3}", h50.as_secs_f64() / r50.as_secs_f64());
+    println!("  {floor_name}  median {} p99 {}", ms(b50), ms(b99));
+    println!("  handler / floor (medians): {:.3}", h50.as_secs_f64() / b50.as_secs_f64());
+}
+
+/// notification-create through the Runtime API against the calls it must
+/// make: the transaction (notification, idempotency record, outbox event)
+/// and the message to the dispatch queue, made bare with items of the sizes
+/// the handler writes.
+async fn notification_create_floor(stack: &TestStack, iterations: usize) {
+    use aws_sdk_dynamodb::types::{AttributeValue as V, Put, TransactWriteItem};
+    let environment = stack.gateway.function("NotificationCreateFunction").unwrap().def.environment.clone();
+    let (_, mut event) = first_sample("notification-create", "");
+    let api = RuntimeApi::start().await;
+    let mut process = Process::spawn(&binary("notification-create"), &api, &environment);
+    process.ready(&api, Duration::from_secs(30)).await.unwrap();
+    let ddb = aws_sdk_dynamodb::Client::new(&stack.sdk);
+    let sqs = aws_sdk_sqs::Client::new(&stack.sdk);
+    let table = &environment["TABLE_NAME"];
+    let queue = &environment["DISPATCH_QUEUE_URL"];
+    // The sizes of what the handler stores, read back from its first write.
+    event["headers"]["idempotency-key"] = json!("k-floor-probe");
+    let out = api.invoke(event.clone(), "probe", TRACE, Duration::from_secs(30)).await;
+    assert_eq!(answer(&out.result), "202", "{:?}", out.result);
+    let items = ddb.scan().table_name(table).send().await.unwrap().items.unwrap_or_default();
+    let size = |prefix: &str| {
+        let item = items.iter().find(|i| i["pk"].as_s().is_ok_and(|pk| pk.starts_with(prefix)));
+        let item = item.unwrap_or_else(|| panic!("the handler wrote a {prefix} item"));
+        item.iter().map(|(k, v)| k.len() + value_size(v)).sum::<usize>()
+    };
+    let sizes = [size("NOTIF#"), size("IDEMP#"), size("OUTBOX#")];
+    let floor = async |i| {
+        let puts = sizes.iter().enumerate().map(|(n, len)| {
+            let put = Put::builder()
+                .table_name(table)
+                .item("pk", V::S(format!("FLOOR#{i}#{n}")))
+                .item("sk", V::S("FLOOR".into()))
+                .item("data", V::S("x".repeat(*len)))
+                .condition_expression("attribute_not_exists(pk)")
+                .build()
+                .unwrap();
+            TransactWriteItem::builder().put(put).build()
+        });
+        ddb.transact_write_items().set_transact_items(Some(puts.collect())).send().await.unwrap();
+        sqs.send_message().queue_url(queue).message_body(r#"{"floor":true}"#).send().await.unwrap();
+    };
+    let handler = async |i| {
+        event["headers"]["idempotency-key"] = json!(format!("k-floor-{i}"));
+        let out = api.invoke(event.clone(), &format!("n-{i}"), TRACE, Duration::from_secs(30)).await;
+        assert_eq!(answer(&out.result), "202", "{:?}", out.result);
+        out.handler
+    };
+    let title =
+        format!("notification-create through the Runtime API, {iterations} warm accepts (items {sizes:?} bytes)");
+    against_floor(&title, "TransactWriteItems + SendMessage", iterations, floor, handler).await;
+    process.stop();
+}
+
+/// DynamoDB's item size rule, near enough: names plus the values' bytes.
+fn value_size(v: &aws_sdk_dynamodb::types::AttributeValue) -> usize {
+    use aws_sdk_dynamodb::types::AttributeValue as V;
+    match v {
+        V::S(s) | V::N(s) => s.len(),
+        V::B(b) => b.as_ref().len(),
+        V::M(m) => m.iter().map(|(k, v)| k.len() + value_size(v)).sum(),
+        V::L(l) => l.iter().map(value_size).sum(),
+        V::Ss(l) | V::Ns(l) => l.iter().map(String::len).sum(),
+        _ => 1,
+    }
 }

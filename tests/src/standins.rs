@@ -42,6 +42,8 @@ pub struct Recorded {
     pub bytes: Vec<u8>,
     /// `HTTP/1.1`, `HTTP/2.0`.
     pub version: String,
+    /// When it arrived (end-to-end timings).
+    pub at: std::time::Instant,
 }
 
 impl Recorded {
@@ -70,6 +72,7 @@ pub struct StandIn {
 
 async fn answer(State(inner): State<Inner>, req: Request) -> Response {
     let (parts, body) = req.into_parts();
+    let at = std::time::Instant::now();
     let body = axum::body::to_bytes(body, 16 << 20).await.unwrap_or_default();
     inner.requests.lock().unwrap().push(Recorded {
         method: parts.method.to_string(),
@@ -83,6 +86,7 @@ async fn answer(State(inner): State<Inner>, req: Request) -> Response {
         body: String::from_utf8_lossy(&body).into_owned(),
         bytes: body.to_vec(),
         version: format!("{:?}", parts.version),
+        at,
     });
     let reply = inner.script.lock().unwrap().pop_front().unwrap_or_else(|| inner.default.lock().unwrap().clone());
     use std::sync::atomic::Ordering::SeqCst;

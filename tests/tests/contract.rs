@@ -359,6 +359,18 @@ fn the_template_is_least_privilege_watched_and_rolled_out_safely() {
         doc["Resources"]["CanaryDeploymentConfig"]["Properties"]["TrafficRoutingConfig"]["TimeBasedCanary"],
         json!({"CanaryPercentage": 5, "CanaryInterval": 30})
     );
+    // Concurrency that protects a dependency: the providers (dispatch), the
+    // table and notification path (appointment events), one sweep at a time.
+    let functions = &doc["Resources"];
+    assert_eq!(
+        functions["DispatchFunction"]["Properties"]["Events"]["Dispatch"]["Properties"]["ScalingConfig"],
+        json!({"MaximumConcurrency": {"Ref": "DispatchMaxConcurrency"}})
+    );
+    let appointments = &functions["AppointmentEventsFunction"]["Properties"]["Events"]["Appointments"];
+    assert!(appointments["Properties"]["ScalingConfig"]["MaximumConcurrency"].is_number());
+    for sweep in ["DlrSweepFunction", "ReminderSchedulerFunction"] {
+        assert_eq!(functions[sweep]["Properties"]["ReservedConcurrentExecutions"], 1, "{sweep}");
+    }
     for (id, _) in template.of_type("AWS::S3::Bucket") {
         let policy =
             template.of_type("AWS::S3::BucketPolicy").find(|(_, p)| text(&p["Properties"]["Bucket"]).contains(id));
