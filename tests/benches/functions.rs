@@ -11,6 +11,10 @@
 //! - warm: handler time (event handed over → answer) p50/p99;
 //! - peak RSS (VmHWM) after the warm run.
 //!
+//! `VCARE_BENCH_BINARIES=<dir>` runs the binaries of another build (e.g.
+//! another profile) and `VCARE_BENCH_ONLY=health,token-issue` a subset, to
+//! compare builds.
+//!
 //! And, interleaved in the same run, token-issue's warm handler time
 //! against its floor (the one consistent GetItem it must make), and
 //! notification-create's against its own (one TransactWriteItems of three
@@ -53,10 +57,12 @@ async fn main() {
         .collect();
 
     let mut rows = Vec::new();
-    for (name, id) in &functions {
+    let only = std::env::var("VCARE_BENCH_ONLY").ok();
+    let only: Option<Vec<&str>> = only.as_deref().map(|o| o.split(',').collect());
+    for (name, id) in functions.iter().filter(|(n, _)| only.as_ref().is_none_or(|o| o.contains(&n.as_str()))) {
         let environment = stack.gateway.function(id).unwrap().def.environment.clone();
         let (sample, event) = first_sample(name, &room);
-        let path = binary(name);
+        let path = bench_binary(name);
         let mut row = Row {
             binary: name.clone(),
             sample,
@@ -112,9 +118,19 @@ async fn main() {
     }
     // A room of its own: the room-end sample has ended the other.
     let room = make_room(&stack, "apt-bench-token-floor").await;
-    token_issue_floor(&stack, &room, if bench { 500 } else { 3 }).await;
-    notification_create_floor(&stack, if bench { 300 } else { 3 }).await;
+    let selected = |n: &str| only.as_ref().is_none_or(|o| o.contains(&n));
+    if selected("token-issue") {
+        token_issue_floor(&stack, &room, if bench { 500 } else { 3 }).await;
+    }
+    if selected("notification-create") {
+        notification_create_floor(&stack, if bench { 300 } else { 3 }).await;
+    }
     stack.stop().await;
+}
+
+/// The binary to run: this build's, or `VCARE_BENCH_BINARIES`'s.
+fn bench_binary(name: &str) -> std::path::PathBuf {
+    std::env::var("VCARE_BENCH_BINARIES").map_or_else(|_| binary(name), |dir| std::path::Path::new(&dir).join(name))
 }
 
 const TRACE: &str = "Root=1-6744a0b2-0123456789abcdef01234567;Parent=53995c3f42cd8ad8;Sampled=0";
@@ -167,7 +183,7 @@ async fn token_issue_floor(stack: &TestStack, room: &str, iterations: usize) {
     let environment = stack.gateway.function("TokenIssueFunction").unwrap().def.environment.clone();
     let (_, event) = first_sample("token-issue", room);
     let api = RuntimeApi::start().await;
-    let mut process = Process::spawn(&binary("token-issue"), &api, &environment);
+    let mut process = Process::spawn(&bench_binary("token-issue"), &api, &environment);
     process.ready(&api, Duration::from_secs(30)).await.unwrap();
     let ddb = aws_sdk_dynamodb::Client::new(&stack.sdk);
     let table = &environment["TABLE_NAME"];
@@ -220,7 +236,7 @@ async fn notification_create_floor(stack: &TestStack, iterations: usize) {
     let environment = stack.gateway.function("NotificationCreateFunction").unwrap().def.environment.clone();
     let (_, mut event) = first_sample("notification-create", "");
     let api = RuntimeApi::start().await;
-    let mut process = Process::spawn(&binary("notification-create"), &api, &environment);
+    let mut process = Process::spawn(&bench_binary("notification-create"), &api, &environment);
     process.ready(&api, Duration::from_secs(30)).await.unwrap();
     let ddb = aws_sdk_dynamodb::Client::new(&stack.sdk);
     let sqs = aws_sdk_sqs::Client::new(&stack.sdk);
