@@ -24,8 +24,11 @@ start_private_endpoint
 import boto3
 boto3.client("s3").create_bucket(Bucket="vcare-artifacts", CreateBucketConfiguration={"LocationConstraint": "eu-central-1"})
 PY
-"$VENV/bin/sam" package --template-file "$out/build/template.yaml" --s3-bucket vcare-artifacts \
-  --s3-prefix vcare-dev --output-template-file "$out/packaged.yaml" --region eu-central-1 >/dev/null
+if ! "$VENV/bin/sam" package --template-file "$out/build/template.yaml" --s3-bucket vcare-artifacts \
+  --s3-prefix vcare-dev --output-template-file "$out/packaged.yaml" --region eu-central-1 >"$out/package.log" 2>&1; then
+  cat "$out/package.log" >&2
+  exit 1
+fi
 "$VENV/bin/python" - "$out/packaged.yaml" <<'PY'
 import sys, boto3
 from samcli.yamlhelper import yaml_parse
