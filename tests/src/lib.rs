@@ -213,3 +213,16 @@ pub async fn domain_events(stack: &TestStack, want: usize, within: Duration) -> 
     }
     out
 }
+
+/// Runs one of the project's scripts (a path under the checkout) with extra
+/// environment; fails the test with everything it printed unless it
+/// succeeds, and returns its standard output.
+pub fn run_script(path: &str, env: &[(&str, &str)]) -> String {
+    let out = std::process::Command::new(root().join(path))
+        .envs(env.iter().copied())
+        .output()
+        .unwrap_or_else(|e| panic!("{path}: {e}"));
+    let text = String::from_utf8_lossy(&out.stdout).into_owned();
+    assert!(out.status.success(), "{path} failed:\n{text}\n{}", String::from_utf8_lossy(&out.stderr));
+    text
+}

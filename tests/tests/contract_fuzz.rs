@@ -7,11 +7,6 @@
 
 #[test]
 fn schemathesis_finds_no_server_error_and_no_answer_outside_the_spec() {
-    let out = std::process::Command::new(vcare_tests::root().join("infra/scripts/contract-fuzz.sh"))
-        .env("VCARE_FUZZ_EXAMPLES", "15")
-        .output()
-        .expect("the contract fuzzing script runs");
-    let text = String::from_utf8_lossy(&out.stdout);
-    assert!(out.status.success(), "{text}\n{}", String::from_utf8_lossy(&out.stderr));
+    let text = vcare_tests::run_script("infra/scripts/contract-fuzz.sh", &[("VCARE_FUZZ_EXAMPLES", "15")]);
     assert!(text.contains("✅ Stateful") && text.contains("passed"), "every phase ran: {text}");
 }

@@ -85,14 +85,17 @@ impl FromStr for ReminderWindows {
         let bad = || "windows like 24h,1h,10m (m, h, d; up to 7 days), or off".to_owned();
         let mut out = Vec::new();
         for part in s.split(',').map(str::trim) {
-            let (n, unit) = part.split_at(part.len().saturating_sub(1));
-            let n: i64 = n.parse().map_err(|_| bad())?;
-            let minutes = match unit {
-                "m" => n,
-                "h" => n * 60,
-                "d" => n * 1440,
+            // The unit is one ASCII letter; anything else (found by fuzzing:
+            // a multi-byte last character) is refused, never split inside.
+            let Some(unit) = part.chars().last().filter(char::is_ascii_alphabetic) else { return Err(bad()) };
+            let n: i64 = part[..part.len() - 1].parse().map_err(|_| bad())?;
+            let per = match unit {
+                'm' => 1,
+                'h' => 60,
+                'd' => 1440,
                 _ => return Err(bad()),
             };
+            let minutes = n.checked_mul(per).ok_or_else(bad)?;
             if !(1..=7 * 1440).contains(&minutes) {
                 return Err(bad());
             }
@@ -165,7 +168,9 @@ mod tests {
         let labels: Vec<String> = w.0.iter().map(|d| ReminderWindows::label(*d)).collect();
         assert_eq!(labels, ["10m", "1h", "1d"]);
         assert_eq!("off".parse::<ReminderWindows>().unwrap().0.len(), 0);
-        for bad in ["", "10", "10s", "0m", "8d", "h", "1h;2h"] {
+        // Found by fuzz/receipt_fields: a multi-byte last character, and a
+        // count that overflows when turned into minutes.
+        for bad in ["", "10", "10s", "0m", "8d", "h", "1h;2h", "e~~\u{33c}", "1\u{33c}", "99999999999999999d", "-5m"] {
             assert!(bad.parse::<ReminderWindows>().is_err(), "{bad}");
         }
         let per: PerClinic<ReminderWindows> = PerClinic::parse("24h,1h,10m".parse().unwrap(), "c-quick=30m").unwrap();
