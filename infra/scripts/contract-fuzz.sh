@@ -19,7 +19,9 @@ if [[ ! -x "$CVENV/bin/schemathesis" || "$(cat "$CVENV/.requirements.sha256" 2>/
   "$CVENV/bin/pip" install --quiet --disable-pip-version-check -r "$req"
   echo "$want" > "$CVENV/.requirements.sha256"
 fi
-gateway="${VCARE_GATEWAY_BIN:-$VCARE_ROOT/target/debug/vcare-local}"
+# The gateway binary: given (the test run passes the one it built), else
+# this checkout's debug build, built if missing.
+gateway="${VCARE_GATEWAY_BIN:-${CARGO_TARGET_DIR:-$VCARE_ROOT/target}/debug/vcare-local}"
 [[ -x "$gateway" ]] || cargo build --quiet --locked -p vcare-local
 
 start_private_endpoint

@@ -15,6 +15,9 @@ if [[ ! -x .tools/bin/cargo-fuzz ]]; then
   cargo install --quiet cargo-fuzz --version 0.13.1 --locked --root .tools
 fi
 export PATH="$ROOT/.tools/bin:$PATH"
+# Always fuzz/'s own target directory: never the workspace's (whose lock a
+# running `cargo test` holds), whatever CARGO_TARGET_DIR says.
+export CARGO_TARGET_DIR="$ROOT/fuzz/target"
 cd fuzz
 targets=("$@")
 [[ ${#targets[@]} -gt 0 ]] || mapfile -t targets < <(cargo fuzz list)

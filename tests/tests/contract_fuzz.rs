@@ -7,6 +7,8 @@
 
 #[test]
 fn schemathesis_finds_no_server_error_and_no_answer_outside_the_spec() {
-    let text = vcare_tests::run_script("infra/scripts/contract-fuzz.sh", &[("VCARE_FUZZ_EXAMPLES", "15")]);
+    let gateway = vcare_tests::lambda::binary("vcare-local");
+    let env = [("VCARE_FUZZ_EXAMPLES", "15"), ("VCARE_GATEWAY_BIN", gateway.to_str().unwrap())];
+    let text = vcare_tests::run_script("infra/scripts/contract-fuzz.sh", &env);
     assert!(text.contains("✅ Stateful") && text.contains("passed"), "every phase ran: {text}");
 }
