@@ -76,3 +76,29 @@ async fn a_missing_setting_fails_the_cold_start_by_name() {
     let lines = process.stop();
     assert!(lines.iter().any(|l| l.contains("cold start failed") && l.contains("TABLE_NAME")), "{lines:?}");
 }
+
+/// Fault: KMS does not answer at cold start (token-issue decrypts the Jitsi
+/// app secret there). The start fails within the SDK's bounded timeouts,
+/// before asking for work (Lambda reports an init error; API Gateway
+/// answers 5xx and the next request gets a fresh container), and the log
+/// line says so without the ciphertext or any secret.
+#[tokio::test]
+async fn kms_down_at_cold_start_fails_the_start_quickly_and_quietly() {
+    let stack = TestStack::start().await;
+    let mut environment = stack.gateway.function("TokenIssueFunction").unwrap().def.environment.clone();
+    stack.stop().await;
+    let closed = std::net::TcpListener::bind("127.0.0.1:0").unwrap().local_addr().unwrap();
+    environment.insert("AWS_ENDPOINT_URL_KMS".into(), format!("http://{closed}"));
+    let api = RuntimeApi::start().await;
+    let mut process = Process::spawn(&binary("token-issue"), &api, &environment);
+    let err = process.ready(&api, Duration::from_secs(30)).await.unwrap_err();
+    assert!(err.starts_with("exited"), "{err}");
+    assert!(process.started.elapsed() < Duration::from_secs(15), "bounded by the SDK timeouts");
+    let lines = process.stop();
+    let failed = lines.iter().find(|l| l.contains("cold start failed")).unwrap_or_else(|| panic!("{lines:?}"));
+    let ciphertext = &environment["JITSI_APP_SECRET_CIPHERTEXT"];
+    for line in &lines {
+        assert!(!line.contains(ciphertext.as_str()) && !line.contains(vcare_tests::JITSI_APP_SECRET), "{line}");
+    }
+    assert!(failed.to_lowercase().contains("kms") || failed.contains("decrypt"), "{failed}");
+}
