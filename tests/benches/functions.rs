@@ -25,7 +25,7 @@ use std::time::{Duration, Instant};
 
 use serde_json::{Value, json};
 use vcare_tests::lambda::{Process, RuntimeApi, binary};
-use vcare_tests::measure::{ms, read_room, stats};
+use vcare_tests::measure::{doctor_room, ms, read_room, stats};
 use vcare_tests::{TestStack, root};
 
 const SAMPLE_ROOM: &str = "rm_samplesampleroom000000000";
@@ -49,7 +49,7 @@ async fn main() {
         c.event_sources = false;
     })
     .await;
-    let room = make_room(&stack, "apt-bench-functions").await;
+    let room = doctor_room(&stack, "apt-bench-functions").await["roomId"].as_str().unwrap().to_owned();
     let template = vcare_local::Template::load(&root().join("infra/template.yaml")).unwrap();
     let functions: BTreeMap<String, String> = template
         .of_type("AWS::Serverless::Function")
@@ -117,7 +117,7 @@ async fn main() {
         );
     }
     // A room of its own: the room-end sample has ended the other.
-    let room = make_room(&stack, "apt-bench-token-floor").await;
+    let room = doctor_room(&stack, "apt-bench-token-floor").await["roomId"].as_str().unwrap().to_owned();
     let selected = |n: &str| only.as_ref().is_none_or(|o| o.contains(&n));
     if selected("token-issue") {
         token_issue_floor(&stack, &room, if bench { 500 } else { 3 }).await;
@@ -134,21 +134,6 @@ fn bench_binary(name: &str) -> std::path::PathBuf {
 }
 
 const TRACE: &str = "Root=1-6744a0b2-0123456789abcdef01234567;Parent=53995c3f42cd8ad8;Sampled=0";
-
-/// A room of clinic c1 with a doctor (u-doc), for the samples that name one.
-async fn make_room(stack: &TestStack, appointment: &str) -> String {
-    let doctor = stack.token("u-doc", Some("c1"), &["doctor"]);
-    let start = chrono::Utc::now() + chrono::Duration::minutes(5);
-    let body = json!({
-        "appointmentId": appointment,
-        "scheduledStart": start.to_rfc3339(), "scheduledEnd": (start + chrono::Duration::minutes(30)).to_rfc3339(),
-        "participants": [{"userId": "u-doc", "role": "doctor", "displayName": "Dr. Amini"}],
-    });
-    let url = format!("{}/v1/virtual-care/rooms", stack.base);
-    let (status, _, room) = stack.send(stack.http.post(url).bearer_auth(&doctor).json(&body)).await;
-    assert_eq!(status, 201, "{room}");
-    room["roomId"].as_str().unwrap().to_owned()
-}
 
 /// The first sample of events/<binary>/ (by name), aimed at the bench's
 /// room and clinic.

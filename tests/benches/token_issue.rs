@@ -12,24 +12,14 @@ use std::time::Instant;
 use serde_json::{Value, json};
 use vcare_runtime::Function;
 use vcare_tests::TestStack;
-use vcare_tests::measure::{ms, read_room, stats};
+use vcare_tests::measure::{doctor_room, ms, read_room, stats};
 
 #[tokio::main]
 async fn main() {
     let bench = std::env::args().any(|a| a == "--bench");
     let iterations = if bench { 500 } else { 5 };
     let stack = TestStack::start().await;
-    let doctor = stack.token("u-doc", Some("c1"), &["doctor"]);
-    let start = chrono::Utc::now() + chrono::Duration::minutes(5);
-    let body = json!({
-        "appointmentId": "apt-bench",
-        "scheduledStart": start.to_rfc3339(), "scheduledEnd": (start + chrono::Duration::minutes(30)).to_rfc3339(),
-        "participants": [{"userId": "u-doc", "role": "doctor", "displayName": "Dr. Amini"}],
-    });
-    let (status, _, room) = stack
-        .send(stack.http.post(format!("{}/v1/virtual-care/rooms", stack.base)).bearer_auth(&doctor).json(&body))
-        .await;
-    assert_eq!(status, 201);
+    let room = doctor_room(&stack, "apt-bench").await;
     let env = stack.gateway.function("TokenIssueFunction").unwrap().def.environment.clone();
     let function = token_issue::function(&vcare_runtime::Env::from_map(env.clone()), &stack.sdk).await.unwrap();
     let sample = std::fs::read_to_string(vcare_tests::root().join("events/token-issue/issue.json"))

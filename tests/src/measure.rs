@@ -25,3 +25,19 @@ pub async fn read_room(ddb: &aws_sdk_dynamodb::Client, table: &str, clinic: &str
         .await
         .expect("the room reads");
 }
+
+/// A room of clinic c1 starting in five minutes with one doctor (u-doc),
+/// created through the gateway: what the token benchmarks issue tokens for.
+pub async fn doctor_room(stack: &crate::TestStack, appointment: &str) -> serde_json::Value {
+    let doctor = stack.token("u-doc", Some("c1"), &["doctor"]);
+    let start = chrono::Utc::now() + chrono::Duration::minutes(5);
+    let body = serde_json::json!({
+        "appointmentId": appointment,
+        "scheduledStart": start.to_rfc3339(), "scheduledEnd": (start + chrono::Duration::minutes(30)).to_rfc3339(),
+        "participants": [{"userId": "u-doc", "role": "doctor", "displayName": "Dr. Amini"}],
+    });
+    let url = format!("{}/v1/virtual-care/rooms", stack.base);
+    let (status, _, room) = stack.send(stack.http.post(url).bearer_auth(&doctor).json(&body)).await;
+    assert_eq!(status, 201, "{room}");
+    room
+}
