@@ -37,7 +37,9 @@ start_moto() {
     return 1
   fi
   mkdir -p "$(dirname "$log")"
-  "$VENV/bin/python" "$VCARE_ROOT/infra/scripts/local_aws_server.py" -H 127.0.0.1 -p "$port" >"$log" 2>&1 &
+  # The same credentials export_aws_env gives clients: presigned URLs are checked with them.
+  AWS_ACCESS_KEY_ID="${AWS_ACCESS_KEY_ID:-testing}" AWS_SECRET_ACCESS_KEY="${AWS_SECRET_ACCESS_KEY:-testing}" \
+    "$VENV/bin/python" "$VCARE_ROOT/infra/scripts/local_aws_server.py" -H 127.0.0.1 -p "$port" >"$log" 2>&1 &
   MOTO_PID=$!
   for _ in $(seq 1 100); do
     if (exec 3<>"/dev/tcp/127.0.0.1/$port") 2>/dev/null; then

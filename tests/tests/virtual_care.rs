@@ -662,11 +662,32 @@ async fn images_are_uploaded_and_read_through_presigned_urls_with_sse_kms() {
         assert!(signed.split(';').any(|h| h == header), "{header} is bound into the signature: {signed}");
     }
     assert!(time(&upload["expiresAt"]) <= Utc::now() + chrono::Duration::minutes(15));
-    let mut put = api.stack.http.put(url).body(bytes.clone());
-    for (k, v) in upload["uploadHeaders"].as_object().unwrap() {
-        put = put.header(k, v.as_str().unwrap());
+    let image_id = upload["imageId"].as_str().unwrap();
+    let headers = upload["uploadHeaders"].as_object().unwrap();
+    // The local endpoint checks presigned signatures as S3 does: the URL
+    // cannot put another key, another type, or without the KMS encryption.
+    let put = |url: &str, skip: &str, replace: Option<(&str, &str)>| {
+        let mut put = api.stack.http.put(url).body(bytes.clone());
+        for (k, v) in headers {
+            match replace {
+                Some((name, value)) if name == k => put = put.header(k, value),
+                _ if k == skip => {}
+                _ => put = put.header(k, v.as_str().unwrap()),
+            }
+        }
+        put.send()
+    };
+    let other_key = url.replace(image_id, "img_someoneelsesimage000000");
+    for (what, response) in [
+        ("another key", put(&other_key, "", None).await.unwrap()),
+        ("no SSE-KMS", put(url, "x-amz-server-side-encryption", None).await.unwrap()),
+        ("no KMS key id", put(url, "x-amz-server-side-encryption-aws-kms-key-id", None).await.unwrap()),
+        ("another type", put(url, "", Some(("content-type", "text/html"))).await.unwrap()),
+    ] {
+        assert_eq!(response.status(), 403, "{what}");
+        assert!(response.text().await.unwrap().contains("SignatureDoesNotMatch"), "{what}");
     }
-    let response = put.send().await.unwrap();
+    let response = put(url, "", None).await.unwrap();
     assert!(response.status().is_success(), "{}", response.text().await.unwrap());
 
     let s3 = aws_sdk_s3::Client::new(&api.stack.sdk);
@@ -681,9 +702,12 @@ async fn images_are_uploaded_and_read_through_presigned_urls_with_sse_kms() {
     assert_eq!(items.len(), 1);
     assert_eq!(items[0]["imageId"], upload["imageId"]);
     assert_eq!(items[0]["sizeBytes"], 2048);
-    let downloaded =
-        api.stack.http.get(items[0]["downloadUrl"].as_str().unwrap()).send().await.unwrap().bytes().await.unwrap();
+    let download = items[0]["downloadUrl"].as_str().unwrap();
+    let downloaded = api.stack.http.get(download).send().await.unwrap().bytes().await.unwrap();
     assert_eq!(downloaded.as_ref(), bytes.as_slice());
+    // Nor can a download URL read another image.
+    let other = api.stack.http.get(download.replace(image_id, "img_someoneelsesimage000000")).send().await.unwrap();
+    assert_eq!(other.status(), 403);
 
     for bad in [
         json!({"contentType": "image/gif", "sizeBytes": 10}),
