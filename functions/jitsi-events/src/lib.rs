@@ -13,12 +13,11 @@ use axum::extract::{Path, State};
 use axum::http::HeaderMap;
 use axum::routing::post;
 use axum::{Json, Router};
-use chrono::{DateTime, TimeZone, Utc};
-use serde::Deserialize;
 use vcare_aws::SdkConfig;
 use vcare_care::{Care, JitsiProblem, check_jitsi_secret, jitsi_problem, store_problem, webhook_secret};
 use vcare_domain::events::{CONSULTATION_ENDED, CONSULTATION_STARTED, DomainEvent};
-use vcare_domain::room::{SessionChange, SessionEvent};
+use vcare_domain::jitsi::event_sync;
+use vcare_domain::room::SessionChange;
 use vcare_jitsi::WebhookSecret;
 use vcare_runtime::{Env, Error};
 
@@ -36,32 +35,6 @@ pub async fn function(env: &Env, sdk: &SdkConfig) -> Result<vcare_http::HttpFunc
     Ok(vcare_http::HttpFunction::new(router(Arc::new(events))))
 }
 
-/// The event_sync fields vcare uses; others are ignored.
-#[derive(Debug, Deserialize)]
-struct Payload {
-    room_name: String,
-    #[serde(default)]
-    created_at: Option<f64>,
-    #[serde(default)]
-    destroyed_at: Option<f64>,
-    #[serde(default)]
-    occupant: Option<Occupant>,
-}
-
-#[derive(Debug, Deserialize)]
-struct Occupant {
-    #[serde(default)]
-    joined_at: Option<f64>,
-}
-
-fn at(seconds: Option<f64>, field: &str) -> Result<Option<DateTime<Utc>>, JitsiProblem> {
-    match seconds {
-        None => Ok(None),
-        Some(s) if s.is_finite() && (0.0..1e11).contains(&s) => Ok(Utc.timestamp_opt(s as i64, 0).single()),
-        Some(_) => Err(jitsi_problem(400, format!("{field}: seconds since the epoch"))),
-    }
-}
-
 async fn receive(
     State(events): State<Arc<Events>>,
     Path((kind, what)): Path<(String, String)>,
@@ -69,28 +42,14 @@ async fn receive(
     body: Bytes,
 ) -> Result<Json<serde_json::Value>, JitsiProblem> {
     check_jitsi_secret(&events.secret, &headers)?;
-    let payload: Payload = serde_json::from_slice(&body)
-        .map_err(|_| jitsi_problem(400, "the body is not an event_sync payload (room_name is required)"))?;
     let now = events.care.now();
-    let session_event = match (kind.as_str(), what.as_str()) {
-        ("room", "created") | ("occupant", "left") => None,
-        ("occupant", "joined") => {
-            let joined = at(payload.occupant.as_ref().and_then(|o| o.joined_at), "occupant.joined_at")?;
-            Some(SessionEvent::OccupantJoined(joined.unwrap_or(now)))
-        }
-        ("room", "destroyed") => {
-            Some(SessionEvent::RoomDestroyed(at(payload.destroyed_at, "destroyed_at")?.unwrap_or(now)))
-        }
-        _ => return Err(jitsi_problem(404, "no such event")),
-    };
-    at(payload.created_at, "created_at")?;
-    let name = payload.room_name.to_lowercase();
-    let found = events.care.store.by_jitsi_room(&name).await.map_err(store_problem)?;
+    let sync = event_sync(&kind, &what, &body, now).map_err(|r| jitsi_problem(r.status, r.detail))?;
+    let found = events.care.store.by_jitsi_room(&sync.room_name).await.map_err(store_problem)?;
     let Some((room, _)) = found else {
         tracing::info!(event = %format!("{kind}/{what}"), "event_sync for a room vcare does not know");
         return Err(jitsi_problem(404, "no such room"));
     };
-    if let Some(session_event) = session_event {
+    if let Some(session_event) = sync.session {
         events
             .care
             .store

@@ -26,6 +26,7 @@ use chrono::{DateTime, Utc};
 use serde_json::json;
 use vcare_aws::SdkConfig;
 use vcare_care::{Care, JitsiProblem, check_jitsi_secret, jitsi_problem, store_problem, webhook_secret};
+use vcare_domain::jitsi::{Reservation, reservation};
 use vcare_domain::room::{NotJoinable, Room};
 use vcare_jitsi::WebhookSecret;
 use vcare_runtime::{Env, Error};
@@ -95,19 +96,9 @@ fn text(item: &HashMap<String, AttributeValue>, name: &str) -> String {
 
 async fn create(State(r): State<Arc<Reservations>>, headers: HeaderMap, body: Bytes) -> Result<Response, JitsiProblem> {
     check_jitsi_secret(&r.secret, &headers)?;
-    let form: HashMap<String, String> = form_urlencoded::parse(&body).into_owned().collect();
-    let name = form.get("name").filter(|n| !n.is_empty()).ok_or_else(|| jitsi_problem(400, "name is required"))?;
-    let start = match form.get("start_time").filter(|s| !s.is_empty()) {
-        None => r.care.now(),
-        Some(raw) => DateTime::parse_from_rfc3339(raw)
-            .map(|t| t.with_timezone(&Utc))
-            .map_err(|_| jitsi_problem(400, "start_time: yyyy-MM-ddTHH:mm:ss.SSSZ"))?,
-    };
-    let mail_owner = form.get("mail_owner").cloned().unwrap_or_default();
-    if mail_owner.len() > 512 {
-        return Err(jitsi_problem(400, "mail_owner is too long"));
-    }
-    let room = reservable(&r.care, name).await?;
+    let Reservation { name, start, mail_owner } =
+        reservation(&body, r.care.now()).map_err(|r| jitsi_problem(r.status, r.detail))?;
+    let room = reservable(&r.care, &name).await?;
     let record = HashMap::from([
         ("startTime".to_owned(), AttributeValue::S(java_date(start))),
         ("mailOwner".to_owned(), AttributeValue::S(mail_owner.clone())),

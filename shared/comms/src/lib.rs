@@ -6,7 +6,6 @@ mod submit;
 use std::collections::BTreeMap;
 use std::time::Duration;
 
-use serde::{Deserialize, Serialize};
 use vcare_aws::SdkConfig;
 use vcare_crypto::{CryptoError, Envelope, context};
 use vcare_domain::notification::{Channel, Notification, Recipient};
@@ -15,6 +14,7 @@ use vcare_runtime::{ConfigError, Env};
 use vcare_store::NotificationStore;
 
 pub use submit::{SubmitError, Submitted, sha256_hex};
+pub use vcare_domain::notification::DispatchMessage;
 
 /// SQS's longest message delay.
 pub const MAX_QUEUE_DELAY_SECONDS: i64 = 900;
@@ -74,14 +74,6 @@ pub struct Notice {
     pub template: &'static str,
     pub variables: BTreeMap<String, String>,
     pub priority: vcare_domain::notification::Priority,
-}
-
-/// The dispatch queue's message: ids only, never personal data.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
-#[serde(rename_all = "camelCase", deny_unknown_fields)]
-pub struct DispatchMessage {
-    pub clinic_id: String,
-    pub notification_id: String,
 }
 
 pub struct Comms {

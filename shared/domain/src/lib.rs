@@ -5,6 +5,7 @@ pub mod appointment;
 pub mod clinic;
 pub mod events;
 pub mod ids;
+pub mod jitsi;
 pub mod notification;
 pub mod receipt;
 pub mod room;

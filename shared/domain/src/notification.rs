@@ -348,6 +348,14 @@ pub fn mask_email(email: &str) -> String {
     }
 }
 
+/// The dispatch queue's message: ids only, never personal data.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase", deny_unknown_fields)]
+pub struct DispatchMessage {
+    pub clinic_id: String,
+    pub notification_id: String,
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

@@ -47,9 +47,53 @@ impl HttpFunction {
     }
 }
 
+/// The URI lambda_http will build from an API Gateway (2.0) event, as it
+/// builds it (`request.rs`: scheme from `x-forwarded-proto`, host header or
+/// domain name, the stage prefix, the raw query), or `None` where lambda_http
+/// would panic (`unwrap` / `expect` on a host, path or query that is not
+/// URI material). Found by fuzzing (`fuzz/fuzz_targets/http_edge.rs`).
+fn buildable_uri(event: &serde_json::Value) -> Option<http::Uri> {
+    let header = |name: &str| event["headers"].get(name).and_then(|v| v.as_str());
+    let host = header("host").or_else(|| event["requestContext"]["domainName"].as_str());
+    let raw_path = event["rawPath"].as_str().unwrap_or_default();
+    let path = match event["requestContext"]["stage"].as_str() {
+        Some(stage) if stage != "$default" && !raw_path.starts_with(&format!("/{stage}/")) => {
+            format!("/{stage}{raw_path}")
+        }
+        _ => raw_path.to_owned(),
+    };
+    let mut uri = match host {
+        None => url::Url::parse(&format!("http://localhost{path}")).ok()?.path().to_owned(),
+        Some(host) => url::Url::parse(&format!("{}://{host}{path}", header("x-forwarded-proto").unwrap_or("https")))
+            .ok()?
+            .to_string(),
+    };
+    if let Some(query) = event["rawQueryString"].as_str().filter(|q| !q.is_empty()) {
+        uri.push('?');
+        uri.push_str(query);
+    }
+    http::Uri::try_from(uri).ok()
+}
+
 impl Function for HttpFunction {
     fn invoke(&self, event: serde_json::Value, context: Context) -> BoxFuture<'_, Result<serde_json::Value, Error>> {
         Box::pin(async move {
+            // API Gateway HTTP APIs send payload 2.0 only; other shapes
+            // (REST v1, ALB) are a wiring mistake, and an invocation error.
+            if event.get("version").and_then(|v| v.as_str()) != Some("2.0") {
+                return Err("not an API Gateway HTTP API event (payload format 2.0)".into());
+            }
+            if buildable_uri(&event).is_none() {
+                tracing::warn!("a request whose URI cannot be built was refused");
+                let problem = Problem::bad_request("the request's host, path or query is not a valid URI");
+                return Ok(serde_json::json!({
+                    "statusCode": problem.status.as_u16(),
+                    "headers": {"content-type": "application/problem+json"},
+                    "body": serde_json::to_string(&problem)?,
+                    "isBase64Encoded": false,
+                    "cookies": [],
+                }));
+            }
             let request: LambdaRequest = serde_json::from_value(event)?;
             // The adapter itself is not `Send` (it is built for lambda_http's
             // single-threaded loop); only its future crosses the await.
@@ -58,5 +102,42 @@ impl Function for HttpFunction {
             let response = future.await.map_err(|never| match never {})?;
             Ok(serde_json::to_value(response)?)
         })
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use serde_json::json;
+
+    fn event(host: &str, path: &str, query: &str) -> serde_json::Value {
+        json!({
+            "version": "2.0", "routeKey": "GET /x", "rawPath": path, "rawQueryString": query,
+            "headers": {"host": host}, "isBase64Encoded": false,
+            "requestContext": {
+                "http": {"method": "GET", "path": path, "protocol": "HTTP/1.1", "sourceIp": "203.0.113.7", "userAgent": "t"},
+                "stage": "$default", "requestId": "r", "accountId": "123456789012", "apiId": "a",
+                "domainName": "api.example.org", "domainPrefix": "api", "time": "t", "timeEpoch": 0,
+            },
+        })
+    }
+
+    #[tokio::test]
+    async fn a_request_lambda_http_cannot_build_is_a_400_problem_not_a_panic() {
+        let f = HttpFunction::new(Router::new().route("/x", axum::routing::get(|| async { "ok" })));
+        let ok = f.invoke(event("api.example.org", "/x", "a=1"), Context::default()).await.unwrap();
+        assert_eq!(ok["statusCode"], 200, "{ok}");
+        // The first: the fuzzer's (a backtick in the host header).
+        for (host, path, query) in
+            [("api.vcare.exampl`", "/x", ""), ("a b", "/x", ""), ("h:99999999", "/x", ""), ("h", "/x", "a=b c")]
+        {
+            let out = f.invoke(event(host, path, query), Context::default()).await.unwrap();
+            assert_eq!(out["statusCode"], 400, "{host} {path} {query}: {out}");
+            assert_eq!(out["headers"]["content-type"], "application/problem+json");
+            let body: serde_json::Value = serde_json::from_str(out["body"].as_str().unwrap()).unwrap();
+            assert_eq!(body["detail"], "the request's host, path or query is not a valid URI", "names no value");
+        }
+        let v1 = json!({"version": "1.0", "path": "/x", "httpMethod": "GET", "headers": {}});
+        assert!(f.invoke(v1, Context::default()).await.is_err(), "only payload 2.0");
     }
 }
