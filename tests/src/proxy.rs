@@ -1,7 +1,11 @@
 //! A counting proxy in front of the AWS endpoint: tells how many calls of
 //! each operation a piece of code makes (DynamoDB `GetItem`, KMS `Decrypt`,
-//! ...), so a test can hold a hot path to its budget — and, told to, fails
-//! an operation with the service's 500 (fault injection).
+//! ...), so a test can hold a hot path to its budget — and, told to, makes
+//! an operation fail (fault injection): the service's 500 before the
+//! request reaches it, DynamoDB's throttling answer, or a 500 *after* the
+//! request was carried out (the ambiguous failure: the write happened, the
+//! caller is told it did not). Faults hit every call or a share of them,
+//! chosen by a fixed sequence so that runs repeat.
 
 use std::collections::HashMap;
 use std::sync::{Arc, Mutex};
@@ -11,7 +15,46 @@ use axum::extract::{Request, State};
 use axum::response::{IntoResponse, Response};
 
 type Counts = Arc<Mutex<HashMap<String, usize>>>;
-type Failing = Arc<Mutex<std::collections::HashSet<String>>>;
+type Failing = Arc<Mutex<HashMap<String, Rule>>>;
+
+/// How an injected fault answers.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Fault {
+    /// `InternalServerError` (500); the request never reaches the service.
+    Error,
+    /// DynamoDB's `ProvisionedThroughputExceededException` (400), which the
+    /// SDK retries with backoff.
+    Throttle,
+    /// The request is carried out, and then the caller gets a 500.
+    ErrorAfterWrite,
+}
+
+#[derive(Debug, Clone, Copy)]
+struct Rule {
+    fault: Fault,
+    percent: u64,
+    injected: usize,
+}
+
+/// Whether the `n`th call of an operation is hit, for `percent` of calls
+/// spread by a fixed multiplicative hash (repeatable, no RNG needed).
+fn hit(n: usize, percent: u64) -> bool {
+    ((n as u64).wrapping_mul(0x9E37_79B9_7F4A_7C15) >> 40) % 100 < percent
+}
+
+fn fault_response(fault: Fault) -> Response {
+    let (status, kind) = match fault {
+        Fault::Throttle => (
+            axum::http::StatusCode::BAD_REQUEST,
+            "com.amazonaws.dynamodb.v20120810#ProvisionedThroughputExceededException",
+        ),
+        Fault::Error | Fault::ErrorAfterWrite => (axum::http::StatusCode::INTERNAL_SERVER_ERROR, "InternalServerError"),
+    };
+    let body = serde_json::json!({"__type": kind, "message": "injected by the test proxy"});
+    let mut response = (status, body.to_string()).into_response();
+    response.headers_mut().insert("content-type", "application/x-amz-json-1.0".parse().expect("header"));
+    response
+}
 
 pub struct CountingProxy {
     pub url: String,
@@ -39,12 +82,24 @@ fn operation(req: &Request) -> String {
 
 async fn forward(State(up): State<Upstream>, req: Request) -> Response {
     let op = operation(&req);
-    *up.counts.lock().expect("lock").entry(op.clone()).or_default() += 1;
-    if up.failing.lock().expect("lock").contains(&op) {
-        let body = serde_json::json!({"__type": "InternalServerError", "message": "injected by the test proxy"});
-        let mut response = (axum::http::StatusCode::INTERNAL_SERVER_ERROR, body.to_string()).into_response();
-        response.headers_mut().insert("content-type", "application/x-amz-json-1.0".parse().expect("header"));
-        return response;
+    let n = {
+        let mut counts = up.counts.lock().expect("lock");
+        let n = counts.entry(op.clone()).or_default();
+        *n += 1;
+        *n
+    };
+    let fault = {
+        let mut failing = up.failing.lock().expect("lock");
+        match failing.get_mut(&op) {
+            Some(rule) if hit(n, rule.percent) => {
+                rule.injected += 1;
+                Some(rule.fault)
+            }
+            _ => None,
+        }
+    };
+    if let Some(fault @ (Fault::Error | Fault::Throttle)) = fault {
+        return fault_response(fault);
     }
     let (parts, body) = req.into_parts();
     let body: Bytes = axum::body::to_bytes(body, 64 << 20).await.unwrap_or_default();
@@ -56,6 +111,7 @@ async fn forward(State(up): State<Upstream>, req: Request) -> Response {
         }
     }
     match request.send().await {
+        Ok(_) if fault == Some(Fault::ErrorAfterWrite) => fault_response(Fault::ErrorAfterWrite),
         Ok(r) => {
             let status = r.status();
             let headers = r.headers().clone();
@@ -94,7 +150,17 @@ impl CountingProxy {
     /// From now on, every call of `operation` fails with a 500 (the SDK's
     /// retries included), until [`CountingProxy::heal`].
     pub fn fail(&self, operation: &str) {
-        self.failing.lock().expect("lock").insert(operation.to_owned());
+        self.inject(operation, Fault::Error, 100);
+    }
+
+    /// From now on, `percent` of the calls of `operation` meet `fault`.
+    pub fn inject(&self, operation: &str, fault: Fault, percent: u64) {
+        self.failing.lock().expect("lock").insert(operation.to_owned(), Rule { fault, percent, injected: 0 });
+    }
+
+    /// How many faults were injected into `operation` since it was told to fail.
+    pub fn injected(&self, operation: &str) -> usize {
+        self.failing.lock().expect("lock").get(operation).map_or(0, |r| r.injected)
     }
 
     pub fn heal(&self, operation: &str) {

@@ -8,7 +8,7 @@ use aws_sdk_dynamodb::types::AttributeValue as V;
 use serde_json::{Value, json};
 use vcare_runtime::Function;
 use vcare_tests::comms::{PHONE, Providers};
-use vcare_tests::proxy::CountingProxy;
+use vcare_tests::proxy::{CountingProxy, Fault};
 
 /// Items of a kind (`NOTIF#`, `IDEMP#`, `OUTBOX#`) for clinic c-fault.
 async fn items(ddb: &aws_sdk_dynamodb::Client, table: &str, prefix: &str) -> usize {
@@ -76,5 +76,223 @@ async fn storage_failing_during_an_accept_is_a_503_that_writes_nothing_and_the_r
     // The replay of a still-queued notification queues it again (dispatch
     // claims attempts, so the copy sends nothing twice: dispatch.rs).
     assert!((1..=2).contains(&queued().await));
+    stack.stop().await;
+}
+
+/// One poll of Lambda's SQS poller, by hand, against the real dispatch
+/// queue: receive a batch, hand it to `deliver`, delete what it did not
+/// report failed and make the rest visible again at once. Returns how many
+/// messages it delivered.
+async fn deliver_once<F, Fut>(sqs: &aws_sdk_sqs::Client, url: &str, deliver: &F) -> usize
+where
+    F: Fn(aws_lambda_events::sqs::SqsEvent) -> Fut,
+    Fut: std::future::Future<Output = Vec<String>>,
+{
+    let received = sqs
+        .receive_message()
+        .queue_url(url)
+        .max_number_of_messages(10)
+        .wait_time_seconds(1)
+        .visibility_timeout(60)
+        .send()
+        .await
+        .unwrap();
+    let messages = received.messages();
+    if messages.is_empty() {
+        return 0;
+    }
+    let records: Vec<Value> = messages
+        .iter()
+        .map(|m| json!({"messageId": m.message_id(), "receiptHandle": m.receipt_handle(), "body": m.body(), "attributes": {}, "messageAttributes": {}, "eventSource": "aws:sqs"}))
+        .collect();
+    let failed = deliver(serde_json::from_value(json!({"Records": records})).unwrap()).await;
+    for m in messages {
+        let handle = m.receipt_handle().unwrap();
+        if failed.iter().any(|f| Some(f.as_str()) == m.message_id()) {
+            sqs.change_message_visibility()
+                .queue_url(url)
+                .receipt_handle(handle)
+                .visibility_timeout(0)
+                .send()
+                .await
+                .unwrap();
+        } else {
+            sqs.delete_message().queue_url(url).receipt_handle(handle).send().await.unwrap();
+        }
+    }
+    messages.len()
+}
+
+/// [`deliver_once`] until the queue has been empty for three polls (3 s);
+/// returns the number of messages delivered.
+async fn drain<F, Fut>(sqs: &aws_sdk_sqs::Client, url: &str, deliver: F) -> usize
+where
+    F: Fn(aws_lambda_events::sqs::SqsEvent) -> Fut,
+    Fut: std::future::Future<Output = Vec<String>>,
+{
+    let (mut delivered, mut idle) = (0, 0);
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(180);
+    while idle < 3 {
+        assert!(std::time::Instant::now() < deadline, "the queue did not drain");
+        match deliver_once(sqs, url, &deliver).await {
+            0 => idle += 1,
+            n => (delivered, idle) = (delivered + n, 0),
+        }
+    }
+    delivered
+}
+
+fn failed_ids(r: &aws_lambda_events::sqs::SqsBatchResponse) -> Vec<String> {
+    r.batch_item_failures.iter().map(|f| f.item_identifier.clone()).collect()
+}
+
+/// Dispatch with the environment of the template, the given changes, and
+/// every AWS call through `proxy`.
+async fn dispatcher(
+    stack: &vcare_tests::TestStack,
+    proxy: &CountingProxy,
+    changes: &[(&str, &str)],
+) -> (std::sync::Arc<dispatch::Dispatcher>, std::collections::HashMap<String, String>) {
+    let mut env = stack.gateway.function("DispatchFunction").unwrap().def.environment.clone();
+    for (k, v) in changes {
+        env.insert((*k).to_owned(), (*v).to_owned());
+    }
+    let sdk = vcare_tests::sdk_via(&proxy.url).await;
+    let d = dispatch::dispatcher(&vcare_runtime::Env::from_map(env.clone()), &sdk).await.unwrap();
+    (std::sync::Arc::new(d), env)
+}
+
+#[tokio::test]
+async fn throttled_and_failing_storage_under_a_redelivery_storm_sends_every_notification_once() {
+    const N: usize = 30;
+    let p = Providers::start().await;
+    let stack = vcare_tests::comms::quiet_stack(&p, "gateway", "ses").await;
+    let proxy = CountingProxy::start(&std::env::var("AWS_ENDPOINT_URL").unwrap()).await;
+    // Two containers of dispatch; a claim left without an outcome is
+    // written off after 2 s (the template says 120).
+    let (a, env) = dispatcher(&stack, &proxy, &[("CLAIM_TIMEOUT_SECONDS", "2")]).await;
+    let (b, _) = dispatcher(&stack, &proxy, &[("CLAIM_TIMEOUT_SECONDS", "2")]).await;
+    let mut ids = Vec::new();
+    for i in 0..N {
+        ids.push(
+            vcare_tests::comms::accept(&stack, &vcare_tests::comms::body(&["sms"], "high"), &format!("k-storm-{i}"))
+                .await,
+        );
+    }
+
+    // A third of the reads throttled; a fifth of the writes carried out and
+    // then answered with a 500 (the write happened; dispatch is told it did
+    // not), so claims and outcomes are retried against their own effects.
+    proxy.inject("GetItem", Fault::Throttle, 33);
+    proxy.inject("TransactWriteItems", Fault::ErrorAfterWrite, 20);
+    // The storm: every batch reaches both containers at once, and a message
+    // the first reports failed comes back.
+    let delivered = drain(&aws_sdk_sqs::Client::new(&stack.sdk), &env["DISPATCH_QUEUE_URL"], |event| {
+        let (a, b) = (a.clone(), b.clone());
+        async move {
+            let (first, _) = tokio::join!(a.batch(event.clone()), b.batch(event));
+            failed_ids(&first)
+        }
+    })
+    .await;
+    let (throttled, ambiguous) = (proxy.injected("GetItem"), proxy.injected("TransactWriteItems"));
+    println!(
+        "{N} notifications; {delivered} deliveries (x2 containers); {throttled} reads throttled; {ambiguous} writes answered 500 after they happened"
+    );
+    assert!(throttled > 0 && ambiguous > 0, "faults were injected: {throttled} {ambiguous}");
+    assert!(delivered > N, "some batches were redelivered: {delivered}");
+
+    // The count: every notification sent, each with exactly one SMS.
+    proxy.inject("GetItem", Fault::Throttle, 0);
+    proxy.inject("TransactWriteItems", Fault::Error, 0);
+    let mut references = std::collections::HashSet::new();
+    for r in p.gateway.requests() {
+        let body: Value = serde_json::from_str(&r.body).unwrap();
+        assert!(references.insert(body["reference"].as_str().unwrap().to_owned()), "one request per attempt");
+    }
+    assert_eq!(p.gateway.requests().len(), N, "one SMS per notification, no duplicate");
+    for id in &ids {
+        let n = vcare_tests::comms::get(&stack, id).await;
+        assert_eq!(n["status"], "sent", "{n}");
+        let sent: Vec<_> = n["attempts"].as_array().unwrap().iter().filter(|a| a["status"] == "sent").collect();
+        assert_eq!(sent.len(), 1, "{n}");
+    }
+    stack.stop().await;
+}
+
+#[tokio::test]
+async fn kms_failing_mid_run_holds_sends_and_accepts_back_and_loses_nothing() {
+    let p = Providers::start().await;
+    let stack = vcare_tests::comms::quiet_stack(&p, "gateway", "ses").await;
+    let proxy = CountingProxy::start(&std::env::var("AWS_ENDPOINT_URL").unwrap()).await;
+    let (d, env) = dispatcher(&stack, &proxy, &[]).await;
+    let mut ids = Vec::new();
+    for i in 0..5 {
+        ids.push(
+            vcare_tests::comms::accept(&stack, &vcare_tests::comms::body(&["sms"], "high"), &format!("k-kms-{i}"))
+                .await,
+        );
+    }
+    let sqs = aws_sdk_sqs::Client::new(&stack.sdk);
+    let url = &env["DISPATCH_QUEUE_URL"];
+
+    // Dispatch is warm (its gateway key decrypted at start) when KMS goes:
+    // it can neither open the recipients' data key nor sign the receipt
+    // URL. Each delivery reports every message failed (they come back);
+    // nothing is sent, nothing is written off.
+    proxy.fail("Decrypt");
+    proxy.fail("GenerateMac");
+    for _ in 0..2 {
+        let deliver = |event| {
+            let d = d.clone();
+            async move {
+                let failed = failed_ids(&d.batch(event).await);
+                assert_eq!(failed.len(), 5, "every message reported failed while KMS is down");
+                failed
+            }
+        };
+        assert_eq!(deliver_once(&sqs, url, &deliver).await, 5);
+    }
+    assert!(proxy.injected("Decrypt") > 0);
+    assert_eq!(p.gateway.requests().len(), 0, "nothing sent without the data key");
+    for id in &ids {
+        let n = vcare_tests::comms::get(&stack, id).await;
+        assert_eq!((n["status"].as_str(), n["attempts"].as_array().map(Vec::len)), (Some("queued"), Some(0)), "{n}");
+    }
+
+    // KMS is back: every notification goes out once.
+    proxy.heal("Decrypt");
+    proxy.heal("GenerateMac");
+    drain(&sqs, url, |event| {
+        let d = d.clone();
+        async move { failed_ids(&d.batch(event).await) }
+    })
+    .await;
+    assert_eq!(p.gateway.requests().len(), 5);
+    for id in &ids {
+        assert_eq!(vcare_tests::comms::get(&stack, id).await["status"], "sent");
+    }
+
+    // The accept side: a container that needs a new data key while KMS is
+    // down answers 503 and writes nothing; the retry after is accepted.
+    let mut create_env = stack.gateway.function("NotificationCreateFunction").unwrap().def.environment.clone();
+    create_env.insert("PII_KEY_MAX_USES".into(), "1".into());
+    let sdk = vcare_tests::sdk_via(&proxy.url).await;
+    let create = notification_create::function(&vcare_runtime::Env::from_map(create_env), &sdk).await.unwrap();
+    let text = std::fs::read_to_string(vcare_tests::root().join("events/notification-create/accept.json")).unwrap();
+    let mut event: Value = serde_json::from_str(&text).unwrap();
+    event["requestContext"]["authorizer"]["jwt"]["claims"]["clinic_id"] = json!("c-fault");
+    event["headers"]["idempotency-key"] = json!("k-kms-first");
+    assert_eq!(create.invoke(event.clone(), Default::default()).await.unwrap()["statusCode"], 202);
+    proxy.fail("GenerateDataKey");
+    event["headers"]["idempotency-key"] = json!("k-kms-second");
+    let answer = create.invoke(event.clone(), Default::default()).await.unwrap();
+    assert_eq!(answer["statusCode"], 503, "{answer}");
+    assert_eq!(answer["headers"]["content-type"], "application/problem+json");
+    let ddb = aws_sdk_dynamodb::Client::new(&stack.sdk);
+    assert_eq!(items(&ddb, &env["TABLE_NAME"], "NOTIF#").await, 1, "only the first was written");
+    proxy.heal("GenerateDataKey");
+    assert_eq!(create.invoke(event, Default::default()).await.unwrap()["statusCode"], 202);
+    assert_eq!(items(&ddb, &env["TABLE_NAME"], "NOTIF#").await, 2);
     stack.stop().await;
 }

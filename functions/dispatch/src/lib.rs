@@ -55,6 +55,15 @@ pub struct Dispatcher {
     receipt_mac: Option<vcare_crypto::KmsMac>,
 }
 
+/// A send made ready: the opened recipient and message, the adapter, and
+/// the receipt URL's query.
+struct Prepared<'a> {
+    recipient: vcare_domain::notification::Recipient,
+    message: vcare_domain::templates::Rendered,
+    adapter: &'a dyn Provider,
+    query: Option<String>,
+}
+
 /// What became of one queue message.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum Handled {
@@ -279,12 +288,13 @@ impl Dispatcher {
                 tokio::time::sleep(wait).await;
             }
             let attempt_id = ids::prefixed("att");
+            let prepared = self.prepare(&n, &attempt_id, channel, provider).await?;
             let Some((claimed, claimed_version)) =
                 self.claim((n, version), &attempt_id, channel, provider, now).await?
             else {
                 continue;
             };
-            let (outcome, cleaned) = self.send(&claimed, &attempt_id, channel, provider).await?;
+            let (outcome, cleaned) = self.send(&claimed, &attempt_id, channel, prepared).await?;
             match &outcome {
                 Outcome::Sent { .. } => {
                     tracing::info!(notification_id = %m.notification_id, attempt_id, channel = channel.as_str(), provider, "sent")
@@ -379,18 +389,35 @@ impl Dispatcher {
     /// Calls the provider. For push, every token of the adapter's platform
     /// is tried (sent if any took it); dead tokens come back as a new sealed
     /// recipient without them.
-    async fn send(
+    /// Everything a send needs from KMS — the recipient and the message
+    /// opened, the receipt URL signed — done *before* the attempt is
+    /// claimed: with KMS down the message fails and comes back with no
+    /// claim left behind to wait out.
+    async fn prepare(
         &self,
         n: &Notification,
         attempt_id: &str,
         channel: Channel,
         provider: &str,
-    ) -> Result<(Outcome, Option<Cleaned>), Error> {
+    ) -> Result<Prepared<'_>, Error> {
         let recipient = self.comms.open_recipient(n).await?;
-        let messages = self.comms.open_messages(n).await?;
-        let message = messages.get(&channel).ok_or("no message for the channel")?;
+        let mut messages = self.comms.open_messages(n).await?;
+        let message = messages.remove(&channel).ok_or("no message for the channel")?;
         let adapter =
             self.providers.iter().find(|p| p.channel() == channel && p.name() == provider).ok_or("provider gone")?;
+        let query = self.callback_query(n, attempt_id, adapter.as_ref()).await?;
+        Ok(Prepared { recipient, message, adapter: adapter.as_ref(), query })
+    }
+
+    async fn send(
+        &self,
+        n: &Notification,
+        attempt_id: &str,
+        channel: Channel,
+        prepared: Prepared<'_>,
+    ) -> Result<(Outcome, Option<Cleaned>), Error> {
+        let Prepared { recipient, message, adapter, query } = prepared;
+        let provider = adapter.name();
         let to: Vec<String> = match channel {
             Channel::Sms => recipient.phone.iter().cloned().collect(),
             Channel::Email => recipient.email.iter().cloned().collect(),
@@ -407,7 +434,6 @@ impl Dispatcher {
                 None,
             ));
         }
-        let query = self.callback_query(n, attempt_id, adapter.as_ref()).await?;
         let mut outcomes = Vec::with_capacity(to.len());
         for address in &to {
             let outgoing = Outgoing {
