@@ -14,6 +14,7 @@ mod problem;
 
 use axum::Router;
 use axum::extract::DefaultBodyLimit;
+use lambda_http::aws_lambda_events::apigw::ApiGatewayV2httpRequest;
 use lambda_http::request::LambdaRequest;
 use lambda_http::{Adapter, LambdaEvent};
 use tower::Service;
@@ -47,32 +48,39 @@ impl HttpFunction {
     }
 }
 
-/// The URI lambda_http will build from an API Gateway (2.0) event, as it
-/// builds it (`request.rs`: scheme from `x-forwarded-proto`, host header or
-/// domain name, the stage prefix, the raw query), or `None` where lambda_http
-/// would panic (`unwrap` / `expect` on a host, path or query that is not
-/// URI material). Found by fuzzing (`fuzz/fuzz_targets/http_edge.rs`).
-fn buildable_uri(event: &serde_json::Value) -> Option<http::Uri> {
-    let header = |name: &str| event["headers"].get(name).and_then(|v| v.as_str());
-    let host = header("host").or_else(|| event["requestContext"]["domainName"].as_str());
-    let raw_path = event["rawPath"].as_str().unwrap_or_default();
-    let path = match event["requestContext"]["stage"].as_str() {
+/// Whether lambda_http can turn this event into a request without
+/// panicking. It builds the URI with `unwrap`/`expect` (`request.rs`:
+/// scheme from `x-forwarded-proto`, the host header or domain name, the
+/// stage prefix, the raw query) and decodes a base64 body with `expect`;
+/// this does the same steps, the same way, but asks. Found by fuzzing
+/// (`fuzz/fuzz_targets/http_edge.rs`).
+fn convertible(ag: &ApiGatewayV2httpRequest) -> bool {
+    use base64::Engine;
+    let header = |name| ag.headers.get(name).and_then(|v: &http::HeaderValue| v.to_str().ok());
+    let host = header(http::header::HOST.as_str()).or(ag.request_context.domain_name.as_deref());
+    let raw_path = ag.raw_path.as_deref().unwrap_or_default();
+    let path = match ag.request_context.stage.as_deref() {
+        _ if std::env::var_os("AWS_LAMBDA_HTTP_IGNORE_STAGE_IN_PATH").is_some() => raw_path.to_owned(),
         Some(stage) if stage != "$default" && !raw_path.starts_with(&format!("/{stage}/")) => {
             format!("/{stage}{raw_path}")
         }
         _ => raw_path.to_owned(),
     };
-    let mut uri = match host {
-        None => url::Url::parse(&format!("http://localhost{path}")).ok()?.path().to_owned(),
+    let built = match host {
+        None => url::Url::parse(&format!("http://localhost{path}")).map(|u| u.path().to_owned()),
         Some(host) => url::Url::parse(&format!("{}://{host}{path}", header("x-forwarded-proto").unwrap_or("https")))
-            .ok()?
-            .to_string(),
+            .map(|u| u.to_string()),
     };
-    if let Some(query) = event["rawQueryString"].as_str().filter(|q| !q.is_empty()) {
+    let Ok(mut uri) = built else { return false };
+    if let Some(query) = ag.raw_query_string.as_deref().filter(|q| !q.is_empty()) {
         uri.push('?');
         uri.push_str(query);
     }
-    http::Uri::try_from(uri).ok()
+    let body_ok = match (&ag.body, ag.is_base64_encoded) {
+        (Some(body), true) => base64::engine::general_purpose::STANDARD.decode(body).is_ok(),
+        _ => true,
+    };
+    http::Uri::try_from(uri).is_ok() && body_ok
 }
 
 impl Function for HttpFunction {
@@ -83,9 +91,13 @@ impl Function for HttpFunction {
             if event.get("version").and_then(|v| v.as_str()) != Some("2.0") {
                 return Err("not an API Gateway HTTP API event (payload format 2.0)".into());
             }
-            if buildable_uri(&event).is_none() {
-                tracing::warn!("a request whose URI cannot be built was refused");
-                let problem = Problem::bad_request("the request's host, path or query is not a valid URI");
+            let request: LambdaRequest = serde_json::from_value(event)?;
+            let LambdaRequest::ApiGatewayV2(ag) = &request else {
+                return Err("not an API Gateway HTTP API event (payload format 2.0)".into());
+            };
+            if !convertible(ag) {
+                tracing::warn!("a request lambda_http cannot convert was refused");
+                let problem = Problem::bad_request("the request's host, path, query or body encoding is not valid");
                 return Ok(serde_json::json!({
                     "statusCode": problem.status.as_u16(),
                     "headers": {"content-type": "application/problem+json"},
@@ -94,7 +106,6 @@ impl Function for HttpFunction {
                     "cookies": [],
                 }));
             }
-            let request: LambdaRequest = serde_json::from_value(event)?;
             // The adapter itself is not `Send` (it is built for lambda_http's
             // single-threaded loop); only its future crosses the await.
             // Router is always ready, so no `poll_ready` is needed.
@@ -128,14 +139,28 @@ mod tests {
         let ok = f.invoke(event("api.example.org", "/x", "a=1"), Context::default()).await.unwrap();
         assert_eq!(ok["statusCode"], 200, "{ok}");
         // The first: the fuzzer's (a backtick in the host header).
-        for (host, path, query) in
+        let mut cases: Vec<_> =
             [("api.vcare.exampl`", "/x", ""), ("a b", "/x", ""), ("h:99999999", "/x", ""), ("h", "/x", "a=b c")]
-        {
-            let out = f.invoke(event(host, path, query), Context::default()).await.unwrap();
+                .into_iter()
+                .map(|(host, path, query)| event(host, path, query))
+                .collect();
+        // The header name in another case (found by the fuzzer too), and a
+        // body that claims base64 and is not.
+        let mut upper = event("ok", "/x", "");
+        upper["headers"] = json!({"Host": "api:99999999999.example"});
+        let mut body = event("api.example.org", "/x", "");
+        (body["body"], body["isBase64Encoded"]) = (json!("not base64!"), json!(true));
+        cases.extend([upper, body]);
+        for case in cases {
+            let out = f.invoke(case.clone(), Context::default()).await.unwrap();
+            let (host, path, query) = (&case["headers"], &case["rawPath"], &case["rawQueryString"]);
             assert_eq!(out["statusCode"], 400, "{host} {path} {query}: {out}");
             assert_eq!(out["headers"]["content-type"], "application/problem+json");
             let body: serde_json::Value = serde_json::from_str(out["body"].as_str().unwrap()).unwrap();
-            assert_eq!(body["detail"], "the request's host, path or query is not a valid URI", "names no value");
+            assert_eq!(
+                body["detail"], "the request's host, path, query or body encoding is not valid",
+                "names no value"
+            );
         }
         let v1 = json!({"version": "1.0", "path": "/x", "httpMethod": "GET", "headers": {}});
         assert!(f.invoke(v1, Context::default()).await.is_err(), "only payload 2.0");
