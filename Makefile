@@ -25,13 +25,7 @@ contract-fuzz: ## schemathesis against infra/openapi.yaml on a local gateway (VC
 package: ## every function as an arm64 Lambda zip in target/lambda (cargo-lambda + zig, installed into .venv-package)
 	./infra/scripts/package.sh $(ARGS)
 
-sam-fuzz:  ## every cargo-fuzz target, VCARE_FUZZ_SECONDS each (default 60); cargo-fuzz installed into .tools
-	./infra/scripts/fuzz.sh $(ARGS)
-
-contract-fuzz: ## schemathesis against infra/openapi.yaml on a local gateway (VCARE_FUZZ_EXAMPLES per operation, default 25)
-	./infra/scripts/contract-fuzz.sh $(ARGS)
-
-package: ## sam build (arm64) + sam package into a bucket on the loopback AWS endpoint: no account needed
+sam-package: ## sam build (arm64) + sam package into a bucket on the loopback AWS endpoint: no account needed
 	./infra/scripts/sam-package.sh $(ARGS)
 
 lint:  ## format, clippy, template, OpenAPI

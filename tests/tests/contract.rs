@@ -378,3 +378,29 @@ fn the_template_is_least_privilege_watched_and_rolled_out_safely() {
         assert!(text(policy).contains("aws:SecureTransport"), "{id} is TLS-only");
     }
 }
+
+/// Every `make <target>` the README names exists, and the Makefile has no
+/// target defined twice (make only warns, and runs the last one).
+#[test]
+fn every_make_target_the_readme_names_exists_once() {
+    let readme = std::fs::read_to_string(root().join("README.md")).unwrap();
+    let named: BTreeSet<&str> = readme
+        .split("make ")
+        .skip(1)
+        .filter_map(|rest| rest.split(|c: char| !(c.is_ascii_lowercase() || c == '-')).next())
+        .filter(|t| !t.is_empty() && !t.starts_with('-') && *t != "it")
+        .collect();
+    assert!(named.contains("sam-package") && named.contains("test"), "{named:?}");
+    let makefile = std::fs::read_to_string(root().join("Makefile")).unwrap();
+    let defined: Vec<&str> = makefile
+        .lines()
+        .filter_map(|l| l.split_once(':').map(|(t, _)| t))
+        .filter(|t| !t.contains([' ', '.', '\t']))
+        .collect();
+    for target in &named {
+        assert_eq!(defined.iter().filter(|t| *t == target).count(), 1, "make {target}: defined once in the Makefile");
+    }
+    let out = std::process::Command::new("make").arg("-n").args(&named).current_dir(root()).output().unwrap();
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(out.status.success() && !stderr.contains("warning"), "{stderr}");
+}
