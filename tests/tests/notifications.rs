@@ -23,8 +23,11 @@ fn request() -> Value {
 }
 
 impl Api {
+    /// The API without the queue's pollers: these tests read notifications
+    /// as accepted, before any dispatch (dispatch.rs sends them).
     async fn start() -> Self {
-        let stack = TestStack::start().await;
+        let template = vcare_tests::root().join("infra/template.yaml");
+        let stack = TestStack::start_with(template, &vcare_local::Registry::vcare(), |c| c.event_sources = false).await;
         let service = stack.token("svc-scheduler", Some("c1"), &["service"]);
         Self { stack, service }
     }

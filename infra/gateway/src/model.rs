@@ -38,6 +38,9 @@ pub struct SqsSource {
     pub queue_arn: String,
     pub batch_size: usize,
     pub report_failures: bool,
+    /// Batches in flight at once: Lambda starts with five concurrent
+    /// pollers, capped by `ScalingConfig.MaximumConcurrency`.
+    pub pollers: usize,
 }
 
 #[derive(Debug, Clone)]
@@ -136,6 +139,10 @@ pub fn functions(template: &Template, stack: &Stack, api: &HttpApi) -> Result<Ve
                     queue_arn: p["Queue"].as_str().unwrap_or_default().to_owned(),
                     batch_size: batch(10).clamp(1, 10),
                     report_failures: report,
+                    pollers: p["ScalingConfig"]["MaximumConcurrency"]
+                        .as_u64()
+                        .or_else(|| p["ScalingConfig"]["MaximumConcurrency"].as_str().and_then(|v| v.parse().ok()))
+                        .map_or(5, |max| max.clamp(1, 5) as usize),
                 }),
                 "DynamoDB" => {
                     let stream = p["Stream"].as_str().unwrap_or_default();

@@ -35,16 +35,18 @@ pub(crate) async fn start(
                         .ok_or_else(|| {
                             GatewayError::Template(format!("{}: queue {} is not local", source.name, source.queue_arn))
                         })?;
-                    let poller = SqsPoller {
-                        function: function.clone(),
-                        source: source.clone(),
-                        url: queue.reference.clone(),
-                        region: stack.region.clone(),
-                        sqs: aws_sdk_sqs::Client::new(sdk),
-                        retry_delay: config.retry_delay,
-                        wait: config.poll_wait,
-                    };
-                    tasks.spawn(until_stopped(stopped.clone(), poller.run()));
+                    for _ in 0..source.pollers {
+                        let poller = SqsPoller {
+                            function: function.clone(),
+                            source: source.clone(),
+                            url: queue.reference.clone(),
+                            region: stack.region.clone(),
+                            sqs: aws_sdk_sqs::Client::new(sdk),
+                            retry_delay: config.retry_delay,
+                            wait: config.poll_wait,
+                        };
+                        tasks.spawn(until_stopped(stopped.clone(), poller.run()));
+                    }
                 }
                 EventSource::Stream(source) => {
                     let poller = StreamPoller {
