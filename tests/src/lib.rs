@@ -113,6 +113,7 @@ impl TestStack {
 
     /// Any template and registry; `tune` adjusts the config before start.
     pub async fn start_with(template: PathBuf, registry: &Registry, tune: impl FnOnce(&mut GatewayConfig)) -> Self {
+        capture_logs();
         let sdk = sdk().await;
         let keys = TempDir::new();
         let mut config = config(template, &stack_name(), &keys.0);
@@ -225,4 +226,30 @@ pub fn run_script(path: &str, env: &[(&str, &str)]) -> String {
     let text = String::from_utf8_lossy(&out.stdout).into_owned();
     assert!(out.status.success(), "{path} failed:\n{text}\n{}", String::from_utf8_lossy(&out.stderr));
     text
+}
+
+/// With `VCARE_TEST_LOG_DIR` set (`make test` sets it), every log line of
+/// this test process — the functions', the gateway's, the SDK's, at
+/// production's level (info; debug for vcare's crates) — goes as JSON to
+/// `<dir>/<binary>-<pid>.jsonl`, which `infra/scripts/scan-test-logs.py`
+/// searches, after the suite, for the personal data and secrets the tests
+/// use. A test that installs its own subscriber first (logs.rs) keeps it.
+pub fn capture_logs() {
+    static ONCE: std::sync::Once = std::sync::Once::new();
+    ONCE.call_once(|| {
+        let Some(dir) = std::env::var_os("VCARE_TEST_LOG_DIR") else { return };
+        let dir = PathBuf::from(dir);
+        std::fs::create_dir_all(&dir).expect("log dir");
+        let binary = std::env::current_exe()
+            .ok()
+            .and_then(|p| p.file_stem().map(|s| s.to_string_lossy().into_owned()))
+            .unwrap_or_else(|| "tests".into());
+        let file = std::fs::File::create(dir.join(format!("{binary}-{}.jsonl", std::process::id()))).expect("log file");
+        let filter = "info,vcare=debug,vcare_local=debug,dispatch=debug,outbox_relay=debug,dlr_callback=debug";
+        let _ = tracing_subscriber::fmt()
+            .json()
+            .with_env_filter(tracing_subscriber::EnvFilter::new(filter))
+            .with_writer(std::sync::Mutex::new(file))
+            .try_init();
+    });
 }
