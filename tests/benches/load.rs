@@ -131,6 +131,8 @@ async fn soak_run(p: &Arc<Providers>, n: usize) {
     let table = stack.gateway.function("NotificationCreateFunction").unwrap().def.environment["TABLE_NAME"].clone();
     let statuses = async || {
         let mut counts = std::collections::BTreeMap::<String, usize>::new();
+        // Accept to final outcome, from the item's own clocks.
+        let mut latencies = Vec::new();
         let mut pages = ddb
             .scan()
             .table_name(&table)
@@ -142,10 +144,19 @@ async fn soak_run(p: &Arc<Providers>, n: usize) {
         while let Some(page) = pages.next().await {
             for item in page.unwrap().items() {
                 let status = item.get("status").and_then(|v| v.as_s().ok()).cloned().unwrap_or_default();
+                let at = |k: &str| {
+                    let v = item.get(k).and_then(|v| v.as_s().ok())?;
+                    chrono::DateTime::parse_from_rfc3339(v).ok()
+                };
+                if status != "queued"
+                    && let (Some(from), Some(to)) = (at("createdAt"), at("updatedAt"))
+                {
+                    latencies.push((to - from).to_std().unwrap_or_default());
+                }
                 *counts.entry(status).or_default() += 1;
             }
         }
-        counts
+        (counts, latencies)
     };
     // Watch the stand-in (in memory) rather than the table: a scan per tick
     // would load the local endpoint that the dispatchers need.
@@ -165,11 +176,11 @@ async fn soak_run(p: &Arc<Providers>, n: usize) {
         }
     }
     // Then the table: every outcome written (none left queued).
-    let counts = loop {
-        let counts = statuses().await;
+    let (counts, latencies) = loop {
+        let (counts, latencies) = statuses().await;
         let done = counts.iter().filter(|(s, _)| *s != "queued").map(|(_, c)| c).sum::<usize>();
         if done == total || Instant::now() > deadline {
-            break counts;
+            break (counts, latencies);
         }
         tokio::time::sleep(Duration::from_secs(1)).await;
     };
@@ -183,6 +194,10 @@ async fn soak_run(p: &Arc<Providers>, n: usize) {
         ms(elapsed),
         total as f64 / elapsed.as_secs_f64()
     );
+    if !latencies.is_empty() {
+        let (p50, p99, _, max) = stats(latencies);
+        println!("  accept to final outcome: p50 {} p99 {} max {}", ms(p50), ms(p99), ms(max));
+    }
     println!(
         "  statuses {counts:?}; gateway requests {requests}, 503s injected {failures_injected}, successful sends {successes}"
     );

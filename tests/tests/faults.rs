@@ -9,6 +9,7 @@ use serde_json::{Value, json};
 use vcare_runtime::Function;
 use vcare_tests::comms::{PHONE, Providers};
 use vcare_tests::proxy::{CountingProxy, Fault};
+use vcare_tests::standins::Reply;
 
 /// Items of a kind (`NOTIF#`, `IDEMP#`, `OUTBOX#`) for clinic c-fault.
 async fn items(ddb: &aws_sdk_dynamodb::Client, table: &str, prefix: &str) -> usize {
@@ -162,23 +163,29 @@ async fn dispatcher(
     (std::sync::Arc::new(d), env)
 }
 
+/// The stand-in providers, a stack without pollers (the test delivers),
+/// a proxy in front of the local endpoint, and `n` high-priority SMS
+/// notifications accepted under keys `k-{name}-{i}`.
+async fn rig(name: &str, sms: &str, n: usize) -> (Providers, vcare_tests::TestStack, CountingProxy, Vec<String>) {
+    let p = Providers::start().await;
+    let stack = vcare_tests::comms::quiet_stack(&p, sms, "ses").await;
+    let proxy = CountingProxy::start(&std::env::var("AWS_ENDPOINT_URL").unwrap()).await;
+    let mut ids = Vec::new();
+    for i in 0..n {
+        let body = vcare_tests::comms::body(&["sms"], "high");
+        ids.push(vcare_tests::comms::accept(&stack, &body, &format!("k-{name}-{i}")).await);
+    }
+    (p, stack, proxy, ids)
+}
+
 #[tokio::test]
 async fn throttled_and_failing_storage_under_a_redelivery_storm_sends_every_notification_once() {
     const N: usize = 30;
-    let p = Providers::start().await;
-    let stack = vcare_tests::comms::quiet_stack(&p, "gateway", "ses").await;
-    let proxy = CountingProxy::start(&std::env::var("AWS_ENDPOINT_URL").unwrap()).await;
+    let (p, stack, proxy, ids) = rig("storm", "gateway", N).await;
     // Two containers of dispatch; a claim left without an outcome is
     // written off after 2 s (the template says 120).
     let (a, env) = dispatcher(&stack, &proxy, &[("CLAIM_TIMEOUT_SECONDS", "2")]).await;
     let (b, _) = dispatcher(&stack, &proxy, &[("CLAIM_TIMEOUT_SECONDS", "2")]).await;
-    let mut ids = Vec::new();
-    for i in 0..N {
-        ids.push(
-            vcare_tests::comms::accept(&stack, &vcare_tests::comms::body(&["sms"], "high"), &format!("k-storm-{i}"))
-                .await,
-        );
-    }
 
     // A third of the reads throttled; a fifth of the writes carried out and
     // then answered with a 500 (the write happened; dispatch is told it did
@@ -222,17 +229,8 @@ async fn throttled_and_failing_storage_under_a_redelivery_storm_sends_every_noti
 
 #[tokio::test]
 async fn kms_failing_mid_run_holds_sends_and_accepts_back_and_loses_nothing() {
-    let p = Providers::start().await;
-    let stack = vcare_tests::comms::quiet_stack(&p, "gateway", "ses").await;
-    let proxy = CountingProxy::start(&std::env::var("AWS_ENDPOINT_URL").unwrap()).await;
+    let (p, stack, proxy, ids) = rig("kms", "gateway", 5).await;
     let (d, env) = dispatcher(&stack, &proxy, &[]).await;
-    let mut ids = Vec::new();
-    for i in 0..5 {
-        ids.push(
-            vcare_tests::comms::accept(&stack, &vcare_tests::comms::body(&["sms"], "high"), &format!("k-kms-{i}"))
-                .await,
-        );
-    }
     let sqs = aws_sdk_sqs::Client::new(&stack.sdk);
     let url = &env["DISPATCH_QUEUE_URL"];
 
@@ -294,5 +292,95 @@ async fn kms_failing_mid_run_holds_sends_and_accepts_back_and_loses_nothing() {
     proxy.heal("GenerateDataKey");
     assert_eq!(create.invoke(event, Default::default()).await.unwrap()["statusCode"], 202);
     assert_eq!(items(&ddb, &env["TABLE_NAME"], "NOTIF#").await, 2);
+    stack.stop().await;
+}
+
+#[tokio::test]
+async fn a_burst_of_provider_429s_and_5xx_is_waited_out_or_failed_over_and_each_notification_sent_once() {
+    const N: usize = 40;
+    const BURST: usize = 100;
+    let (p, stack, proxy, ids) = rig("burst", "gateway,twilio", N).await;
+    // The gateway's next 100 answers: 20 rate-limited with Retry-After, then
+    // 80 unavailable. Twilio is the second SMS provider.
+    p.gateway.script((0..BURST).map(|i| {
+        if i < 20 {
+            Reply::json(429, json!({"error": "too many requests"})).header("retry-after", "1")
+        } else {
+            Reply::json(503, json!({"error": "unavailable"}))
+        }
+    }));
+    let (d, env) = dispatcher(&stack, &proxy, &[]).await;
+    let started = std::time::Instant::now();
+    drain(&aws_sdk_sqs::Client::new(&stack.sdk), &env["DISPATCH_QUEUE_URL"], |event| {
+        let d = d.clone();
+        async move { failed_ids(&d.batch(event).await) }
+    })
+    .await;
+
+    // Every notification sent once: one successful answer each, from one
+    // provider or the other; the burst's refusals on top. A notification
+    // leaves the gateway after its third refusal, so with 100 refusals for
+    // 40 at least 20 went to Twilio.
+    let gateway = p.gateway.requests();
+    let (refused, gateway_sent) = (gateway.len().min(BURST), gateway.len().saturating_sub(BURST));
+    let twilio_sent = p.twilio.requests().len();
+    println!(
+        "{N} notifications: {refused} gateway refusals, {gateway_sent} gateway sends, {twilio_sent} failed over to Twilio, {:?}",
+        started.elapsed()
+    );
+    assert_eq!(refused, BURST);
+    assert_eq!(gateway_sent + twilio_sent, N, "one successful send per notification");
+    assert!(twilio_sent >= BURST - 2 * N, "failed over after three refusals: {twilio_sent}");
+    let mut references = std::collections::HashSet::new();
+    for r in &gateway[BURST..] {
+        assert!(references.insert(r.json()["reference"].as_str().unwrap().to_owned()));
+    }
+    let mut waited = 0;
+    for id in &ids {
+        let n = vcare_tests::comms::get(&stack, id).await;
+        assert_eq!(n["status"], "sent", "{n}");
+        let attempts = n["attempts"].as_array().unwrap();
+        assert_eq!(attempts.iter().filter(|a| a["status"] == "sent").count(), 1, "{n}");
+        // A rate-limited attempt's retry waited its Retry-After (the queue's delay).
+        for pair in attempts.windows(2) {
+            if pair[0]["error"].as_str().is_some_and(|e| e.contains("429")) {
+                waited += 1;
+                let gap = chrono::DateTime::parse_from_rfc3339(pair[1]["at"].as_str().unwrap()).unwrap()
+                    - chrono::DateTime::parse_from_rfc3339(pair[0]["at"].as_str().unwrap()).unwrap();
+                assert!(gap >= chrono::Duration::milliseconds(900), "Retry-After honoured: {gap}");
+            }
+        }
+    }
+    assert!(waited > 0, "some attempts were rate-limited and retried");
+    stack.stop().await;
+}
+
+#[tokio::test]
+async fn a_claim_whose_write_answered_500_after_it_happened_is_read_back_and_used_not_waited_out() {
+    let (p, stack, proxy, ids) = rig("ambiguous", "gateway", 1).await;
+    // The template's claim timeout (120 s): a claim waited out would not be
+    // written off within this test.
+    let (d, env) = dispatcher(&stack, &proxy, &[]).await;
+    let sqs = aws_sdk_sqs::Client::new(&stack.sdk);
+    let url = &env["DISPATCH_QUEUE_URL"];
+
+    // Every write happens and is answered 500: the claim, then the outcome.
+    proxy.inject("TransactWriteItems", Fault::ErrorAfterWrite, 100);
+    let failed = |event| {
+        let d = d.clone();
+        async move { failed_ids(&d.batch(event).await) }
+    };
+    assert_eq!(deliver_once(&sqs, url, &failed).await, 1);
+    // (The SDK retries each write; its retries meet the moved-on version.)
+    assert!(proxy.injected("TransactWriteItems") >= 2, "the claim and the outcome were both answered 500");
+    assert_eq!(p.gateway.requests().len(), 1, "the claim was read back and the SMS sent at once");
+
+    // The redelivery (the outcome's write failed too) finds it sent.
+    proxy.heal("TransactWriteItems");
+    drain(&sqs, url, failed).await;
+    assert_eq!(p.gateway.requests().len(), 1, "sent once");
+    let n = vcare_tests::comms::get(&stack, &ids[0]).await;
+    assert_eq!(n["status"], "sent", "{n}");
+    assert_eq!(n["attempts"].as_array().unwrap().len(), 1, "one attempt, none written off: {n}");
     stack.stop().await;
 }

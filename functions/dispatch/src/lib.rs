@@ -345,6 +345,10 @@ impl Dispatcher {
 
     /// Claims a route before calling its provider: a version-checked write
     /// of a `sending` attempt. `None`: someone else changed the notification.
+    /// A write that failed may still have happened (a 500 or a timeout after
+    /// the commit, and the SDK's retry then finds the version moved on): the
+    /// attempt id tells, so the claim is read back and used rather than
+    /// waited out and written off as a failed try.
     async fn claim(
         &self,
         known: (Notification, u64),
@@ -353,8 +357,12 @@ impl Dispatcher {
         provider: &str,
         now: DateTime<Utc>,
     ) -> Result<Option<(Notification, u64)>, Error> {
+        let ours = |n: &Notification| {
+            n.attempts.last().is_some_and(|a| a.attempt_id == attempt_id && a.status == Status::Sending)
+        };
+        let (clinic, id) = (known.0.clinic_id.clone(), known.0.notification_id.clone());
         let version_seen = known.0.clone();
-        let result = self
+        let written = self
             .comms
             .store
             .update_from(known, |current| {
@@ -381,14 +389,20 @@ impl Dispatcher {
                 next.updated_at = now;
                 Some((next, Vec::new()))
             })
-            .await?;
-        let (n, version, changed) = result;
-        Ok(changed.then_some((n, version)))
+            .await;
+        let current = match written {
+            Ok((n, version, true)) => return Ok(Some((n, version))),
+            Ok((n, version, false)) => Some((n, version)),
+            Err(e) => match self.comms.store.get(&clinic, &id).await? {
+                Some(current) if ours(&current.0) => Some(current),
+                _ => return Err(e.into()),
+            },
+        };
+        Ok(current.filter(|(n, _)| ours(n)).inspect(|_| {
+            tracing::info!(notification_id = %id, attempt_id, "the claim was written though its write was answered with an error");
+        }))
     }
 
-    /// Calls the provider. For push, every token of the adapter's platform
-    /// is tried (sent if any took it); dead tokens come back as a new sealed
-    /// recipient without them.
     /// Everything a send needs from KMS — the recipient and the message
     /// opened, the receipt URL signed — done *before* the attempt is
     /// claimed: with KMS down the message fails and comes back with no
@@ -409,6 +423,9 @@ impl Dispatcher {
         Ok(Prepared { recipient, message, adapter: adapter.as_ref(), query })
     }
 
+    /// Calls the provider. For push, every token of the adapter's platform
+    /// is tried (sent if any took it); dead tokens come back as a new sealed
+    /// recipient without them.
     async fn send(
         &self,
         n: &Notification,
