@@ -15,16 +15,15 @@ use axum::extract::{Path, State};
 use axum::http::StatusCode;
 use axum::routing::post;
 use axum::{Json, Router};
-use serde::Deserialize;
 use serde_json::{Value, json};
 use vcare_aws::SdkConfig;
-use vcare_care::{Care, participant_only, store_problem};
+use vcare_care::{Care, participant_only, rejected, store_problem};
 use vcare_domain::events::{DomainEvent, IMAGE_SHARED};
 use vcare_domain::ids;
+use vcare_domain::requests::UploadRequest;
 use vcare_http::{ApiJson, Caller, HttpFunction, Problem};
 use vcare_runtime::Env;
 
-pub const MAX_IMAGE_BYTES: u64 = 20 * 1024 * 1024;
 const MAX_UPLOAD_SECONDS: u64 = 15 * 60;
 
 pub struct Images {
@@ -57,33 +56,6 @@ pub async fn function(env: &Env, sdk: &SdkConfig) -> Result<HttpFunction, vcare_
     Ok(HttpFunction::new(router(Arc::new(images))))
 }
 
-#[derive(Debug, Clone, Copy, Deserialize, PartialEq, Eq)]
-enum ContentType {
-    #[serde(rename = "image/jpeg")]
-    Jpeg,
-    #[serde(rename = "image/png")]
-    Png,
-    #[serde(rename = "application/dicom")]
-    Dicom,
-}
-
-impl ContentType {
-    fn as_str(self) -> &'static str {
-        match self {
-            Self::Jpeg => "image/jpeg",
-            Self::Png => "image/png",
-            Self::Dicom => "application/dicom",
-        }
-    }
-}
-
-#[derive(Debug, Deserialize)]
-#[serde(rename_all = "camelCase", deny_unknown_fields)]
-struct UploadRequest {
-    content_type: ContentType,
-    size_bytes: u64,
-}
-
 fn presign_failed<E: std::fmt::Display>(e: E) -> Problem {
     tracing::error!(error = %e, "presigning failed");
     Problem::service_unavailable("image storage is unavailable; try again")
@@ -95,9 +67,7 @@ async fn upload(
     Path(room_id): Path<String>,
     ApiJson(body): ApiJson<UploadRequest>,
 ) -> Result<(StatusCode, Json<Value>), Problem> {
-    if !(1..=MAX_IMAGE_BYTES).contains(&body.size_bytes) {
-        return Err(Problem::bad_request(format!("sizeBytes: 1 to {MAX_IMAGE_BYTES}")));
-    }
+    let body = body.validate().map_err(rejected)?;
     let (room, standing) = images.care.room_for(&caller, &room_id).await?;
     participant_only(standing)?;
     let image_id = ids::prefixed("img");

@@ -10,44 +10,14 @@ use axum::extract::{Path, State};
 use axum::http::StatusCode;
 use axum::routing::post;
 use axum::{Json, Router};
-use serde::Deserialize;
 use serde_json::json;
 use vcare_aws::SdkConfig;
-use vcare_care::{Care, participant_only, store_problem};
+use vcare_care::{Care, participant_only, rejected, store_problem};
 use vcare_domain::events::{DomainEvent, ISSUE_REPORTED};
 use vcare_domain::ids;
+use vcare_domain::requests::IssueReport;
 use vcare_http::{ApiJson, Caller, HttpFunction, Problem};
 use vcare_runtime::Env;
-
-pub const MAX_DESCRIPTION_CHARS: usize = 2000;
-
-#[derive(Debug, Clone, Copy, Deserialize)]
-#[serde(rename_all = "lowercase")]
-pub enum IssueType {
-    Audio,
-    Video,
-    Connection,
-    Other,
-}
-
-impl IssueType {
-    pub fn as_str(self) -> &'static str {
-        match self {
-            Self::Audio => "audio",
-            Self::Video => "video",
-            Self::Connection => "connection",
-            Self::Other => "other",
-        }
-    }
-}
-
-#[derive(Debug, Deserialize)]
-#[serde(rename_all = "camelCase", deny_unknown_fields)]
-struct Report {
-    issue_type: IssueType,
-    #[serde(default)]
-    description: Option<String>,
-}
 
 pub fn router(care: Arc<Care>) -> Router {
     Router::new().route("/v1/virtual-care/rooms/{room_id}/issues", post(report)).with_state(care)
@@ -61,16 +31,13 @@ async fn report(
     State(care): State<Arc<Care>>,
     caller: Caller,
     Path(room_id): Path<String>,
-    ApiJson(body): ApiJson<Report>,
+    ApiJson(body): ApiJson<IssueReport>,
 ) -> Result<(StatusCode, Json<serde_json::Value>), Problem> {
-    let description = body.description.unwrap_or_default();
-    if description.chars().count() > MAX_DESCRIPTION_CHARS {
-        return Err(Problem::bad_request(format!("description: at most {MAX_DESCRIPTION_CHARS} characters")));
-    }
+    let (issue_type, description) = body.validate().map_err(rejected)?;
     let (room, standing) = care.room_for(&caller, &room_id).await?;
     participant_only(standing)?;
     let issue_id = ids::prefixed("iss");
-    let issue_type = body.issue_type.as_str().to_owned();
+    let issue_type = issue_type.as_str().to_owned();
     let now = care.now();
     let event = DomainEvent::new(
         ISSUE_REPORTED,

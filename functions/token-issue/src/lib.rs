@@ -12,10 +12,10 @@ use axum::extract::{Path, State};
 use axum::http::StatusCode;
 use axum::routing::post;
 use axum::{Json, Router};
-use serde::Deserialize;
 use serde_json::json;
 use vcare_aws::SdkConfig;
 use vcare_care::tokens::JoinToken;
+use vcare_domain::requests::TokenRequest;
 use vcare_domain::room::{NotJoinable, Standing};
 use vcare_http::{Caller, HttpFunction, Problem, Role, json_or_default};
 use vcare_runtime::{Env, Error};
@@ -41,12 +41,6 @@ pub fn router(issuer: Arc<TokenIssuer>) -> Router {
 
 pub async fn function(env: &Env, sdk: &SdkConfig) -> Result<HttpFunction, Error> {
     Ok(HttpFunction::new(router(Arc::new(issuer(env, sdk).await?))))
-}
-
-#[derive(Debug, Default, Deserialize)]
-#[serde(rename_all = "camelCase", deny_unknown_fields)]
-struct TokenRequest {
-    user_id: Option<String>,
 }
 
 async fn issue(

@@ -8,6 +8,7 @@ pub mod ids;
 pub mod jitsi;
 pub mod notification;
 pub mod receipt;
+pub mod requests;
 pub mod room;
 pub mod templates;
 

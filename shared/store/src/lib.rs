@@ -31,7 +31,7 @@ pub use checkpoint::Checkpoints;
 pub use notifications::{Accepted, NotificationStore};
 pub use outbox::{OutboxRecord, OutboxStore};
 pub use receipts::{Applied, KeptReceipt};
-pub use rooms::{Created, HistoryPage, RoomStore, start_bucket};
+pub use rooms::{Created, HistoryPage, RoomStore, decode_cursor, start_bucket};
 
 /// How long an outbox record stays after it was written (TTL), published or
 /// not; the relay's sweep runs far more often.

@@ -337,7 +337,7 @@ fn encode_cursor(key: &Item) -> String {
 }
 
 /// A cursor is accepted only if it is one this store made for this user.
-fn decode_cursor(cursor: &str, partition: &str, clinic: &str) -> Result<Item, StoreError> {
+pub fn decode_cursor(cursor: &str, partition: &str, clinic: &str) -> Result<Item, StoreError> {
     let bytes = URL_SAFE_NO_PAD.decode(cursor).map_err(|_| StoreError::BadCursor)?;
     let map: HashMap<String, String> = serde_json::from_slice(&bytes).map_err(|_| StoreError::BadCursor)?;
     let ok = map.len() == 4
