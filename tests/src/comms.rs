@@ -2,7 +2,10 @@
 //! notifications made directly in the store (no queue message), waiting for
 //! a status.
 
+use std::collections::HashMap;
 use std::time::Duration;
+
+use aws_sdk_dynamodb::types::AttributeValue as V;
 
 use serde_json::{Value, json};
 use vcare_comms::{Comms, DispatchMessage};
@@ -102,10 +105,26 @@ pub async fn quiet_stack(p: &Providers, sms: &str, email: &str) -> TestStack {
     stack_tuned(p, sms, email, |c| c.event_sources = false).await
 }
 
+/// [`stack`] whose functions make their AWS calls through `endpoint` (a
+/// fault-injecting proxy in front of the local endpoint).
+pub async fn stack_through(p: &Providers, sms: &str, email: &str, endpoint: &str) -> TestStack {
+    build_stack(p, sms, email, Some(endpoint), |_| {}).await
+}
+
 async fn stack_tuned(
     p: &Providers,
     sms: &str,
     email: &str,
+    tune: impl FnOnce(&mut vcare_local::GatewayConfig),
+) -> TestStack {
+    build_stack(p, sms, email, None, tune).await
+}
+
+async fn build_stack(
+    p: &Providers,
+    sms: &str,
+    email: &str,
+    endpoint: Option<&str>,
     tune: impl FnOnce(&mut vcare_local::GatewayConfig),
 ) -> TestStack {
     let params = [
@@ -132,7 +151,8 @@ async fn stack_tuned(
         ("QuietHours", "0-0".to_owned()),
         ("DlrCallbackBaseUrl", PUBLIC_BASE.to_owned()),
     ];
-    TestStack::start_with(crate::root().join("infra/template.yaml"), &vcare_local::Registry::vcare(), |c| {
+    let (template, registry) = (crate::root().join("infra/template.yaml"), vcare_local::Registry::vcare());
+    TestStack::start_through(template, &registry, endpoint, |c| {
         for (k, v) in params {
             c.parameters.insert(k.into(), v);
         }
@@ -263,4 +283,56 @@ pub async fn stored_with(
         "{accepted:?}"
     );
     DispatchMessage { clinic_id: "c1".into(), notification_id: id }
+}
+
+/// Every item of a notification's partition whose sort key starts so.
+pub async fn partition_items(stack: &TestStack, notification_id: &str, prefix: &str) -> Vec<HashMap<String, V>> {
+    let db = aws_sdk_dynamodb::Client::new(&stack.sdk);
+    let table = stack.gateway.resource("Table").unwrap().reference.clone();
+    db.query()
+        .table_name(table)
+        .key_condition_expression("pk = :pk AND begins_with(sk, :p)")
+        .expression_attribute_values(":pk", V::S(format!("NOTIF#c1#{notification_id}")))
+        .expression_attribute_values(":p", V::S(prefix.into()))
+        .consistent_read(true)
+        .send()
+        .await
+        .unwrap()
+        .items
+        .unwrap_or_default()
+}
+
+/// The outbox events of a notification, by type (each checked against the catalogue).
+pub async fn outbox_events(stack: &TestStack, notification_id: &str) -> Vec<String> {
+    let db = aws_sdk_dynamodb::Client::new(&stack.sdk);
+    let table = stack.gateway.resource("Table").unwrap().reference.clone();
+    let mut out = Vec::new();
+    let mut start = None;
+    loop {
+        let page = db
+            .scan()
+            .table_name(&table)
+            .filter_expression("kind = :k AND aggregateId = :a")
+            .expression_attribute_values(":k", V::S("outbox".into()))
+            .expression_attribute_values(":a", V::S(notification_id.into()))
+            .consistent_read(true)
+            .set_exclusive_start_key(start)
+            .send()
+            .await
+            .unwrap();
+        for item in page.items.unwrap_or_default() {
+            if let Some(V::S(e)) = item.get("event") {
+                crate::catalogue::validate(&serde_json::from_str(e).unwrap()).unwrap_or_else(|e| panic!("{e}"));
+            }
+            if let Some(V::S(t)) = item.get("eventType") {
+                out.push(t.trim_start_matches("communication.notification.").to_owned());
+            }
+        }
+        start = page.last_evaluated_key;
+        if start.is_none() {
+            break;
+        }
+    }
+    out.sort();
+    out
 }

@@ -113,12 +113,28 @@ impl TestStack {
 
     /// Any template and registry; `tune` adjusts the config before start.
     pub async fn start_with(template: PathBuf, registry: &Registry, tune: impl FnOnce(&mut GatewayConfig)) -> Self {
+        Self::start_through(template, registry, None, tune).await
+    }
+
+    /// [`Self::start_with`], the functions' AWS calls going to `endpoint`
+    /// (a fault-injecting proxy) when given; the test's own `sdk` still
+    /// goes straight to the local endpoint.
+    pub async fn start_through(
+        template: PathBuf,
+        registry: &Registry,
+        endpoint: Option<&str>,
+        tune: impl FnOnce(&mut GatewayConfig),
+    ) -> Self {
         capture_logs();
         let sdk = sdk().await;
+        let functions_sdk = match endpoint {
+            Some(url) => sdk_via(url).await,
+            None => sdk.clone(),
+        };
         let keys = TempDir::new();
         let mut config = config(template, &stack_name(), &keys.0);
         tune(&mut config);
-        let gateway = Gateway::start(config, registry, &sdk).await.expect("gateway starts");
+        let gateway = Gateway::start(config, registry, &functions_sdk).await.expect("gateway starts");
         let base = format!("http://{}", gateway.addr);
         Self { gateway, sdk, base, http: reqwest::Client::new(), issuer: DevIssuer::new(&keys.0), _keys: keys }
     }

@@ -384,3 +384,82 @@ async fn a_claim_whose_write_answered_500_after_it_happened_is_read_back_and_use
     assert_eq!(n["attempts"].as_array().unwrap().len(), 1, "one attempt, none written off: {n}");
     stack.stop().await;
 }
+
+/// Delivery receipts while storage and KMS falter. The provider sees a 503
+/// problem (which it retries), never a 401 or a 4xx (which it would not);
+/// each raw receipt is kept once, each notification ends `delivered`, and
+/// its delivered event exists once.
+#[tokio::test]
+async fn receipts_while_storage_and_kms_falter_are_answered_503_retried_and_counted_once() {
+    use vcare_tests::comms::{PUBLIC_BASE, accept, body, get, outbox_events, partition_items, wait_for};
+    const N: usize = 10;
+    let p = Providers::start().await;
+    let proxy = std::sync::Arc::new(CountingProxy::start(&std::env::var("AWS_ENDPOINT_URL").unwrap()).await);
+    let stack = std::sync::Arc::new(vcare_tests::comms::stack_through(&p, "gateway", "ses", &proxy.url).await);
+    let mut sent = Vec::new();
+    for i in 0..N {
+        let id = accept(&stack, &body(&["sms"], "high"), &format!("k-dlr-{i}")).await;
+        wait_for(&stack, &id, "sent", std::time::Duration::from_secs(30)).await;
+        let request = p.gateway.requests().last().unwrap().json();
+        let url = request["callbackUrl"].as_str().unwrap().replacen(PUBLIC_BASE, &stack.base, 1);
+        sent.push((id, url, request["reference"].as_str().unwrap().to_owned()));
+    }
+
+    // Half of the writes happen and lose their answer; half of the KMS
+    // checks of the receipt's `sig` fail. The SDK retries each call.
+    for op in ["TransactWriteItems", "PutItem"] {
+        proxy.inject(op, Fault::ErrorAfterWrite, 50);
+    }
+    proxy.inject("VerifyMac", Fault::Error, 50);
+    // Each provider posts ACCEPTD, DELIVRD and DELIVRD again, retrying
+    // what is not a 204, as gateways do.
+    let mut providers = tokio::task::JoinSet::new();
+    for (_, url, reference) in sent.clone() {
+        let stack = stack.clone();
+        providers.spawn(async move {
+            let mut answers = std::collections::BTreeMap::<u16, usize>::new();
+            for status in ["ACCEPTD", "DELIVRD", "DELIVRD"] {
+                let receipt = json!({"messageId": "gw-msg", "reference": reference, "status": status, "err": "000"});
+                for tries in 1.. {
+                    let (code, content_type, out) = stack.send(stack.http.post(&url).json(&receipt)).await;
+                    *answers.entry(code).or_default() += 1;
+                    if code == 204 {
+                        break;
+                    }
+                    assert_eq!(code, 503, "a faltering dependency is a 503 the provider retries: {out}");
+                    assert_eq!(content_type, "application/problem+json");
+                    assert!(tries < 20, "{status} never taken");
+                }
+            }
+            answers
+        });
+    }
+    let mut answers = std::collections::BTreeMap::<u16, usize>::new();
+    while let Some(a) = providers.join_next().await {
+        for (code, n) in a.unwrap() {
+            *answers.entry(code).or_default() += n;
+        }
+    }
+    let lost = proxy.injected("TransactWriteItems") + proxy.injected("PutItem");
+    let kms = proxy.injected("VerifyMac");
+    println!(
+        "{N} notifications, {} receipts: answers {answers:?}; {lost} writes lost their answer, {kms} VerifyMac failed",
+        N * 3
+    );
+    assert!(lost > 0 && kms > 0, "faults were injected");
+    assert!(answers.get(&503).is_some_and(|n| *n > 0), "some reached the provider as 503: {answers:?}");
+    assert_eq!(answers[&204], N * 3, "every receipt taken once in the end");
+
+    // The count, with the store healthy again.
+    for op in ["TransactWriteItems", "PutItem", "VerifyMac"] {
+        proxy.heal(op);
+    }
+    for (id, _, _) in &sent {
+        let n = get(&stack, id).await;
+        assert_eq!(n["status"], "delivered", "{n}");
+        assert_eq!(partition_items(&stack, id, "RECEIPT#").await.len(), 2, "ACCEPTD and DELIVRD kept once each");
+        let events = outbox_events(&stack, id).await;
+        assert_eq!(events.iter().filter(|e| *e == "delivered").count(), 1, "{events:?}");
+    }
+    std::sync::Arc::try_unwrap(stack).ok().expect("providers done").stop().await;
+}

@@ -13,7 +13,8 @@ use vcare_providers::receipts::{VonageSigning, twilio_signature, vonage_signatur
 use vcare_runtime::metrics::counted;
 use vcare_tests::TestStack;
 use vcare_tests::comms::{
-    PUBLIC_BASE, Providers, TWILIO_TOKEN, VONAGE_SIGNATURE_SECRET, accept, body, get, stored, wait_for,
+    PUBLIC_BASE, Providers, TWILIO_TOKEN, VONAGE_SIGNATURE_SECRET, accept, body, get, outbox_events as events,
+    partition_items as items, stored, wait_for,
 };
 use vcare_tests::standins::Reply;
 
@@ -43,58 +44,6 @@ async fn post_form(stack: &TestStack, url: &str, params: &[(String, String)], he
         req = req.header(*k, v);
     }
     stack.send(req).await.0
-}
-
-/// Every item of a notification's partition whose sort key starts so.
-async fn items(stack: &TestStack, notification_id: &str, prefix: &str) -> Vec<HashMap<String, V>> {
-    let db = aws_sdk_dynamodb::Client::new(&stack.sdk);
-    let table = stack.gateway.resource("Table").unwrap().reference.clone();
-    db.query()
-        .table_name(table)
-        .key_condition_expression("pk = :pk AND begins_with(sk, :p)")
-        .expression_attribute_values(":pk", V::S(format!("NOTIF#c1#{notification_id}")))
-        .expression_attribute_values(":p", V::S(prefix.into()))
-        .consistent_read(true)
-        .send()
-        .await
-        .unwrap()
-        .items
-        .unwrap_or_default()
-}
-
-/// The outbox events of a notification, by type (each checked against the catalogue).
-async fn events(stack: &TestStack, notification_id: &str) -> Vec<String> {
-    let db = aws_sdk_dynamodb::Client::new(&stack.sdk);
-    let table = stack.gateway.resource("Table").unwrap().reference.clone();
-    let mut out = Vec::new();
-    let mut start = None;
-    loop {
-        let page = db
-            .scan()
-            .table_name(&table)
-            .filter_expression("kind = :k AND aggregateId = :a")
-            .expression_attribute_values(":k", V::S("outbox".into()))
-            .expression_attribute_values(":a", V::S(notification_id.into()))
-            .consistent_read(true)
-            .set_exclusive_start_key(start)
-            .send()
-            .await
-            .unwrap();
-        for item in page.items.unwrap_or_default() {
-            if let Some(V::S(e)) = item.get("event") {
-                vcare_tests::catalogue::validate(&serde_json::from_str(e).unwrap()).unwrap_or_else(|e| panic!("{e}"));
-            }
-            if let Some(V::S(t)) = item.get("eventType") {
-                out.push(t.trim_start_matches("communication.notification.").to_owned());
-            }
-        }
-        start = page.last_evaluated_key;
-        if start.is_none() {
-            break;
-        }
-    }
-    out.sort();
-    out
 }
 
 fn count(events: &[String], kind: &str) -> usize {
