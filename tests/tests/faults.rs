@@ -463,3 +463,66 @@ async fn receipts_while_storage_and_kms_falter_are_answered_503_retried_and_coun
     }
     std::sync::Arc::try_unwrap(stack).ok().expect("providers done").stop().await;
 }
+
+/// The virtual-care routes while storage falters: a throttled read is a
+/// 503 (never a 404 or 403 that would tell the caller the room is not
+/// theirs), and a room whose write happened but lost its answer is one
+/// room with one created event when the caller retries.
+#[tokio::test]
+async fn virtual_care_while_storage_falters_answers_503_and_a_retried_create_makes_one_room() {
+    let p = Providers::start().await;
+    let proxy = CountingProxy::start(&std::env::var("AWS_ENDPOINT_URL").unwrap()).await;
+    let stack = vcare_tests::comms::stack_through(&p, "gateway", "ses", &proxy.url).await;
+    let doctor = stack.token("u-doc", Some("c1"), &["doctor"]);
+    let start = chrono::Utc::now() + chrono::Duration::minutes(5);
+    let body = json!({
+        "appointmentId": "apt-fault",
+        "scheduledStart": start.to_rfc3339(), "scheduledEnd": (start + chrono::Duration::minutes(30)).to_rfc3339(),
+        "participants": [{"userId": "u-doc", "role": "doctor", "displayName": "Dr. Amini"}],
+    });
+    let rooms = format!("{}/v1/virtual-care/rooms", stack.base);
+    let create = || stack.send(stack.http.post(&rooms).bearer_auth(&doctor).json(&body));
+
+    // Every write of the room happens and loses its answer (the SDK's
+    // retries too): the caller is told to retry.
+    proxy.inject("TransactWriteItems", Fault::ErrorAfterWrite, 100);
+    let (status, content_type, out) = create().await;
+    assert_eq!((status, content_type.as_str()), (503, "application/problem+json"), "{out}");
+    assert!(!out.to_string().contains("Amini"), "no personal data in the error: {out}");
+    proxy.heal("TransactWriteItems");
+    let (status, _, room) = create().await;
+    assert_eq!(status, 200, "the retry finds the room its first try made: {room}");
+    let (again, _, same) = create().await;
+    assert_eq!((again, &same["roomId"]), (200, &room["roomId"]));
+    let ddb = aws_sdk_dynamodb::Client::new(&stack.sdk);
+    let table = stack.gateway.resource("Table").unwrap().reference.clone();
+    let scan = ddb.scan().table_name(&table).send().await.unwrap();
+    let of = |prefix: &str| {
+        scan.items()
+            .iter()
+            .filter(|i| {
+                i["pk"].as_s().is_ok_and(|pk| pk.starts_with(prefix)) && i["sk"].as_s().is_ok_and(|s| s == "ROOM")
+            })
+            .count()
+    };
+    assert_eq!(of("ROOM#c1#"), 1, "one room");
+    let created = scan
+        .items()
+        .iter()
+        .filter(|i| i.get("eventType").and_then(|v| v.as_s().ok()).is_some_and(|t| t.ends_with("room.created")))
+        .count();
+    assert_eq!(created, 1, "one room.created event");
+
+    // Reads throttled: 503, never "not yours".
+    let room_id = room["roomId"].as_str().unwrap();
+    proxy.inject("GetItem", Fault::Throttle, 100);
+    let tokens = format!("{rooms}/{room_id}/tokens");
+    let (status, content_type, out) = stack.send(stack.http.post(&tokens).bearer_auth(&doctor).json(&json!({}))).await;
+    assert_eq!((status, content_type.as_str()), (503, "application/problem+json"), "{out}");
+    let (status, _, out) = stack.get(&format!("/v1/virtual-care/rooms/{room_id}"), Some(&doctor)).await;
+    assert_eq!(status, 503, "{out}");
+    proxy.heal("GetItem");
+    let (status, _, token) = stack.send(stack.http.post(&tokens).bearer_auth(&doctor).json(&json!({}))).await;
+    assert_eq!(status, 201, "{token}");
+    stack.stop().await;
+}
