@@ -1,7 +1,8 @@
 """After `make test`: search every log line the suite's processes wrote
 (VCARE_TEST_LOG_DIR, one JSON-lines file per test process; see
-`capture_logs` in tests/src/lib.rs) for the personal data and secrets the
-tests use. A hit fails the run, naming the file, the line number and what
+`capture_logs` in tests/src/lib.rs), and with them every 4xx/5xx body the
+tests received through the gateway (`TestStack::send` logs them as "error
+answer"), for the personal data and secrets the tests use. A hit fails the run, naming the file, the line number and what
 was found (not the line). Too few lines fails it too: the capture must have
 worked for the scan to mean anything.
 
@@ -26,8 +27,8 @@ FORBIDDEN = [
     ("a JWT", re.compile(r"eyJ[A-Za-z0-9_-]{8,}\.eyJ[A-Za-z0-9_-]{8,}")),
 ]
 MIN_LINES = 200
-# Lines that must be there if the functions' logs were captured.
-EXPECTED = ['"message":"sent"', '"message":"vcare-local is serving"']
+# Lines that must be there if the functions' logs and the error bodies were captured.
+EXPECTED = ['"message":"sent"', '"message":"vcare-local is serving"', '"message":"error answer"']
 
 
 def main(directory):

@@ -156,13 +156,20 @@ impl TestStack {
     }
 
     /// Sends a request; returns status, content type and the body as JSON
-    /// (`Value::Null` when empty).
+    /// (`Value::Null` when empty). Every 4xx/5xx body is logged for the
+    /// suite's scan.
     pub async fn send(&self, request: reqwest::RequestBuilder) -> (u16, String, Value) {
         let response = request.send().await.expect("gateway answers");
         let status = response.status().as_u16();
         let content_type =
             response.headers().get("content-type").and_then(|v| v.to_str().ok()).unwrap_or_default().to_owned();
         let bytes = response.bytes().await.expect("body");
+        if status >= 400 {
+            // Into the suite's log capture, which `make test` scans for
+            // personal data and secrets: error bodies are held to the
+            // same rule as log lines.
+            tracing::info!(status, body = %String::from_utf8_lossy(&bytes), "error answer");
+        }
         let body = if bytes.is_empty() { Value::Null } else { serde_json::from_slice(&bytes).unwrap_or(Value::Null) };
         (status, content_type, body)
     }
