@@ -2,9 +2,10 @@
 (VCARE_TEST_LOG_DIR, one JSON-lines file per test process; see
 `capture_logs` in tests/src/lib.rs), and with them every 4xx/5xx body the
 tests received through the gateway (`TestStack::send` logs them as "error
-answer"), for the personal data and secrets the tests use. A hit fails the run, naming the file, the line number and what
-was found (not the line). Too few lines fails it too: the capture must have
-worked for the scan to mean anything.
+answer"), for the personal data and secrets the tests use. A hit fails the
+run, naming the file, the line number and what was found (not the line).
+Too few lines fails it too: the capture must have worked for the scan to
+mean anything.
 
 Usage: python3 scan-test-logs.py DIR
 """
