@@ -909,3 +909,31 @@ async fn bad_token_settings_fail_the_cold_start_by_name() {
     assert!(token_issue::function(&vcare_runtime::Env::from_map(env), &api.stack.sdk).await.is_err());
     api.stack.stop().await;
 }
+
+#[tokio::test]
+async fn a_bad_issue_report_is_a_400_problem_that_writes_nothing() {
+    let api = Api::start().await;
+    let room = api.room("c1", body("apt-issue-bad", soon())).await;
+    let path = format!("/v1/virtual-care/rooms/{}/issues", room["roomId"].as_str().unwrap());
+    let patient = api.token("u-pat", "c1", &["patient"]);
+    let reported = async || {
+        api.outbox().await.into_iter().filter(|e| e["type"] == "virtual_care.technical_issue.reported").count()
+    };
+    for bad in [
+        json!({"issueType": "smell"}),
+        json!({}),
+        json!({"issueType": "audio", "severity": "high"}),
+        json!({"issueType": "audio", "description": "a".repeat(2001)}),
+        json!({"issueType": 7}),
+        json!("audio"),
+    ] {
+        let (status, content_type, out) = api.call("POST", &path, Some(&patient), Some(bad.clone())).await;
+        assert_eq!((status, content_type.as_str()), (400, "application/problem+json"), "{bad}: {out}");
+        assert!(out["detail"].as_str().is_some_and(|d| !d.is_empty()), "{out}");
+    }
+    assert_eq!(reported().await, 0, "nothing written");
+    let (status, out) = api.post(&path, &patient, json!({"issueType": "audio", "description": "ی".repeat(2000)})).await;
+    assert_eq!(status, 202, "2,000 characters, not bytes: {out}");
+    assert_eq!(reported().await, 1);
+    api.stack.stop().await;
+}
