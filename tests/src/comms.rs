@@ -271,6 +271,7 @@ pub async fn stored_with(
         sealed_messages: comms.seal_messages("c1", &id, &messages).await.unwrap(),
         delivery: Default::default(),
         awaiting_receipt_since: None,
+        reconcile_at: None,
     };
     let event =
         vcare_domain::events::DomainEvent::new("communication.notification.accepted", "c1", &id, now, n.summary());

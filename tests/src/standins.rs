@@ -132,6 +132,11 @@ impl StandIn {
         *self.inner.default.lock().unwrap() = reply;
     }
 
+    /// Requests it is answering now (received, not yet answered).
+    pub fn in_flight(&self) -> usize {
+        self.inner.in_flight.load(std::sync::atomic::Ordering::SeqCst)
+    }
+
     /// The most requests it was answering at once.
     pub fn max_in_flight(&self) -> usize {
         self.inner.max_in_flight.load(std::sync::atomic::Ordering::SeqCst)

@@ -28,9 +28,8 @@ use vcare_comms::{Comms, DispatchMessage, MAX_QUEUE_DELAY_SECONDS};
 use vcare_domain::clinic::{PerClinic, QuietHours};
 use vcare_domain::events::{DomainEvent, NOTIFICATION_FAILED, NOTIFICATION_SENT};
 use vcare_domain::ids;
-use vcare_domain::notification::{
-    Attempt, Channel, Notification, Status, failures, next_route, quiet_until, token_hash,
-};
+use vcare_domain::lifecycle::{self, DispatchSettings, Step, TimeBudget, WaitReason, next_step};
+use vcare_domain::notification::{Attempt, Channel, Notification, Status, failures, token_hash};
 use vcare_domain::receipt::{Delivery, ReceiptRef};
 use vcare_providers::{
     Apns, Fcm, GatewaySms, Outcome, Outgoing, Provider, SendGrid, Ses, Twilio, Vonage, WebPush, http_client,
@@ -47,9 +46,9 @@ pub struct Dispatcher {
     comms: Comms,
     providers: Vec<Box<dyn Provider>>,
     limits: std::collections::HashMap<String, vcare_providers::RateLimiter>,
-    max_tries: usize,
+    /// Claim timeout and tries; the quiet hours are per clinic, below.
+    settings: DispatchSettings,
     retry_base: Duration,
-    claim_timeout: chrono::Duration,
     quiet_hours: PerClinic<QuietHours>,
     /// Signs the gateway's receipt `ref` (KMS HMAC, `DLR_SIGNING_KEY_ID`).
     receipt_mac: Option<vcare_crypto::KmsMac>,
@@ -208,14 +207,40 @@ fn quiet_hours(env: &Env) -> Result<PerClinic<QuietHours>, ConfigError> {
     PerClinic::parse(default, env.get("CLINIC_QUIET_HOURS").unwrap_or("")).map_err(invalid("CLINIC_QUIET_HOURS"))
 }
 
+/// Checks at cold start that the claim timeout, the function's timeout and
+/// the dispatch queue's visibility timeout and redrive fit together
+/// ([`TimeBudget`]), reading the queue's own attributes: a deployment whose
+/// settings could write off live work or dead-letter a waiting
+/// notification does not start.
+async fn check_time_budget(env: &Env, comms: &Comms, claim_timeout_seconds: i64) -> Result<(), Error> {
+    let limits = comms.queue_limits().await?;
+    let budget = TimeBudget {
+        claim_timeout_seconds,
+        function_timeout_seconds: env.bounded("FUNCTION_TIMEOUT_SECONDS", 30, 1, 900)?,
+        visibility_timeout_seconds: limits.visibility_timeout_seconds,
+        max_receive_count: limits.max_receive_count,
+    };
+    let problems = budget.problems();
+    if problems.is_empty() {
+        return Ok(());
+    }
+    Err(ConfigError::Invalid { name: "CLAIM_TIMEOUT_SECONDS".into(), reason: problems.join("; ") }.into())
+}
+
 pub async fn dispatcher(env: &Env, sdk: &SdkConfig) -> Result<Dispatcher, Error> {
+    let comms = Comms::from_env(env, sdk)?;
+    let claim_timeout = env.bounded("CLAIM_TIMEOUT_SECONDS", 120, 1, 3600)?;
+    check_time_budget(env, &comms, claim_timeout).await?;
     Ok(Dispatcher {
-        comms: Comms::from_env(env, sdk)?,
+        comms,
         providers: providers(env, sdk).await?,
         limits: vcare_providers::rate_limits(env)?,
-        max_tries: env.bounded("MAX_TRIES_PER_PROVIDER", 3, 1, 10)?,
+        settings: DispatchSettings {
+            claim_timeout: chrono::Duration::seconds(claim_timeout),
+            max_tries: env.bounded("MAX_TRIES_PER_PROVIDER", 3, 1, 10)?,
+            quiet_hours: QuietHours::NONE,
+        },
         retry_base: Duration::from_secs(env.bounded("RETRY_BASE_SECONDS", 2, 0, 300)?),
-        claim_timeout: chrono::Duration::seconds(env.bounded("CLAIM_TIMEOUT_SECONDS", 120, 1, 3600)?),
         quiet_hours: quiet_hours(env)?,
         receipt_mac: env
             .get("DLR_SIGNING_KEY_ID")
@@ -249,35 +274,36 @@ impl Dispatcher {
     }
 
     /// One notification, until it is sent, requeued, or finally failed.
+    /// Each step is decided by [`lifecycle::next_step`]; this carries it out.
     pub async fn handle(&self, m: &DispatchMessage) -> Result<Handled, Error> {
         let routes = self.provider_names();
-        for _ in 0..(routes.len() * self.max_tries + 3) {
+        for _ in 0..(routes.len() * self.settings.max_tries + 3) {
             let now = Utc::now();
             let Some((n, version)) = self.comms.store.get(&m.clinic_id, &m.notification_id).await? else {
                 tracing::warn!(notification_id = %m.notification_id, "no such notification; message dropped");
                 return Ok(Handled::Nothing);
             };
-            if n.status.rank() >= Status::Sent.rank() {
-                return Ok(Handled::Nothing);
-            }
-            if let Some(due) = n.send_at.filter(|at| *at > now + chrono::Duration::seconds(1)) {
-                return self.requeue(&n, (due - now).num_seconds()).await;
-            }
-            if let Some(due) = quiet_until(now, n.timezone.as_deref(), n.priority, *self.quiet_hours.of(&m.clinic_id)) {
-                return self.requeue(&n, (due - now).num_seconds()).await;
-            }
-            if let Some(last) = n.attempts.last().filter(|a| a.status == Status::Sending) {
-                if now - last.at < self.claim_timeout {
-                    return Err("an attempt is in flight; retry later".into());
+            let settings = DispatchSettings { quiet_hours: *self.quiet_hours.of(&m.clinic_id), ..self.settings };
+            let (channel, provider) = match next_step(&n, now, &routes, &settings) {
+                Step::Done => return Ok(Handled::Nothing),
+                Step::Wait { until, why } => {
+                    if why == WaitReason::ClaimInFlight {
+                        tracing::info!(notification_id = %m.notification_id, "an attempt is in flight; waiting until its claim can be judged");
+                    }
+                    return self.wait((n, version), until, now).await;
                 }
-                let stale = last.attempt_id.clone();
-                let written_off = Outcome::Transient { reason: "no outcome was recorded".into(), retry_after: None };
-                self.record((n, version), &stale, written_off, None, now).await?;
-                continue;
-            }
-            let Some((channel, provider)) = next_route(&n.channels, &n.attempts, &routes, self.max_tries) else {
-                self.fail((n, version), now).await?;
-                return Ok(Handled::Failed);
+                Step::WriteOff { attempt_id } => {
+                    tracing::warn!(notification_id = %m.notification_id, attempt_id, "a claim outlived its timeout; written off");
+                    let written_off =
+                        Outcome::Transient { reason: "no outcome was recorded".into(), retry_after: None };
+                    self.record((n, version), &attempt_id, written_off, None, None, now).await?;
+                    continue;
+                }
+                Step::Exhausted => {
+                    self.fail((n, version), now).await?;
+                    return Ok(Handled::Failed);
+                }
+                Step::Send { channel, provider } => (channel, provider),
             };
             // The provider's own pace: wait a little, or come back later.
             if let Some(limiter) = self.limits.get(provider) {
@@ -306,10 +332,6 @@ impl Dispatcher {
                     )
                 }
             }
-            let retry = match &outcome {
-                Outcome::Transient { retry_after, .. } => Some(*retry_after),
-                _ => None,
-            };
             let sent = matches!(outcome, Outcome::Sent { .. });
             // The SLO's numerator and denominator (the alarm watches failures / attempts).
             let dims = [("provider", provider), ("channel", channel.as_str())];
@@ -317,19 +339,60 @@ impl Dispatcher {
             if !sent {
                 vcare_runtime::metrics::count("DispatchFailures", &dims);
             }
-            let after = self.record((claimed, claimed_version), &attempt_id, outcome, cleaned, Utc::now()).await?;
+            // A transient failure with tries left waits its backoff; the
+            // notification says when, so the sweep knows it is not lost.
+            let backoff = match &outcome {
+                Outcome::Transient { retry_after, .. } => {
+                    let tries = failures(&claimed.attempts, channel, provider) + 1;
+                    (tries < self.settings.max_tries).then(|| self.backoff(tries, *retry_after))
+                }
+                _ => None,
+            };
+            let later = Utc::now();
+            let retry_at = backoff.map(|b| later + chrono::Duration::from_std(b).unwrap_or_default());
+            let after = self.record((claimed, claimed_version), &attempt_id, outcome, cleaned, retry_at, later).await?;
             if sent {
                 return Ok(Handled::Sent);
             }
-            if let Some(retry_after) = retry {
-                let tries = failures(&after.attempts, channel, provider);
-                if tries < self.max_tries {
-                    let backoff = self.backoff(tries, retry_after);
-                    return self.requeue(&after, backoff.as_secs() as i64).await;
-                }
+            if let Some(backoff) = backoff {
+                return self.requeue(&after, backoff.as_secs() as i64).await;
             }
         }
         Err("too many steps for one notification".into())
+    }
+
+    /// Comes back at `until`: re-enqueued with that delay (at most SQS's
+    /// 15 minutes; a longer wait is re-enqueued again). The message is a
+    /// new one, so waiting spends none of the queue's receives. If the
+    /// notification's reconcile time is earlier than the wait's end, it is
+    /// moved first, so the sweep does not take a wait for a lost message.
+    async fn wait(
+        &self,
+        known: (Notification, u64),
+        until: DateTime<Utc>,
+        now: DateTime<Utc>,
+    ) -> Result<Handled, Error> {
+        let expected = lifecycle::reconcile_at(until.min(now + chrono::Duration::seconds(lifecycle::MAX_WAIT_SECONDS)));
+        let n = if known.0.reconcile_at.is_none_or(|at| at < expected) {
+            let (n, _, _) = self
+                .comms
+                .store
+                .update_from(known, |current| {
+                    if current.status.rank() >= Status::Sent.rank()
+                        || current.reconcile_at.is_some_and(|at| at >= expected)
+                    {
+                        return None;
+                    }
+                    let mut next = current.clone();
+                    next.reconcile_at = Some(expected);
+                    Some((next, Vec::new()))
+                })
+                .await?;
+            n
+        } else {
+            known.0
+        };
+        self.requeue(&n, lifecycle::wait_seconds(until, now)).await
     }
 
     fn backoff(&self, tries: usize, retry_after: Option<Duration>) -> Duration {
@@ -387,6 +450,8 @@ impl Dispatcher {
                 next.channel = Some(channel);
                 next.provider = Some(provider.to_owned());
                 next.updated_at = now;
+                // Judged stale at now + claim timeout: by then its outcome is written or it is written off.
+                next.reconcile_at = Some(lifecycle::reconcile_at(now + self.settings.claim_timeout));
                 Some((next, Vec::new()))
             })
             .await;
@@ -529,13 +594,14 @@ impl Dispatcher {
     }
 
     /// Writes an attempt's outcome (and the `sent` event) on the attempt it
-    /// claimed.
+    /// claimed; `retry_at`, when a transient failure is to be retried later.
     async fn record(
         &self,
         known: (Notification, u64),
         attempt_id: &str,
         outcome: Outcome,
         cleaned: Option<Cleaned>,
+        retry_at: Option<DateTime<Utc>>,
         now: DateTime<Utc>,
     ) -> Result<Notification, Error> {
         let receipts = known
@@ -592,6 +658,12 @@ impl Dispatcher {
                     next.sealed_recipient = c.sealed.clone();
                     next.recipient.push_tokens = c.push_tokens;
                 }
+                next.reconcile_at = if next.status.rank() >= Status::Sent.rank() {
+                    None
+                } else {
+                    // Retried after its backoff, or at once (the next route).
+                    Some(lifecycle::reconcile_at(retry_at.unwrap_or(now)))
+                };
                 next.updated_at = now;
                 Some((next, events))
             })
@@ -610,6 +682,7 @@ impl Dispatcher {
                 }
                 let mut next = current.clone();
                 next.status = Status::Failed;
+                next.reconcile_at = None;
                 next.updated_at = now;
                 let event =
                     DomainEvent::new(NOTIFICATION_FAILED, &next.clinic_id, &next.notification_id, now, next.summary());

@@ -10,6 +10,11 @@
 //! - Receipts kept as pending (their attempt was not recorded when they
 //!   came) are applied now that it is; one still without its attempt after
 //!   the expiry time is given up (it stays in the history).
+//! - Notifications not yet sent whose expected next step is overdue (their
+//!   queue message was lost: dead-lettered after repeated crashes, or an
+//!   enqueue that failed after the accept) are put back on the dispatch
+//!   queue, at most `RECONCILE_BATCH` (500) a run, and counted as
+//!   `OverdueNotifications` (an alarm watches it).
 
 use std::sync::Arc;
 
@@ -27,6 +32,7 @@ pub struct Sweep {
     comms: Comms,
     expiry: Duration,
     lookback_days: i64,
+    reconcile_batch: usize,
 }
 
 #[derive(Debug, Default, Clone, PartialEq, Eq, Serialize)]
@@ -35,6 +41,7 @@ pub struct Swept {
     pub expired: usize,
     pub receipts_applied: usize,
     pub receipts_given_up: usize,
+    pub requeued: usize,
 }
 
 pub fn sweep(env: &Env, sdk: &SdkConfig) -> Result<Sweep, Error> {
@@ -42,6 +49,7 @@ pub fn sweep(env: &Env, sdk: &SdkConfig) -> Result<Sweep, Error> {
         comms: Comms::from_env(env, sdk)?,
         expiry: Duration::hours(env.bounded("RECEIPT_EXPIRY_HOURS", 72, 1, 24 * 30)?),
         lookback_days: env.bounded("RECEIPT_LOOKBACK_DAYS", 7, 1, 90)?,
+        reconcile_batch: env.bounded("RECONCILE_BATCH", 500, 1, 10_000)?,
     })
 }
 
@@ -80,6 +88,10 @@ impl Sweep {
                 }
                 Applied::UnknownAttempt => {}
             }
+        }
+        swept.requeued = self.comms.requeue_overdue(now, self.lookback_days, self.reconcile_batch).await?;
+        if swept.requeued > 0 {
+            vcare_runtime::metrics::count_n("OverdueNotifications", swept.requeued as u64, &[]);
         }
         if swept != Swept::default() {
             tracing::info!(?swept, "receipt sweep");

@@ -106,7 +106,14 @@ pub fn functions(template: &Template, stack: &Stack, api: &HttpApi) -> Result<Ve
             .as_str()
             .ok_or_else(|| GatewayError::Template(format!("{id}: Metadata.BuildProperties.Binary names no binary")))?
             .to_owned();
-        let timeout_seconds = template.function_property(r, "Timeout").and_then(Value::as_u64).unwrap_or(3);
+        let timeout_seconds = match template.function_property(r, "Timeout") {
+            None => 3,
+            Some(v) => stack
+                .resolve_string(v)
+                .ok()
+                .and_then(|t| t.parse().ok())
+                .ok_or_else(|| GatewayError::Template(format!("{id}: Timeout is not a number of seconds")))?,
+        };
         let mut environment = std::collections::HashMap::new();
         for (k, v) in template.function_environment(r) {
             environment.insert(

@@ -1,6 +1,7 @@
 //! The communication functions' common ground: config read once, the
 //! notification store, sealing/opening personal data, the dispatch queue.
 
+mod reconcile;
 mod submit;
 
 use std::collections::BTreeMap;
@@ -13,6 +14,7 @@ use vcare_domain::templates::Rendered;
 use vcare_runtime::{ConfigError, Env};
 use vcare_store::NotificationStore;
 
+pub use reconcile::ReconcileError;
 pub use submit::{SubmitError, Submitted, sha256_hex};
 pub use vcare_domain::notification::DispatchMessage;
 
@@ -202,5 +204,43 @@ impl Comms {
             .await
             .map_err(|e| CommsError::Queue(aws_sdk_sqs::error::DisplayErrorContext(e).to_string()))?;
         Ok(())
+    }
+}
+
+/// The dispatch queue's own limits, as the queue reports them.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct QueueLimits {
+    pub visibility_timeout_seconds: i64,
+    /// Its redrive policy's `maxReceiveCount`; `None` without one.
+    pub max_receive_count: Option<i64>,
+}
+
+impl Comms {
+    /// Reads the dispatch queue's visibility timeout and redrive policy.
+    pub async fn queue_limits(&self) -> Result<QueueLimits, CommsError> {
+        use aws_sdk_sqs::types::QueueAttributeName;
+        let got = self
+            .sqs
+            .get_queue_attributes()
+            .queue_url(&self.config.dispatch_queue_url)
+            .attribute_names(QueueAttributeName::VisibilityTimeout)
+            .attribute_names(QueueAttributeName::RedrivePolicy)
+            .send()
+            .await
+            .map_err(|e| CommsError::Queue(aws_sdk_sqs::error::DisplayErrorContext(e).to_string()))?;
+        let attributes = got.attributes.unwrap_or_default();
+        let visibility_timeout_seconds = attributes
+            .get(&QueueAttributeName::VisibilityTimeout)
+            .and_then(|v| v.parse().ok())
+            .ok_or_else(|| CommsError::Queue("the dispatch queue reports no VisibilityTimeout".into()))?;
+        let max_receive_count = attributes
+            .get(&QueueAttributeName::RedrivePolicy)
+            .and_then(|p| serde_json::from_str::<serde_json::Value>(p).ok())
+            .and_then(|p| match &p["maxReceiveCount"] {
+                serde_json::Value::Number(n) => n.as_i64(),
+                serde_json::Value::String(s) => s.parse().ok(),
+                _ => None,
+            });
+        Ok(QueueLimits { visibility_timeout_seconds, max_receive_count })
     }
 }

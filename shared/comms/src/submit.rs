@@ -8,6 +8,7 @@ use chrono::{DateTime, Utc};
 use vcare_domain::Rejected;
 use vcare_domain::events::{DomainEvent, NOTIFICATION_ACCEPTED};
 use vcare_domain::ids;
+use vcare_domain::lifecycle;
 use vcare_domain::notification::{
     Channel, MaskedRecipient, Message, NewNotification, Notification, NotificationRequest, Status, token_hash,
 };
@@ -97,6 +98,9 @@ impl Comms {
             sealed_messages: self.seal_messages(clinic, &id, &messages).await?,
             delivery: Default::default(),
             awaiting_receipt_since: None,
+            // Its queue message may be lost (an enqueue that fails after the
+            // write): the sweep finds it then.
+            reconcile_at: Some(lifecycle::reconcile_at(request.send_at.map_or(now, |at| at.max(now)))),
         };
         let event = DomainEvent::new(NOTIFICATION_ACCEPTED, clinic, &id, now, notification.summary());
         let delay = request.send_at.map_or(0, |at| (at - now).num_seconds());

@@ -6,6 +6,7 @@ pub mod clinic;
 pub mod events;
 pub mod ids;
 pub mod jitsi;
+pub mod lifecycle;
 pub mod notification;
 pub mod receipt;
 pub mod requests;

@@ -667,6 +667,11 @@ pub struct Notification {
     /// sweep expires it after the configured time.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub awaiting_receipt_since: Option<DateTime<Utc>>,
+    /// Not yet sent, and expected to have moved on by this time (the claim
+    /// judged, the backoff or wait over, plus slack): if it has not, the
+    /// sweep puts it back on the dispatch queue. `None` once sent or final.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub reconcile_at: Option<DateTime<Utc>>,
 }
 
 impl Notification {

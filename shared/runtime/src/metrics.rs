@@ -51,8 +51,13 @@ pub fn emf_line_in(name: &str, value: f64, unit: &str, dimensions: &[(&str, &str
 
 /// Counts one occurrence of `name` under `dimensions`.
 pub fn count(name: &str, dimensions: &[(&str, &str)]) {
-    println!("{}", emf_line(name, 1.0, dimensions, chrono::Utc::now().timestamp_millis()));
-    *counts().lock().unwrap_or_else(|e| e.into_inner()).entry(series(name, dimensions)).or_default() += 1;
+    count_n(name, 1, dimensions);
+}
+
+/// Counts `n` occurrences of `name` under `dimensions` as one data point.
+pub fn count_n(name: &str, n: u64, dimensions: &[(&str, &str)]) {
+    println!("{}", emf_line(name, n as f64, dimensions, chrono::Utc::now().timestamp_millis()));
+    *counts().lock().unwrap_or_else(|e| e.into_inner()).entry(series(name, dimensions)).or_default() += n;
 }
 
 /// A measured value (a lag, in `Milliseconds`, ...).

@@ -19,6 +19,7 @@ pub mod items;
 mod notifications;
 mod outbox;
 mod receipts;
+mod reconcile;
 mod rooms;
 
 use std::collections::HashMap;

@@ -8,7 +8,8 @@ use crate::items::{
     Item, condition_failed_at, get_versioned, key, put, put_where, string, update_versioned, update_versioned_from,
     versioned_item,
 };
-use crate::receipts::{awaiting_index, notification_pk};
+use crate::receipts::notification_pk;
+use crate::reconcile::notification_index;
 use crate::{StoreError, outbox, s, unavailable};
 
 #[derive(Debug, Clone)]
@@ -64,7 +65,12 @@ impl NotificationStore {
             put_where(&self.table, idem, Some("attribute_not_exists(pk) OR expiresAt < :now"), &expired)?,
             put(
                 &self.table,
-                versioned_item(n, notification_key(&n.clinic_id, &n.notification_id), "notification", 1)?,
+                {
+                    let mut item =
+                        versioned_item(n, notification_key(&n.clinic_id, &n.notification_id), "notification", 1)?;
+                    item.extend(notification_index(n));
+                    item
+                },
                 Some("attribute_not_exists(pk)"),
             )?,
         ];
@@ -109,7 +115,7 @@ impl NotificationStore {
         F: Fn(&Notification) -> Option<(Notification, Vec<DomainEvent>)>,
     {
         let key = notification_key(&known.0.clinic_id, &known.0.notification_id);
-        update_versioned_from(&self.ddb, &self.table, key, "notification", awaiting_index, known, change).await
+        update_versioned_from(&self.ddb, &self.table, key, "notification", notification_index, known, change).await
     }
 
     /// See [`crate::items::update_versioned`].
@@ -117,8 +123,15 @@ impl NotificationStore {
     where
         F: Fn(&Notification) -> Option<(Notification, Vec<DomainEvent>)>,
     {
-        update_versioned(&self.ddb, &self.table, notification_key(clinic, id), "notification", awaiting_index, change)
-            .await
+        update_versioned(
+            &self.ddb,
+            &self.table,
+            notification_key(clinic, id),
+            "notification",
+            notification_index,
+            change,
+        )
+        .await
     }
 
     /// Remembers push tokens a provider declared dead (by hash, per clinic,
