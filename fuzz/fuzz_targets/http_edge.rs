@@ -1,8 +1,8 @@
 //! The HTTP edge every route shares: an API Gateway (payload 2.0) event as
 //! Lambda delivers it, through lambda_http's conversion, the caller read
-//! from the authorizer's claims (every form a role claim takes), and the
-//! JSON body extractor. Also the claim readers on their own. Whatever
-//! arrives, the answer is a response below 500, never a panic.
+//! from the bearer token's payload beside the authorizer's claims, and the
+//! JSON body extractor. Also the caller reader on its own, on any payload.
+//! Whatever arrives, the answer is a response below 500, never a panic.
 #![no_main]
 
 use std::collections::HashMap;
@@ -11,7 +11,7 @@ use std::sync::LazyLock;
 use axum::Router;
 use axum::routing::any;
 use libfuzzer_sys::fuzz_target;
-use vcare_http::{ApiJson, Caller, HttpFunction, roles_from_claim};
+use vcare_http::{ApiJson, Caller, HttpFunction, is_clinic_id};
 use vcare_runtime::{Context, Function};
 
 async fn echo(caller: Caller, ApiJson(body): ApiJson<serde_json::Value>) -> axum::Json<serde_json::Value> {
@@ -27,14 +27,29 @@ fn unique<T: PartialEq>(items: &[T]) -> bool {
     items.iter().enumerate().all(|(i, a)| !items[..i].contains(a))
 }
 
-fuzz_target!(|data: &[u8]| {
-    if let Ok(text) = std::str::from_utf8(data) {
-        assert!(unique(&roles_from_claim(text)));
+/// base64url without padding (a JWS segment).
+fn segment(bytes: &[u8]) -> String {
+    const ABC: &[u8; 64] = b"ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789-_";
+    let mut out = String::new();
+    for chunk in bytes.chunks(3) {
+        let n = chunk.iter().enumerate().fold(0u32, |n, (i, b)| n | (u32::from(*b) << (16 - 8 * i)));
+        for i in 0..=chunk.len() {
+            out.push(ABC[((n >> (18 - 6 * i)) & 63) as usize] as char);
+        }
     }
-    if let Ok(claims) = serde_json::from_slice::<HashMap<String, String>>(data)
-        && let Ok(caller) = Caller::from_claims(|name| claims.get(name).map(String::as_str))
-    {
-        assert!(!caller.user_id.is_empty() && !caller.clinic_id.is_empty() && unique(&caller.roles));
+    out
+}
+
+fuzz_target!(|data: &[u8]| {
+    // The input as a token's payload, the authorizer's claims taken from it.
+    let token = format!("e30.{}.c2ln", segment(data));
+    let claims: HashMap<String, String> = serde_json::from_slice::<serde_json::Value>(data)
+        .ok()
+        .and_then(|v| v.as_object().cloned())
+        .map(|m| m.into_iter().map(|(k, v)| (k, v.as_str().map_or_else(|| v.to_string(), str::to_owned))).collect())
+        .unwrap_or_default();
+    if let Ok(caller) = Caller::from_token(Some(&token), |name| claims.get(name).map(String::as_str)) {
+        assert!(!caller.user_id.is_empty() && is_clinic_id(&caller.clinic_id) && unique(&caller.roles));
     }
     let Ok(event) = serde_json::from_slice::<serde_json::Value>(data) else { return };
     let (runtime, edge) = &*EDGE;

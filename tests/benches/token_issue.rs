@@ -26,7 +26,7 @@ async fn main() {
         .unwrap()
         .replace("rm_samplesampleroom000000000", room["roomId"].as_str().unwrap());
     let mut event: Value = serde_json::from_str(&sample).unwrap();
-    event["requestContext"]["authorizer"]["jwt"]["claims"]["clinic_id"] = json!("c1");
+    vcare_tests::set_clinic(&mut event, "c1");
 
     let ddb = aws_sdk_dynamodb::Client::new(&stack.sdk);
     for _ in 0..iterations.min(50) {

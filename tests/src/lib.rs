@@ -155,6 +155,16 @@ impl TestStack {
             .expect("mint")
     }
 
+    /// A caller token whose payload is `members` (JSON object members, as
+    /// text, so that a member may repeat) after the issuer's `iss`, `aud`,
+    /// `iat` and `exp`.
+    pub fn token_with(&self, members: &str) -> String {
+        let now = chrono::Utc::now().timestamp();
+        let payload =
+            format!(r#"{{"iss":"{DEV_ISSUER}","aud":"{DEV_AUDIENCE}","iat":{now},"exp":{},{members}}}"#, now + 600);
+        self.issuer.mint_payload(&payload).expect("mint")
+    }
+
     /// Sends a request; returns status, content type and the body as JSON
     /// (`Value::Null` when empty). Every 4xx/5xx body is logged for the
     /// suite's scan.
@@ -275,4 +285,19 @@ pub fn capture_logs() {
             .with_writer(std::sync::Mutex::new(file))
             .try_init();
     });
+}
+
+/// Moves a sample API Gateway event (events/) to another clinic: the
+/// authorizer's `clinic_id` claim and the bearer token's payload, which
+/// functions read (the token's signature is the authorizer's business).
+pub fn set_clinic(event: &mut Value, clinic: &str) {
+    use base64::Engine;
+    let b64 = base64::engine::general_purpose::URL_SAFE_NO_PAD;
+    event["requestContext"]["authorizer"]["jwt"]["claims"]["clinic_id"] = Value::String(clinic.to_owned());
+    let header = event["headers"]["authorization"].as_str().expect("a bearer token").to_owned();
+    let parts: Vec<&str> = header.trim_start_matches("Bearer ").split('.').collect();
+    let mut payload: Value = serde_json::from_slice(&b64.decode(parts[1]).expect("base64url")).expect("JSON");
+    payload["clinic_id"] = Value::String(clinic.to_owned());
+    let token = format!("{}.{}.{}", parts[0], b64.encode(payload.to_string()), parts[2]);
+    event["headers"]["authorization"] = Value::String(format!("Bearer {token}"));
 }

@@ -31,7 +31,7 @@ async fn storage_failing_during_an_accept_is_a_503_that_writes_nothing_and_the_r
     let function = notification_create::function(&env, &vcare_tests::sdk_via(&proxy.url).await).await.unwrap();
     let text = std::fs::read_to_string(vcare_tests::root().join("events/notification-create/accept.json")).unwrap();
     let mut event: Value = serde_json::from_str(&text).unwrap();
-    event["requestContext"]["authorizer"]["jwt"]["claims"]["clinic_id"] = json!("c-fault");
+    vcare_tests::set_clinic(&mut event, "c-fault");
     event["headers"]["idempotency-key"] = json!("k-fault-accept");
     let ddb = aws_sdk_dynamodb::Client::new(&stack.sdk);
     let sqs = aws_sdk_sqs::Client::new(&stack.sdk);
@@ -326,7 +326,7 @@ async fn kms_failing_mid_run_holds_sends_and_accepts_back_and_loses_nothing() {
     let create = notification_create::function(&vcare_runtime::Env::from_map(create_env), &sdk).await.unwrap();
     let text = std::fs::read_to_string(vcare_tests::root().join("events/notification-create/accept.json")).unwrap();
     let mut event: Value = serde_json::from_str(&text).unwrap();
-    event["requestContext"]["authorizer"]["jwt"]["claims"]["clinic_id"] = json!("c-fault");
+    vcare_tests::set_clinic(&mut event, "c-fault");
     event["headers"]["idempotency-key"] = json!("k-kms-first");
     assert_eq!(create.invoke(event.clone(), Default::default()).await.unwrap()["statusCode"], 202);
     proxy.fail("GenerateDataKey");

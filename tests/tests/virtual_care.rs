@@ -803,7 +803,7 @@ fn sample_event(file: &str, room: &Value) -> Value {
         .unwrap()
         .replace("rm_samplesampleroom000000000", room["roomId"].as_str().unwrap());
     let mut event: Value = serde_json::from_str(&sample).unwrap();
-    event["requestContext"]["authorizer"]["jwt"]["claims"]["clinic_id"] = json!(room["clinicId"]);
+    vcare_tests::set_clinic(&mut event, room["clinicId"].as_str().unwrap());
     event
 }
 

@@ -217,6 +217,27 @@ impl DevIssuer {
     }
 }
 
+impl DevIssuer {
+    /// Signs `payload` exactly as given (members repeated, odd types and
+    /// all), for tests of what a function makes of a token the authorizer
+    /// accepts.
+    pub fn mint_payload(&self, payload: &str) -> Result<String, GatewayError> {
+        use base64::Engine;
+        self.ensure()?;
+        let pem = std::fs::read(self.key_path()).map_err(|e| GatewayError::Auth(format!("signing key: {e}")))?;
+        let key = EncodingKey::from_ec_pem(&pem).map_err(|e| GatewayError::Auth(format!("signing key: {e}")))?;
+        let jwks: JwkSet = serde_json::from_slice(&std::fs::read(self.jwks_path()).unwrap_or_default())
+            .map_err(|e| GatewayError::Auth(format!("dev JWKS: {e}")))?;
+        let kid = jwks.keys.first().and_then(|k| k.common.key_id.clone()).unwrap_or_default();
+        let b64 = base64::engine::general_purpose::URL_SAFE_NO_PAD;
+        let header = serde_json::json!({"alg": "ES256", "typ": "JWT", "kid": kid}).to_string();
+        let message = format!("{}.{}", b64.encode(header), b64.encode(payload));
+        let signature = jsonwebtoken::crypto::sign(message.as_bytes(), &key, Algorithm::ES256)
+            .map_err(|e| GatewayError::Auth(format!("mint: {e}")))?;
+        Ok(format!("{message}.{signature}"))
+    }
+}
+
 /// What a minted development token says about its holder.
 #[derive(Debug, Clone)]
 pub struct MintClaims {

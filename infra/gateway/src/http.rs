@@ -89,8 +89,20 @@ fn message(status: StatusCode, text: &str) -> Response {
     (status, [(header::CONTENT_TYPE, "application/json")], json!({"message": text}).to_string()).into_response()
 }
 
+/// HTTP API's quota: the request line and header values together, at most
+/// 10,240 bytes.
+pub const API_GATEWAY_MAX_HEADER_BYTES: usize = 10 * 1024;
+
+fn header_bytes(parts: &http::request::Parts) -> usize {
+    let line = parts.method.as_str().len() + parts.uri.to_string().len() + 10;
+    line + parts.headers.iter().map(|(k, v)| k.as_str().len() + v.len() + 4).sum::<usize>()
+}
+
 async fn serve(route: Arc<Route>, params: RawPathParams, req: Request) -> Response {
     let (parts, body) = req.into_parts();
+    if header_bytes(&parts) > API_GATEWAY_MAX_HEADER_BYTES {
+        return message(StatusCode::REQUEST_HEADER_FIELDS_TOO_LARGE, "Request Header Fields Too Large");
+    }
     let Ok(body) = axum::body::to_bytes(body, API_GATEWAY_MAX_BODY).await else {
         return message(StatusCode::PAYLOAD_TOO_LARGE, "Request Entity Too Large");
     };

@@ -2,8 +2,8 @@
 //!
 //! - [`Problem`]: the one error type, rendered as RFC 9457 `problem+json`,
 //!   never carrying internals (those go to the log, without PII).
-//! - [`Caller`]: who is calling, read from the claims API Gateway's JWT
-//!   authorizer passed on.
+//! - [`Caller`]: who is calling, read exactly from the bearer token API
+//!   Gateway's JWT authorizer verified.
 //! - [`HttpFunction`]: runs an axum `Router` as a Lambda function through
 //!   `lambda_http`'s own event conversion, so Lambda and the local gateway
 //!   execute identical code.
@@ -11,6 +11,7 @@
 mod caller;
 mod edge;
 mod problem;
+mod strict_json;
 
 use axum::Router;
 use axum::extract::DefaultBodyLimit;
@@ -20,7 +21,7 @@ use lambda_http::{Adapter, LambdaEvent};
 use tower::Service;
 use vcare_runtime::{BoxFuture, Context, Error, Function};
 
-pub use caller::{Caller, Role, roles_from_claim};
+pub use caller::{Caller, Role, is_clinic_id};
 pub use edge::{rejected, require_role, store_problem};
 pub use problem::{ApiJson, Problem, json_or_default};
 
