@@ -195,6 +195,37 @@ async fn twilio_receipts_are_checked_over_the_full_url_and_every_parameter() {
 }
 
 #[tokio::test]
+async fn a_signed_receipt_applies_only_to_its_own_providers_attempts() {
+    let p = Providers::start().await;
+    let stack = vcare_tests::comms::stack(&p, "gateway", "ses").await;
+    let (id, gateway_url) = sent_through(&stack, &p, "gateway", "k-cross").await;
+    // A correctly signed Twilio receipt whose ref names the gateway's attempt.
+    let reference = query_of(&gateway_url)["ref"].clone();
+    let url = format!(
+        "{PUBLIC_BASE}{PATH}/twilio?{}",
+        form_urlencoded::Serializer::new(String::new()).append_pair("ref", &reference).finish()
+    );
+    let undelivered: Vec<(String, String)> = vec![
+        ("AccountSid".into(), "AC0123456789".into()),
+        ("MessageSid".into(), "SM0123456789abcdef".into()),
+        ("MessageStatus".into(), "undelivered".into()),
+        ("ErrorCode".into(), "30003".into()),
+    ];
+    let sig = twilio_signature(TWILIO_TOKEN, &url, &undelivered);
+    assert_eq!(post_form(&stack, &url, &undelivered, &[("x-twilio-signature", sig)]).await, 204);
+    let n = get(&stack, &id).await;
+    assert_eq!(n["status"], "sent", "the gateway's attempt is not moved by Twilio: {n}");
+    assert_eq!(n["attempts"][0]["status"], "sent", "{n}");
+    assert_eq!(count(&events(&stack, &id).await, "failed"), 0);
+    // The gateway's own receipt still applies.
+    let attempt = p.gateway.requests().last().unwrap().json()["reference"].as_str().unwrap().to_owned();
+    let (status, _) = post_json(&stack, &gateway_url, &gateway_receipt("DELIVRD", &attempt)).await;
+    assert_eq!(status, 204);
+    assert_eq!(get(&stack, &id).await["status"], "delivered");
+    stack.stop().await;
+}
+
+#[tokio::test]
 async fn vonage_receipts_are_checked_by_their_sig_and_must_name_the_attempt() {
     let p = Providers::start().await;
     let stack = vcare_tests::comms::stack(&p, "vonage", "ses").await;
@@ -383,7 +414,7 @@ async fn a_receipt_before_its_attempt_waits_for_the_sweep() {
             next.status = vcare_domain::notification::Status::Sent;
             next.delivery.insert(
                 attempt.clone(),
-                vcare_domain::receipt::Delivery::new(vcare_domain::notification::Status::Sent, now),
+                vcare_domain::receipt::Delivery::new(vcare_domain::notification::Status::Sent, now).by("gateway"),
             );
             Some((next, vec![]))
         })

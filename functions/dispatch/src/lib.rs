@@ -443,7 +443,7 @@ impl Dispatcher {
                     provider_message_id: None,
                     permanent: false,
                 });
-                next.delivery.insert(attempt_id.to_owned(), Delivery::new(Status::Sending, now));
+                next.delivery.insert(attempt_id.to_owned(), Delivery::new(Status::Sending, now).by(provider));
                 if next.status.may_become(Status::Sending) {
                     next.status = Status::Sending;
                 }
@@ -628,7 +628,8 @@ impl Dispatcher {
                         let delivery =
                             next.delivery.entry(attempt_id.to_owned()).or_insert(Delivery::new(Status::Sending, now));
                         if Delivery::advances_to(Some(delivery), Status::Sent) {
-                            *delivery = Delivery::new(Status::Sent, now);
+                            *delivery =
+                                Delivery { provider: Some(provider.clone()), ..Delivery::new(Status::Sent, now) };
                         }
                         if receipts && !delivery.status.is_terminal() {
                             next.awaiting_receipt_since = Some(now);

@@ -191,7 +191,7 @@ async fn receive(
     let delivery = parsed.status.map(|status| Delivery {
         provider_status: Some(parsed.provider_status.clone()),
         code: parsed.code.clone(),
-        ..Delivery::new(status, now)
+        ..Delivery::new(status, now).by(&provider)
     });
     let sealed_raw = r
         .comms
@@ -209,7 +209,7 @@ async fn receive(
         delivery: delivery.clone().unwrap_or_else(|| Delivery {
             provider_status: Some(parsed.provider_status.clone()),
             code: parsed.code.clone(),
-            ..Delivery::new(vcare_domain::notification::Status::Sent, now)
+            ..Delivery::new(vcare_domain::notification::Status::Sent, now).by(&provider)
         }),
         sealed_raw,
     };
@@ -225,6 +225,9 @@ async fn receive(
     };
     let (new, applied) = tokio::join!(store.keep_receipt(&kept, now), apply);
     let (new, applied) = (new.map_err(store_problem)?, applied.map_err(store_problem)?);
+    if applied == Some(Applied::OtherProvider) {
+        tracing::warn!(provider, notification_id = %reference.notification_id, attempt_id = %reference.attempt_id, "a receipt names another provider's attempt; not applied");
+    }
     if applied == Some(Applied::UnknownAttempt) {
         store.set_receipt_pending(&reference, &kept.hash, true, now).await.map_err(store_problem)?;
     }

@@ -81,6 +81,11 @@ impl Sweep {
                     self.comms.store.set_receipt_pending(r, &kept.hash, false, received).await?;
                     swept.receipts_applied += 1;
                 }
+                Applied::OtherProvider => {
+                    self.comms.store.set_receipt_pending(r, &kept.hash, false, received).await?;
+                    tracing::warn!(notification_id = %r.notification_id, attempt_id = %r.attempt_id, "receipt for another provider's attempt dropped");
+                    swept.receipts_given_up += 1;
+                }
                 Applied::UnknownAttempt if received < cutoff => {
                     self.comms.store.set_receipt_pending(r, &kept.hash, false, received).await?;
                     tracing::warn!(notification_id = %r.notification_id, attempt_id = %r.attempt_id, "receipt without its attempt given up");
@@ -115,7 +120,10 @@ impl Sweep {
                 if let Some(a) = n.attempts.iter().rev().find(|a| a.status == Status::Sent) {
                     let current = next.delivery.get(&a.attempt_id);
                     if Delivery::advances_to(current, Status::Expired) {
-                        let d = Delivery { provider_status: None, code: None, ..Delivery::new(Status::Expired, now) };
+                        let d = Delivery {
+                            provider: current.and_then(|c| c.provider.clone()),
+                            ..Delivery::new(Status::Expired, now)
+                        };
                         next.delivery.insert(a.attempt_id.clone(), d);
                         expired.store(true, std::sync::atomic::Ordering::Relaxed);
                     }

@@ -102,11 +102,20 @@ pub struct Delivery {
     /// The provider's error code, kept as given.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub code: Option<String>,
+    /// The provider the attempt went to: a receipt applies only if it comes
+    /// from it (a signed Twilio receipt must not move a gateway attempt).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub provider: Option<String>,
 }
 
 impl Delivery {
     pub fn new(status: Status, at: DateTime<Utc>) -> Self {
-        Delivery { status, rank: status.rank(), at, provider_status: None, code: None }
+        Delivery { status, rank: status.rank(), at, provider_status: None, code: None, provider: None }
+    }
+
+    /// The same, for an attempt of `provider`.
+    pub fn by(self, provider: &str) -> Self {
+        Delivery { provider: Some(provider.to_owned()), ..self }
     }
 
     /// Does `next` move this delivery on? Ranks only rise; terminal states

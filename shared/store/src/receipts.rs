@@ -47,6 +47,8 @@ pub enum Applied {
     Stale,
     /// No such attempt (yet): kept, to be applied when it exists.
     UnknownAttempt,
+    /// The attempt went to another provider: not applied, ever.
+    OtherProvider,
 }
 
 /// A raw receipt as kept in the attempt's history (personal data sealed).
@@ -78,7 +80,9 @@ impl NotificationStore {
         event: Option<&DomainEvent>,
         now: DateTime<Utc>,
     ) -> Result<Applied, StoreError> {
-        let mut condition = "attribute_exists(delivery.#a) AND (delivery.#a.#rank < :rank".to_owned();
+        let mut condition =
+            "attribute_exists(delivery.#a) AND delivery.#a.#provider = :provider AND (delivery.#a.#rank < :rank"
+                .to_owned();
         if d.status == Status::Delivered {
             condition.push_str(" OR delivery.#a.#status = :expired");
         }
@@ -94,6 +98,8 @@ impl NotificationStore {
             .condition_expression(condition)
             .expression_attribute_names("#a", &r.attempt_id)
             .expression_attribute_names("#rank", "rank")
+            .expression_attribute_names("#provider", "provider")
+            .expression_attribute_values(":provider", s(d.provider.as_deref().unwrap_or_default()))
             .expression_attribute_values(":d", value(d)?)
             .expression_attribute_values(":rank", AttributeValue::N(d.rank.to_string()))
             .expression_attribute_values(":one", AttributeValue::N("1".into()))
@@ -123,12 +129,19 @@ impl NotificationStore {
                         c.cancellation_reasons().get(1).and_then(|r| r.code()) == Some("ConditionalCheckFailed");
                     return if event_exists { Ok(Applied::Stale) } else { Err(StoreError::Contention) };
                 }
-                let known = first
+                let attempt = first
                     .and_then(|r| r.item())
                     .and_then(|item| item.get("delivery"))
                     .and_then(|d| d.as_m().ok())
-                    .is_some_and(|m| m.contains_key(&r.attempt_id));
-                Ok(if known { Applied::Stale } else { Applied::UnknownAttempt })
+                    .and_then(|m| m.get(&r.attempt_id))
+                    .and_then(|a| a.as_m().ok());
+                Ok(match attempt {
+                    None => Applied::UnknownAttempt,
+                    Some(a) if a.get("provider").and_then(|p| p.as_s().ok()) != d.provider.as_ref() => {
+                        Applied::OtherProvider
+                    }
+                    Some(_) => Applied::Stale,
+                })
             }
         }
     }
