@@ -102,3 +102,46 @@ async fn request_headers_are_capped_as_api_gateway_caps_them() {
     assert_eq!(status, 431);
     stack.stop().await;
 }
+
+#[tokio::test]
+async fn a_web_push_endpoint_must_be_a_listed_push_service_over_https() {
+    use vcare_tests::comms::{Providers, accept, body, stack_tuned};
+    let p = Providers::start().await;
+    // The template's default: no loopback push service.
+    let stack = stack_tuned(&p, "gateway", "ses", |c| {
+        c.parameters.insert("PushAllowLoopback".into(), "false".into());
+    })
+    .await;
+    let token = stack.token("svc", Some("c1"), &["service"]);
+    let with_endpoint = |endpoint: &str| {
+        let mut b = body(&["sms"], "high");
+        let sub = json!({"endpoint": endpoint, "keys": {"p256dh": "BAAA", "auth": "AAAA"}}).to_string();
+        b["recipient"]["pushTokens"] = json!([{"platform": "webpush", "token": sub}]);
+        b
+    };
+    for (i, endpoint) in [
+        format!("{}/anything", p.webpush.url),
+        "http://127.0.0.1:9001/2018-06-01/runtime/invocation/next".to_owned(),
+        "http://fcm.googleapis.com/fcm/send/x".to_owned(),
+        "https://169.254.169.254/latest/meta-data/".to_owned(),
+        "https://push.attacker.example/x".to_owned(),
+    ]
+    .iter()
+    .enumerate()
+    {
+        let request = stack
+            .http
+            .post(format!("{}/v1/communication/notifications", stack.base))
+            .bearer_auth(&token)
+            .header("idempotency-key", format!("k-ssrf-{i}"))
+            .json(&with_endpoint(endpoint));
+        let (status, kind, out) = stack.send(request).await;
+        assert_eq!((status, kind.as_str()), (400, "application/problem+json"), "{endpoint}: {out}");
+        assert!(out["detail"].as_str().unwrap().contains("pushTokens[0].token: endpoint"), "{out}");
+        assert!(!out.to_string().contains("127.0.0.1") && !out.to_string().contains("attacker"), "no echo: {out}");
+    }
+    // A listed push service is accepted (sent by SMS here: nothing leaves the machine).
+    accept(&stack, &with_endpoint("https://fcm.googleapis.com/fcm/send/abc"), "k-ssrf-ok").await;
+    assert!(p.webpush.requests().is_empty(), "the loopback push service was never called");
+    stack.stop().await;
+}

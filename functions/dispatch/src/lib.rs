@@ -164,7 +164,9 @@ async fn providers(env: &Env, sdk: &SdkConfig) -> Result<Vec<Box<dyn Provider>>,
                 if let (Some(subject), Some(key)) =
                     (env.get("VAPID_SUBJECT"), vcare_comms::secret(env, &kms, "VAPID_PRIVATE_KEY").await?)
                 {
-                    out.push(Box::new(WebPush::new(&key, subject.to_owned(), http.clone())?));
+                    let timeout = Duration::from_millis(env.bounded("PROVIDER_TIMEOUT_MS", 5000, 100, 30_000)?);
+                    let endpoints = vcare_comms::push_endpoints(env)?;
+                    out.push(Box::new(WebPush::new(&key, subject.to_owned(), endpoints, timeout)?));
                 }
             }
             "ses" => {

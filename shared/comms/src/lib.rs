@@ -10,6 +10,7 @@ use std::time::Duration;
 use vcare_aws::SdkConfig;
 use vcare_crypto::{CryptoError, Envelope, context};
 use vcare_domain::notification::{Channel, Notification, Recipient};
+use vcare_domain::push::PushEndpoints;
 use vcare_domain::templates::Rendered;
 use vcare_runtime::{ConfigError, Env};
 use vcare_store::NotificationStore;
@@ -32,6 +33,17 @@ pub struct CommsConfig {
     pub key_max_age: Duration,
     /// How long an Idempotency-Key is remembered (`IDEMPOTENCY_HOURS`, default 24).
     pub idempotency: chrono::Duration,
+    /// Web Push endpoints vcare may call (`PUSH_SERVICE_HOSTS`,
+    /// `PUSH_ALLOW_LOOPBACK`).
+    pub push_endpoints: PushEndpoints,
+}
+
+/// `PUSH_SERVICE_HOSTS` (default: the public push services) and
+/// `PUSH_ALLOW_LOOPBACK` (default false).
+pub fn push_endpoints(env: &Env) -> Result<PushEndpoints, ConfigError> {
+    let hosts = env.get("PUSH_SERVICE_HOSTS").unwrap_or(vcare_domain::push::DEFAULT_PUSH_SERVICE_HOSTS);
+    PushEndpoints::parse(hosts, env.parsed_or("PUSH_ALLOW_LOOPBACK", false)?)
+        .map_err(|reason| ConfigError::Invalid { name: "PUSH_SERVICE_HOSTS".into(), reason })
 }
 
 impl CommsConfig {
@@ -43,6 +55,7 @@ impl CommsConfig {
             key_max_uses: env.bounded("PII_KEY_MAX_USES", 1000, 1, 1_000_000)?,
             key_max_age: Duration::from_secs(env.bounded("PII_KEY_MAX_AGE_SECONDS", 300, 1, 86_400)?),
             idempotency: chrono::Duration::hours(env.bounded("IDEMPOTENCY_HOURS", 24, 1, 24 * 30)?),
+            push_endpoints: push_endpoints(env)?,
         })
     }
 }

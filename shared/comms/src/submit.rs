@@ -70,7 +70,7 @@ impl Comms {
         body: NotificationRequest,
         now: DateTime<Utc>,
     ) -> Result<Submitted, SubmitError> {
-        let mut request = body.validate(now, timezone_ok)?;
+        let mut request = body.validate(now, timezone_ok, &self.config.push_endpoints)?;
         let messages = render(&request)?;
         let request_hash = sha256_hex(&serde_json::to_vec(&request).unwrap_or_default());
         if !request.recipient.push_tokens.is_empty() {

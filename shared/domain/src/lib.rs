@@ -8,6 +8,7 @@ pub mod ids;
 pub mod jitsi;
 pub mod lifecycle;
 pub mod notification;
+pub mod push;
 pub mod receipt;
 pub mod requests;
 pub mod room;

@@ -169,7 +169,13 @@ fn chars_at_most(field: &str, value: &str, max: usize) -> Result<(), Rejected> {
 impl NotificationRequest {
     /// Checks every rule. `now` bounds `sendAt`; `timezone_ok` tells a known
     /// IANA time zone (the caller owns the zone database).
-    pub fn validate(self, now: DateTime<Utc>, timezone_ok: impl Fn(&str) -> bool) -> Result<NewNotification, Rejected> {
+    /// `push` says which Web Push endpoints may be called.
+    pub fn validate(
+        self,
+        now: DateTime<Utc>,
+        timezone_ok: impl Fn(&str) -> bool,
+        push: &crate::push::PushEndpoints,
+    ) -> Result<NewNotification, Rejected> {
         use Rejected::{Impossible, Invalid};
         let r = &self.recipient;
         if let Some(u) = &r.user_id
@@ -191,6 +197,14 @@ impl NotificationRequest {
                 return Err(Invalid(format!(
                     "recipient.pushTokens[{i}].token: 1 to {MAX_PUSH_TOKEN_CHARS} characters"
                 )));
+            }
+            if t.platform == PushPlatform::Webpush {
+                let endpoint = crate::push::subscription_endpoint(&t.token).ok_or_else(|| {
+                    Invalid(format!("recipient.pushTokens[{i}].token: a Web Push subscription with an endpoint"))
+                })?;
+                if let Err(why) = push.check(&endpoint) {
+                    return Err(Invalid(format!("recipient.pushTokens[{i}].token: endpoint {why}")));
+                }
             }
         }
         if r.locale.as_deref().is_some_and(|l| !is_locale(l)) {
@@ -362,7 +376,11 @@ mod tests {
     use serde_json::json;
 
     fn request(v: serde_json::Value) -> Result<NewNotification, Rejected> {
-        serde_json::from_value::<NotificationRequest>(v).expect("shape").validate(Utc::now(), |z| z == "Asia/Kabul")
+        serde_json::from_value::<NotificationRequest>(v).expect("shape").validate(
+            Utc::now(),
+            |z| z == "Asia/Kabul",
+            &Default::default(),
+        )
     }
 
     fn body() -> serde_json::Value {

@@ -7,6 +7,7 @@
 //!
 //! Nothing here logs the recipient or the text.
 
+pub mod public_dns;
 mod webpush;
 
 use std::time::Duration;

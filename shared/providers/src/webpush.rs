@@ -12,8 +12,10 @@ use base64::Engine;
 use base64::engine::general_purpose::URL_SAFE_NO_PAD;
 use serde_json::{Value, json};
 use vcare_domain::notification::{Channel, PushPlatform};
+use vcare_domain::push::PushEndpoints;
 use vcare_runtime::BoxFuture;
 
+use crate::public_dns::PublicOnly;
 use crate::{Outcome, Outgoing, Provider, retry_after};
 
 /// Record size announced in the header; a push message is one record.
@@ -76,13 +78,30 @@ pub struct WebPush {
     key: jsonwebtoken::EncodingKey,
     public_b64: String,
     pub subject: String,
-    pub http: reqwest::Client,
+    /// Its own client: no redirects, public addresses only.
+    http: reqwest::Client,
+    endpoints: PushEndpoints,
     pub ttl: Duration,
 }
 
 impl WebPush {
-    /// From the VAPID private key as PKCS#8 PEM and a `mailto:`/`https:` subject.
-    pub fn new(private_pem: &str, subject: String, http: reqwest::Client) -> Result<Self, String> {
+    /// From the VAPID private key as PKCS#8 PEM and a `mailto:`/`https:`
+    /// subject; calls only `endpoints` (checked again at send), never
+    /// follows a redirect, and connects only to public addresses (loopback
+    /// too when the policy allows it, for tests).
+    pub fn new(
+        private_pem: &str,
+        subject: String,
+        endpoints: PushEndpoints,
+        timeout: Duration,
+    ) -> Result<Self, String> {
+        let http = reqwest::Client::builder()
+            .timeout(timeout)
+            .connect_timeout(Duration::from_secs(2))
+            .redirect(reqwest::redirect::Policy::none())
+            .dns_resolver(std::sync::Arc::new(PublicOnly { allow_loopback: endpoints.allow_loopback }))
+            .build()
+            .map_err(|_| "the Web Push HTTP client cannot be built")?;
         let der = pem_body(private_pem).ok_or("the VAPID key is not a PEM private key")?;
         let pair = aws_lc_rs::signature::EcdsaKeyPair::from_pkcs8(
             &aws_lc_rs::signature::ECDSA_P256_SHA256_FIXED_SIGNING,
@@ -92,7 +111,7 @@ impl WebPush {
         let public_b64 = URL_SAFE_NO_PAD.encode(aws_lc_rs::signature::KeyPair::public_key(&pair).as_ref());
         let key =
             jsonwebtoken::EncodingKey::from_ec_pem(private_pem.as_bytes()).map_err(|_| "the VAPID key cannot sign")?;
-        Ok(Self { key, public_b64, subject, http, ttl: Duration::from_secs(86_400) })
+        Ok(Self { key, public_b64, subject, http, endpoints, ttl: Duration::from_secs(86_400) })
     }
 
     /// The application server key browsers subscribe with.
@@ -138,11 +157,14 @@ impl Provider for WebPush {
             ) else {
                 return dead("subscription keys are not base64url");
             };
-            let Some(audience) =
-                origin(endpoint).filter(|_| endpoint.starts_with("https://") || endpoint.starts_with("http://"))
-            else {
-                return dead("subscription endpoint is not a URL");
-            };
+            // Accept checked it; a stored subscription is checked again (the
+            // policy may have changed, or the store been written around it).
+            if self.endpoints.check(endpoint).is_err() {
+                return Outcome::Permanent {
+                    reason: "webpush: the endpoint is not a push service vcare may call".into(),
+                };
+            }
+            let Some(audience) = origin(endpoint) else { return dead("subscription endpoint is not a URL") };
             let payload =
                 json!({"title": m.subject.unwrap_or("vcare"), "body": m.body, "reference": m.reference}).to_string();
             let Ok(body) = encrypt(payload.as_bytes(), &ua_public, &auth) else {
@@ -189,5 +211,68 @@ impl Provider for WebPush {
                 },
             }
         })
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn key_pem() -> String {
+        let pair = aws_lc_rs::signature::EcdsaKeyPair::generate(&aws_lc_rs::signature::ECDSA_P256_SHA256_FIXED_SIGNING)
+            .unwrap();
+        let b64 = base64::engine::general_purpose::STANDARD.encode(pair.to_pkcs8v1().unwrap().as_ref());
+        format!("-----BEGIN PRIVATE KEY-----\n{b64}\n-----END PRIVATE KEY-----\n")
+    }
+
+    /// A subscription for `endpoint` with a real browser key.
+    fn subscription(endpoint: &str) -> String {
+        let ua = aws_lc_rs::agreement::PrivateKey::generate(&ECDH_P256).unwrap();
+        let public = ua.compute_public_key().unwrap();
+        json!({"endpoint": endpoint, "keys": {"p256dh": URL_SAFE_NO_PAD.encode(public.as_ref()), "auth": URL_SAFE_NO_PAD.encode([7u8; 16])}})
+            .to_string()
+    }
+
+    async fn send(push: &WebPush, endpoint: &str) -> Outcome {
+        let to = subscription(endpoint);
+        let m = Outgoing { reference: "att_1", to: &to, subject: None, body: "hi", callback_query: None };
+        push.send(&m).await
+    }
+
+    #[tokio::test]
+    async fn an_endpoint_off_the_list_or_resolving_to_loopback_is_never_called() {
+        // A listener that counts who reaches it.
+        let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+        let port = listener.local_addr().unwrap().port();
+        let reached = std::sync::Arc::new(std::sync::atomic::AtomicUsize::new(0));
+        let counter = reached.clone();
+        tokio::spawn(async move {
+            while let Ok((_conn, _)) = listener.accept().await {
+                counter.fetch_add(1, std::sync::atomic::Ordering::SeqCst);
+            }
+        });
+        let strict = PushEndpoints::parse("localhost", false).unwrap();
+        let push = WebPush::new(&key_pem(), "mailto:ops@vcare.example".into(), strict, Duration::from_secs(2)).unwrap();
+        // Refused by the list before any connection: http, an IP, another host.
+        for endpoint in [
+            format!("http://127.0.0.1:{port}/x"),
+            format!("https://127.0.0.1:{port}/x"),
+            format!("http://localhost:{port}/x"),
+            "https://attacker.example/x".to_owned(),
+        ] {
+            assert!(matches!(send(&push, &endpoint).await, Outcome::Permanent { .. }), "{endpoint}");
+        }
+        // Listed, https, but the name resolves to loopback only: no address to connect to.
+        let outcome = send(&push, &format!("https://localhost:{port}/x")).await;
+        assert!(matches!(outcome, Outcome::Transient { .. }), "{outcome:?}");
+        tokio::time::sleep(Duration::from_millis(100)).await;
+        assert_eq!(reached.load(std::sync::atomic::Ordering::SeqCst), 0, "nothing reached the loopback listener");
+
+        // With loopback allowed (tests), the same name is reached.
+        let loose = PushEndpoints::parse("localhost", true).unwrap();
+        let push =
+            WebPush::new(&key_pem(), "mailto:ops@vcare.example".into(), loose, Duration::from_millis(300)).unwrap();
+        let _ = send(&push, &format!("http://localhost:{port}/x")).await;
+        assert!(reached.load(std::sync::atomic::Ordering::SeqCst) >= 1);
     }
 }
