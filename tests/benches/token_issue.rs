@@ -9,7 +9,7 @@
 
 use std::time::Instant;
 
-use serde_json::{Value, json};
+use serde_json::Value;
 use vcare_runtime::Function;
 use vcare_tests::TestStack;
 use vcare_tests::measure::{doctor_room, ms, read_room, stats};

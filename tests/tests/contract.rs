@@ -337,12 +337,25 @@ fn the_template_is_least_privilege_watched_and_rolled_out_safely() {
                 assert_ne!(st["Resource"], json!("*"), "{id}: a resource can be named");
             }
         }
+        // The SDK's time budget is derived from FUNCTION_TIMEOUT_SECONDS
+        // (vcare_aws::budget): it must say the function's own Timeout.
+        let timeout = template.function_property(f, "Timeout").cloned().unwrap_or(Value::Null);
+        let said = template.function_environment(f).get("FUNCTION_TIMEOUT_SECONDS").cloned().unwrap_or(Value::Null);
+        assert_eq!(
+            text(&said).trim_matches('"'),
+            text(&timeout).trim_matches('"'),
+            "{id}: FUNCTION_TIMEOUT_SECONDS is its Timeout"
+        );
         let logs = doc["Resources"][format!("{id}Logs")].clone();
         assert_eq!(logs["Type"], "AWS::Logs::LogGroup", "{id} has its log group");
         assert!(text(&logs["Properties"]["LogGroupName"]).contains(id), "{id}");
         assert!(!logs["Properties"]["RetentionInDays"].is_null(), "{id}: retention");
     }
     let alarms: Vec<String> = template.of_type("AWS::CloudWatch::Alarm").map(|(_, a)| text(a)).collect();
+    assert!(alarms.iter().any(|a| a.contains("OverdueNotifications")), "overdue notifications are alarmed");
+    // Dispatch reads its queue's own limits at cold start (the time budget).
+    let dispatch = text(&doc["Resources"]["DispatchFunction"]["Properties"]["Policies"]);
+    assert!(dispatch.contains("sqs:GetQueueAttributes"), "{dispatch}");
     for (id, q) in template.of_type("AWS::SQS::Queue") {
         if let Some(dlq) = q["Properties"]["RedrivePolicy"]["deadLetterTargetArn"].as_object() {
             let dlq_id = text(&Value::Object(dlq.clone()));

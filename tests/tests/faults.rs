@@ -56,7 +56,10 @@ async fn storage_failing_during_an_accept_is_a_503_that_writes_nothing_and_the_r
     assert_eq!(answer["headers"]["content-type"], "application/problem+json");
     let body = answer["body"].as_str().unwrap();
     assert!(!body.contains(PHONE) && !body.contains("+93"), "{body}");
-    assert!(proxy.count("TransactWriteItems") >= 2, "the SDK retried first");
+    // The SDK retries unless its retry quota is spent: the quota is shared
+    // by every DynamoDB client of the process (its retry partition), and the
+    // storm test in this binary spends it, so only the attempt is certain.
+    assert!(proxy.count("TransactWriteItems") >= 1, "the write was tried");
     for kind in ["NOTIF#", "IDEMP#", "OUTBOX#"] {
         assert_eq!(items(&ddb, table, kind).await, 0, "{kind}: nothing written");
     }
@@ -77,6 +80,35 @@ async fn storage_failing_during_an_accept_is_a_503_that_writes_nothing_and_the_r
     // The replay of a still-queued notification queues it again (dispatch
     // claims attempts, so the copy sends nothing twice: dispatch.rs).
     assert!((1..=2).contains(&queued().await));
+    stack.stop().await;
+}
+
+#[tokio::test]
+async fn an_accept_whose_write_lost_every_answer_is_read_back_and_answered_with_its_id() {
+    let p = Providers::start().await;
+    let stack = vcare_tests::comms::quiet_stack(&p, "gateway", "ses").await;
+    let proxy = CountingProxy::start(&std::env::var("AWS_ENDPOINT_URL").unwrap()).await;
+    let environment = stack.gateway.function("NotificationCreateFunction").unwrap().def.environment.clone();
+    let env = vcare_runtime::Env::from_map(environment.clone());
+    let function = notification_create::function(&env, &vcare_tests::sdk_via(&proxy.url).await).await.unwrap();
+    let text = std::fs::read_to_string(vcare_tests::root().join("events/notification-create/accept.json")).unwrap();
+    let mut event: Value = serde_json::from_str(&text).unwrap();
+    vcare_tests::set_clinic(&mut event, "c-fault");
+    event["headers"]["idempotency-key"] = json!("k-fault-lost-answer");
+
+    // Every attempt of the transaction is carried out and answered 500 (the
+    // first writes; the SDK's retries meet its condition): the caller gets
+    // the notification's id, not a 503 for a write that happened.
+    proxy.inject("TransactWriteItems", Fault::ErrorAfterWrite, 100);
+    let answer = function.invoke(event.clone(), Default::default()).await.unwrap();
+    assert!(proxy.injected("TransactWriteItems") >= 1, "every attempt lost its answer");
+    assert_eq!(answer["statusCode"], 202, "{answer}");
+    proxy.heal("TransactWriteItems");
+    let again = function.invoke(event, Default::default()).await.unwrap();
+    let id = |a: &Value| serde_json::from_str::<Value>(a["body"].as_str().unwrap()).unwrap()["notificationId"].clone();
+    assert_eq!(id(&answer), id(&again), "the retry names the same notification");
+    let ddb = aws_sdk_dynamodb::Client::new(&stack.sdk);
+    assert_eq!(items(&ddb, &environment["TABLE_NAME"], "NOTIF#").await, 1, "written once");
     stack.stop().await;
 }
 

@@ -255,7 +255,7 @@ impl Gateway {
         for def in defs {
             let env = Env::from_map(def.environment.clone());
             let function = registry
-                .build(&def.binary, env, sdk.clone())
+                .build(&def.binary, env, vcare_aws::within(sdk, Duration::from_secs(def.timeout_seconds)))
                 .await
                 .map_err(|reason| GatewayError::Function { function: def.logical_id.clone(), reason })?;
             let arn = stack.physical.get(&def.logical_id).and_then(|p| p.attrs.get("Arn")).cloned().unwrap_or_default();

@@ -9,20 +9,58 @@ use std::time::Duration;
 pub use aws_config::SdkConfig;
 use aws_config::timeout::TimeoutConfig;
 
-/// Loads the shared SDK configuration (call once, in `main` or at gateway start).
-///
-/// Bounded timeouts: a handler must answer within API Gateway's 30 s, and a
-/// dependency that hangs should surface as an error the caller can retry, not
-/// as a Lambda timeout.
+/// A function's timeout when its environment does not say
+/// (`FUNCTION_TIMEOUT_SECONDS`; the template's `Globals.Function.Timeout`).
+pub const DEFAULT_FUNCTION_TIMEOUT: Duration = Duration::from_secs(10);
+
+/// The SDK's time budget inside a function that must answer within
+/// `function_timeout`: a tenth of it (at least a second) is kept to answer;
+/// the rest fits three operations one after another (a write, the read
+/// that settles a write whose answer was lost, and one more), each of at
+/// least two attempts. So an AWS call that hangs is an error the handler
+/// answers (a 503, or the result it reads back), never a Lambda timeout
+/// that answers a generic 500 for a write that may have happened.
+pub fn budget(function_timeout: Duration) -> TimeoutConfig {
+    let reserve = (function_timeout / 10).max(Duration::from_secs(1));
+    let usable = function_timeout.saturating_sub(reserve).max(Duration::from_millis(600));
+    let operation = (usable / 3).min(Duration::from_secs(12));
+    let attempt = (operation / 2).min(Duration::from_secs(5));
+    TimeoutConfig::builder()
+        .connect_timeout(attempt.min(Duration::from_secs(2)))
+        .operation_attempt_timeout(attempt)
+        .operation_timeout(operation)
+        .build()
+}
+
+/// Loads the shared SDK configuration (call once, in `main` or at gateway
+/// start), its time budget from `FUNCTION_TIMEOUT_SECONDS`.
 pub async fn load() -> SdkConfig {
-    aws_config::defaults(aws_config::BehaviorVersion::latest())
-        .timeout_config(
-            TimeoutConfig::builder()
-                .connect_timeout(Duration::from_secs(2))
-                .operation_attempt_timeout(Duration::from_secs(5))
-                .operation_timeout(Duration::from_secs(12))
-                .build(),
-        )
-        .load()
-        .await
+    let timeout = std::env::var("FUNCTION_TIMEOUT_SECONDS")
+        .ok()
+        .and_then(|s| s.parse::<u64>().ok())
+        .map_or(DEFAULT_FUNCTION_TIMEOUT, Duration::from_secs);
+    aws_config::defaults(aws_config::BehaviorVersion::latest()).timeout_config(budget(timeout)).load().await
+}
+
+/// `sdk` with the time budget of a function whose timeout is `function_timeout`.
+pub fn within(sdk: &SdkConfig, function_timeout: Duration) -> SdkConfig {
+    sdk.to_builder().timeout_config(budget(function_timeout)).build()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn three_operations_and_the_answer_fit_in_the_function_timeout() {
+        for seconds in [3, 5, 10, 30, 60, 900] {
+            let t = Duration::from_secs(seconds);
+            let b = budget(t);
+            let (op, attempt) = (b.operation_timeout().unwrap(), b.operation_attempt_timeout().unwrap());
+            assert!(op * 3 + Duration::from_secs(1) <= t.max(Duration::from_secs(3)), "{seconds}: {op:?}");
+            assert!(attempt * 2 <= op, "{seconds}: two attempts fit");
+            assert!(attempt >= Duration::from_millis(100), "{seconds}");
+        }
+        assert_eq!(budget(Duration::from_secs(10)).operation_timeout(), Some(Duration::from_secs(3)));
+    }
 }

@@ -75,27 +75,43 @@ impl NotificationStore {
             )?,
         ];
         items.extend(outbox(&self.table, std::slice::from_ref(event))?);
+        let read_back = async || -> Result<Option<(String, bool)>, StoreError> {
+            let got = self
+                .ddb
+                .get_item()
+                .table_name(&self.table)
+                .set_key(Some(idem_key.clone()))
+                .consistent_read(true)
+                .send()
+                .await
+                .map_err(unavailable)?;
+            // An expired record is no one's (the condition lets a new request overwrite it).
+            let live = |record: &Item| {
+                record.get("expiresAt").and_then(|v| v.as_n().ok()).and_then(|n| n.parse::<i64>().ok())
+                    >= Some(now.timestamp())
+            };
+            Ok(got.item.filter(live).map(|record| {
+                let id = string(&record, "notificationId").unwrap_or_default();
+                (id, string(&record, "requestHash").as_deref() == Some(request_hash))
+            }))
+        };
         match self.ddb.transact_write_items().set_transact_items(Some(items)).send().await {
             Ok(_) => Ok(Accepted::New),
             Err(e) => match condition_failed_at(&e, 0) {
-                None => Err(unavailable(e)),
+                // The outcome is unknown (a timeout, a 5xx after the commit):
+                // the key's record tells whether this write happened.
+                None => match read_back().await {
+                    Ok(Some((id, _))) if id == n.notification_id => Ok(Accepted::New),
+                    Ok(Some((notification_id, same_request))) => {
+                        Ok(Accepted::Existing { notification_id, same_request })
+                    }
+                    _ => Err(unavailable(e)),
+                },
                 Some(false) => Ok(Accepted::InProgress),
-                Some(true) => {
-                    let got = self
-                        .ddb
-                        .get_item()
-                        .table_name(&self.table)
-                        .set_key(Some(idem_key))
-                        .consistent_read(true)
-                        .send()
-                        .await
-                        .map_err(unavailable)?;
-                    let Some(record) = got.item else { return Ok(Accepted::InProgress) };
-                    Ok(Accepted::Existing {
-                        notification_id: string(&record, "notificationId").unwrap_or_default(),
-                        same_request: string(&record, "requestHash").as_deref() == Some(request_hash),
-                    })
-                }
+                Some(true) => Ok(match read_back().await? {
+                    None => Accepted::InProgress,
+                    Some((notification_id, same_request)) => Accepted::Existing { notification_id, same_request },
+                }),
             },
         }
     }
