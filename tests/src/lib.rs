@@ -301,3 +301,24 @@ pub fn set_clinic(event: &mut Value, clinic: &str) {
     let token = format!("{}.{}.{}", parts[0], b64.encode(payload.to_string()), parts[2]);
     event["headers"]["authorization"] = Value::String(format!("Bearer {token}"));
 }
+
+/// Runs every future at once on this task (no spawning, so they may
+/// borrow); their results in order.
+pub async fn join_all<T>(calls: impl Iterator<Item = impl std::future::Future<Output = T>>) -> Vec<T> {
+    let mut pinned: Vec<_> = calls.map(Box::pin).collect();
+    let mut results: Vec<Option<T>> = (0..pinned.len()).map(|_| None).collect();
+    std::future::poll_fn(|cx| {
+        let mut pending = false;
+        for (i, f) in pinned.iter_mut().enumerate() {
+            if results[i].is_none() {
+                match f.as_mut().poll(cx) {
+                    std::task::Poll::Ready(v) => results[i] = Some(v),
+                    std::task::Poll::Pending => pending = true,
+                }
+            }
+        }
+        if pending { std::task::Poll::Pending } else { std::task::Poll::Ready(()) }
+    })
+    .await;
+    results.into_iter().map(Option::unwrap).collect()
+}

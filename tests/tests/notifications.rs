@@ -246,3 +246,46 @@ async fn personal_data_is_sealed_at_rest_and_masked_when_read() {
     assert_eq!(events.iter().filter(|e| e["type"] == "communication.notification.accepted").count(), 1);
     api.stack.stop().await;
 }
+
+/// Honest answers under load (issue 15): many accepts at once through the
+/// gateway. None is a 500; a 503 means nothing was written for its key,
+/// and every 202 was written. `VCARE_LOAD_ACCEPTS` (default 200).
+#[tokio::test]
+async fn concurrent_accepts_answer_202_with_what_was_written_or_503_with_nothing() {
+    let api = Api::start().await;
+    let n: usize = std::env::var("VCARE_LOAD_ACCEPTS").ok().and_then(|v| v.parse().ok()).unwrap_or(200);
+    let calls = (0..n).map(|i| {
+        let (api, key) = (&api, format!("k-load-{i}"));
+        async move {
+            let (status, out) = api.accept(Some(&key), &request(), &api.service).await;
+            (key, status, out)
+        }
+    });
+    let answers = vcare_tests::join_all(calls).await;
+    let env = api.stack.gateway.function("NotificationCreateFunction").unwrap().def.environment.clone();
+    let ddb = aws_sdk_dynamodb::Client::new(&api.stack.sdk);
+    let mut counts = std::collections::BTreeMap::new();
+    for (key, status, out) in &answers {
+        *counts.entry(*status).or_insert(0) += 1;
+        assert!(matches!(status, 202 | 503), "{key}: {status} {out}");
+        let pk = format!("IDEMP#c1#{}", vcare_comms::sha256_hex(key.as_bytes()));
+        let got = ddb
+            .get_item()
+            .table_name(&env["TABLE_NAME"])
+            .key("pk", aws_sdk_dynamodb::types::AttributeValue::S(pk))
+            .key("sk", aws_sdk_dynamodb::types::AttributeValue::S("IDEMP".into()))
+            .consistent_read(true)
+            .send()
+            .await
+            .unwrap();
+        match status {
+            202 => {
+                let record = got.item.unwrap_or_else(|| panic!("{key}: 202 but nothing written"));
+                assert_eq!(record["notificationId"].as_s().unwrap(), out["notificationId"].as_str().unwrap());
+            }
+            _ => assert!(got.item.is_none(), "{key}: 503 although the accept was written"),
+        }
+    }
+    println!("{n} concurrent accepts: {counts:?}");
+    api.stack.stop().await;
+}

@@ -180,22 +180,7 @@ async fn a_room_is_created_once_per_appointment_even_under_concurrency() {
 
 /// Runs the calls concurrently on this task and returns their results in order.
 async fn join_all<F: std::future::Future<Output = (u16, Value)>>(calls: impl Iterator<Item = F>) -> Vec<(u16, Value)> {
-    let mut pinned: Vec<_> = calls.map(Box::pin).collect();
-    let mut results: Vec<Option<(u16, Value)>> = (0..pinned.len()).map(|_| None).collect();
-    std::future::poll_fn(|cx| {
-        let mut pending = false;
-        for (i, f) in pinned.iter_mut().enumerate() {
-            if results[i].is_none() {
-                match f.as_mut().poll(cx) {
-                    std::task::Poll::Ready(v) => results[i] = Some(v),
-                    std::task::Poll::Pending => pending = true,
-                }
-            }
-        }
-        if pending { std::task::Poll::Pending } else { std::task::Poll::Ready(()) }
-    })
-    .await;
-    results.into_iter().map(Option::unwrap).collect()
+    vcare_tests::join_all(calls).await
 }
 
 #[tokio::test]
