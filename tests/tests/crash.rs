@@ -26,9 +26,9 @@ use vcare_tests::standins::{Reply, StandIn};
 /// the claim outlives the function's timeout by 5 s, the visibility
 /// timeout covers the function's.
 const SETTINGS: &[(&str, &str)] = &[
-    ("CLAIM_TIMEOUT_SECONDS", "12"),
-    ("DISPATCH_TIMEOUT", "5"),
-    ("DISPATCH_VISIBILITY_TIMEOUT", "6"),
+    ("CLAIM_TIMEOUT_SECONDS", "16"),
+    ("DISPATCH_TIMEOUT", "10"),
+    ("DISPATCH_VISIBILITY_TIMEOUT", "10"),
     ("VCARE_RETRY_DELAY_SECONDS", "1"),
     ("VCARE_SCHEDULES", "false"),
     ("SMS_PROVIDERS", "gateway"),
@@ -47,9 +47,25 @@ fn free_addr() -> String {
     l.local_addr().unwrap().to_string()
 }
 
+/// A gateway process, killed when dropped (a failing test leaves none behind).
+struct Host(Child);
+
+impl Host {
+    fn kill(&mut self) {
+        self.0.kill().ok();
+        self.0.wait().ok();
+    }
+}
+
+impl Drop for Host {
+    fn drop(&mut self) {
+        self.kill();
+    }
+}
+
 /// The real gateway binary on `addr` for `stack`, its output in the test
 /// log directory (the log scan reads it).
-fn host(stack: &str, addr: &str, state: &Path, sms_url: &str, life: usize) -> Child {
+fn host(stack: &str, addr: &str, state: &Path, sms_url: &str, life: usize) -> Host {
     let log_dir = std::env::var("VCARE_TEST_LOG_DIR").map(std::path::PathBuf::from).unwrap_or(state.to_path_buf());
     std::fs::create_dir_all(&log_dir).unwrap();
     let log = std::fs::File::create(log_dir.join(format!("crash-{stack}-{life}.jsonl"))).unwrap();
@@ -66,6 +82,7 @@ fn host(stack: &str, addr: &str, state: &Path, sms_url: &str, life: usize) -> Ch
         .stdout(log.try_clone().unwrap())
         .stderr(log)
         .spawn()
+        .map(Host)
         .expect("vcare-local starts")
 }
 
@@ -160,8 +177,7 @@ async fn run(n: usize, round: usize) -> Figures {
     // Provider calls under way at the kill: the SMS taken whose answer
     // the dead host never recorded.
     let in_flight_at_kill = sms.in_flight();
-    child.kill().expect("SIGKILL");
-    child.wait().unwrap();
+    child.kill(); // SIGKILL
     let started = Instant::now();
     let mut child = host(&stack, &addr, &state.0, &sms.url, 1);
     ready(&http, &base).await;
@@ -223,8 +239,7 @@ async fn run(n: usize, round: usize) -> Figures {
         duplicated += sms_count.saturating_sub(1);
         written_off += offs;
     }
-    child.kill().ok();
-    child.wait().ok();
+    child.kill();
     Figures {
         lost,
         duplicated,

@@ -112,6 +112,40 @@ async fn an_accept_whose_write_lost_every_answer_is_read_back_and_answered_with_
     stack.stop().await;
 }
 
+#[tokio::test]
+async fn a_notification_whose_queue_message_was_lost_is_found_by_the_sweep_and_sent() {
+    let p = Providers::start().await;
+    let stack = vcare_tests::comms::quiet_stack(&p, "gateway", "ses").await;
+    let id = vcare_tests::comms::accept(&stack, &vcare_tests::comms::body(&["sms"], "high"), "k-lost-message").await;
+    let env = stack.gateway.function("DispatchFunction").unwrap().def.environment.clone();
+    let (sqs, url) = (aws_sdk_sqs::Client::new(&stack.sdk), env["DISPATCH_QUEUE_URL"].clone());
+    // The message is lost (as if dead-lettered): the queue is emptied.
+    let received = sqs.receive_message().queue_url(&url).max_number_of_messages(10).send().await.unwrap();
+    for m in received.messages() {
+        sqs.delete_message().queue_url(&url).receipt_handle(m.receipt_handle().unwrap()).send().await.unwrap();
+    }
+    let sweep_env = stack.gateway.function("DlrSweepFunction").unwrap().def.environment.clone();
+    let sweep = dlr_sweep::sweep(&vcare_runtime::Env::from_map(sweep_env), &stack.sdk).unwrap();
+    let now = chrono::Utc::now();
+    assert_eq!(sweep.run(now).await.unwrap().requeued, 0, "not overdue yet: it may still be on its way");
+    let later = now + chrono::Duration::minutes(6);
+    let before = vcare_runtime::metrics::counted("OverdueNotifications", &[]);
+    assert_eq!(sweep.run(later).await.unwrap().requeued, 1);
+    assert!(vcare_runtime::metrics::counted("OverdueNotifications", &[]) > before, "counted for the alarm");
+    assert_eq!(sweep.run(later).await.unwrap().requeued, 0, "queued once per slack, not every run");
+    // The re-queued message sends it.
+    let d = std::sync::Arc::new(dispatch::dispatcher(&vcare_runtime::Env::from_map(env), &stack.sdk).await.unwrap());
+    let delivered = drain(&sqs, &url, |event| {
+        let d = d.clone();
+        async move { failed_ids(&d.batch(event).await) }
+    })
+    .await;
+    assert_eq!(delivered, 1);
+    assert_eq!(vcare_tests::comms::get(&stack, &id).await["status"], "sent");
+    assert_eq!(p.gateway.requests().len(), 1);
+    stack.stop().await;
+}
+
 /// One poll of Lambda's SQS poller, by hand, against the real dispatch
 /// queue: receive a batch, hand it to `deliver`, delete what it did not
 /// report failed and make the rest visible again at once. Returns how many

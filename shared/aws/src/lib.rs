@@ -15,16 +15,18 @@ pub const DEFAULT_FUNCTION_TIMEOUT: Duration = Duration::from_secs(10);
 
 /// The SDK's time budget inside a function that must answer within
 /// `function_timeout`: a tenth of it (at least a second) is kept to answer;
-/// the rest fits three operations one after another (a write, the read
-/// that settles a write whose answer was lost, and one more), each of at
-/// least two attempts. So an AWS call that hangs is an error the handler
+/// the rest fits two operations one after another (a write, and the read
+/// that settles a write whose answer was lost). An attempt may take two
+/// thirds of its operation: cutting slow attempts short only adds load to
+/// a service that is slow already (a retry storm), so retries are for
+/// quick failures. So an AWS call that hangs is an error the handler
 /// answers (a 503, or the result it reads back), never a Lambda timeout
 /// that answers a generic 500 for a write that may have happened.
 pub fn budget(function_timeout: Duration) -> TimeoutConfig {
     let reserve = (function_timeout / 10).max(Duration::from_secs(1));
     let usable = function_timeout.saturating_sub(reserve).max(Duration::from_millis(600));
-    let operation = (usable / 3).min(Duration::from_secs(12));
-    let attempt = (operation / 2).min(Duration::from_secs(5));
+    let operation = (usable / 2).min(Duration::from_secs(12));
+    let attempt = (operation * 2 / 3).min(Duration::from_secs(5));
     TimeoutConfig::builder()
         .connect_timeout(attempt.min(Duration::from_secs(2)))
         .operation_attempt_timeout(attempt)
@@ -52,15 +54,15 @@ mod tests {
     use super::*;
 
     #[test]
-    fn three_operations_and_the_answer_fit_in_the_function_timeout() {
+    fn two_operations_and_the_answer_fit_in_the_function_timeout() {
         for seconds in [3, 5, 10, 30, 60, 900] {
             let t = Duration::from_secs(seconds);
             let b = budget(t);
             let (op, attempt) = (b.operation_timeout().unwrap(), b.operation_attempt_timeout().unwrap());
-            assert!(op * 3 + Duration::from_secs(1) <= t.max(Duration::from_secs(3)), "{seconds}: {op:?}");
-            assert!(attempt * 2 <= op, "{seconds}: two attempts fit");
+            assert!(op * 2 + Duration::from_secs(1) <= t.max(Duration::from_secs(3)), "{seconds}: {op:?}");
+            assert!(attempt < op, "{seconds}: a quick failure leaves time for a retry");
             assert!(attempt >= Duration::from_millis(100), "{seconds}");
         }
-        assert_eq!(budget(Duration::from_secs(10)).operation_timeout(), Some(Duration::from_secs(3)));
+        assert_eq!(budget(Duration::from_secs(10)).operation_timeout(), Some(Duration::from_millis(4500)));
     }
 }
