@@ -97,7 +97,7 @@ async fn ready(http: &reqwest::Client, base: &str) {
 /// Accepts under `key` until a 202 (a refused connection or a 5xx is tried
 /// again with the same key, as a client would).
 async fn accept(http: &reqwest::Client, base: &str, token: &str, key: &str, retries: &AtomicUsize) -> String {
-    let deadline = Instant::now() + Duration::from_secs(120);
+    let deadline = Instant::now() + Duration::from_secs(300);
     loop {
         let sent = http
             .post(format!("{base}/v1/communication/notifications"))
@@ -194,7 +194,7 @@ async fn run(n: usize, round: usize) -> Figures {
             http.get(format!("{base}/v1/communication/notifications/{id}")).bearer_auth(&token).send().await.unwrap();
         r.json().await.unwrap()
     };
-    let deadline = Instant::now() + Duration::from_secs(120);
+    let deadline = Instant::now() + Duration::from_secs(300);
     let mut pending: Vec<String> = ids.clone();
     let mut last = HashMap::new();
     while !pending.is_empty() && Instant::now() < deadline {

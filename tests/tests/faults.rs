@@ -21,8 +21,18 @@ async fn items(ddb: &aws_sdk_dynamodb::Client, table: &str, prefix: &str) -> usi
     scan.items().iter().filter(|i| of_clinic(i)).count()
 }
 
-#[tokio::test]
-async fn storage_failing_during_an_accept_is_a_503_that_writes_nothing_and_the_retry_accepts_once() {
+/// notification-create with its AWS calls through a proxy, and the sample
+/// accept event for clinic c-fault under `key`.
+struct Accepting {
+    p: Providers,
+    stack: vcare_tests::TestStack,
+    proxy: CountingProxy,
+    environment: std::collections::HashMap<String, String>,
+    function: vcare_http::HttpFunction,
+    event: Value,
+}
+
+async fn accepting(key: &str) -> Accepting {
     let p = Providers::start().await;
     let stack = vcare_tests::comms::quiet_stack(&p, "gateway", "ses").await;
     let proxy = CountingProxy::start(&std::env::var("AWS_ENDPOINT_URL").unwrap()).await;
@@ -32,7 +42,13 @@ async fn storage_failing_during_an_accept_is_a_503_that_writes_nothing_and_the_r
     let text = std::fs::read_to_string(vcare_tests::root().join("events/notification-create/accept.json")).unwrap();
     let mut event: Value = serde_json::from_str(&text).unwrap();
     vcare_tests::set_clinic(&mut event, "c-fault");
-    event["headers"]["idempotency-key"] = json!("k-fault-accept");
+    event["headers"]["idempotency-key"] = json!(key);
+    Accepting { p, stack, proxy, environment, function, event }
+}
+
+#[tokio::test]
+async fn storage_failing_during_an_accept_is_a_503_that_writes_nothing_and_the_retry_accepts_once() {
+    let Accepting { p: _p, stack, proxy, environment, function, event } = accepting("k-fault-accept").await;
     let ddb = aws_sdk_dynamodb::Client::new(&stack.sdk);
     let sqs = aws_sdk_sqs::Client::new(&stack.sdk);
     let table = &environment["TABLE_NAME"];
@@ -85,16 +101,7 @@ async fn storage_failing_during_an_accept_is_a_503_that_writes_nothing_and_the_r
 
 #[tokio::test]
 async fn an_accept_whose_write_lost_every_answer_is_read_back_and_answered_with_its_id() {
-    let p = Providers::start().await;
-    let stack = vcare_tests::comms::quiet_stack(&p, "gateway", "ses").await;
-    let proxy = CountingProxy::start(&std::env::var("AWS_ENDPOINT_URL").unwrap()).await;
-    let environment = stack.gateway.function("NotificationCreateFunction").unwrap().def.environment.clone();
-    let env = vcare_runtime::Env::from_map(environment.clone());
-    let function = notification_create::function(&env, &vcare_tests::sdk_via(&proxy.url).await).await.unwrap();
-    let text = std::fs::read_to_string(vcare_tests::root().join("events/notification-create/accept.json")).unwrap();
-    let mut event: Value = serde_json::from_str(&text).unwrap();
-    vcare_tests::set_clinic(&mut event, "c-fault");
-    event["headers"]["idempotency-key"] = json!("k-fault-lost-answer");
+    let Accepting { p: _p, stack, proxy, environment, function, event } = accepting("k-fault-lost-answer").await;
 
     // Every attempt of the transaction is carried out and answered 500 (the
     // first writes; the SDK's retries meet its condition): the caller gets
