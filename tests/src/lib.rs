@@ -98,6 +98,7 @@ pub fn config(template: PathBuf, stack: &str, keys: &Path) -> GatewayConfig {
         poll_wait: Duration::from_secs(1),
         schedules: false,
         event_sources: true,
+        checkpoints: None,
         secrets: BTreeMap::from([
             ("JitsiAppSecretCiphertext".to_owned(), JITSI_APP_SECRET.to_owned()),
             ("JitsiWebhookSecretCiphertext".to_owned(), JITSI_WEBHOOK_SECRET.to_owned()),

@@ -85,6 +85,10 @@ pub struct GatewayConfig {
     pub schedules: bool,
     /// Poll SQS and stream event sources (off: tests drive workers by hand).
     pub event_sources: bool,
+    /// Where stream sources keep their checkpoints across restarts, as
+    /// Lambda's event source mappings do (`None`: in memory; a restart
+    /// reads the stream from its starting position again).
+    pub checkpoints: Option<PathBuf>,
     /// Plaintext of each `...Ciphertext` template parameter. After bootstrap
     /// the gateway encrypts it under the template's `DataKey` with encryption
     /// context `vcare:purpose=<kebab-case name>` (as an operator does with
@@ -153,6 +157,7 @@ impl GatewayConfig {
             poll_wait: Duration::from_millis(env.parsed_or("VCARE_POLL_MS", 1000).map_err(bad)?),
             schedules: env.parsed_or("VCARE_SCHEDULES", true).map_err(bad)?,
             event_sources: true,
+            checkpoints: Some(state.join("checkpoints")),
             secrets,
         })
     }

@@ -57,6 +57,9 @@ pub(crate) async fn start(
                         dynamodb: aws_sdk_dynamodb::Client::new(sdk),
                         streams: aws_sdk_dynamodbstreams::Client::new(sdk),
                         wait: config.poll_wait,
+                        checkpoint: config.checkpoints.as_ref().map(|dir| {
+                            dir.join(format!("{}-{}-{}.json", stack.name, function.def.logical_id, source.name))
+                        }),
                     };
                     tasks.spawn(until_stopped(stopped.clone(), poller.run()));
                 }
@@ -254,9 +257,49 @@ struct StreamPoller {
     dynamodb: aws_sdk_dynamodb::Client,
     streams: aws_sdk_dynamodbstreams::Client,
     wait: Duration,
+    /// Where the last processed sequence number of each shard is kept, so
+    /// that a restarted gateway resumes where it stopped, as Lambda's event
+    /// source mapping does (`None`: in memory only).
+    checkpoint: Option<std::path::PathBuf>,
 }
 
+/// `<stream arn>/<shard id>` → the sequence number of its last processed record.
+type Checkpoint = HashMap<String, String>;
+
 impl StreamPoller {
+    fn load_checkpoint(&self) -> Checkpoint {
+        self.checkpoint
+            .as_ref()
+            .and_then(|p| std::fs::read(p).ok())
+            .and_then(|b| serde_json::from_slice(&b).ok())
+            .unwrap_or_default()
+    }
+
+    fn save_checkpoint(&self, done: &Checkpoint) {
+        let Some(path) = &self.checkpoint else { return };
+        let written = path.parent().map_or(Ok(()), std::fs::create_dir_all).and_then(|()| {
+            let tmp = path.with_extension("tmp");
+            std::fs::write(&tmp, serde_json::to_vec(done).unwrap_or_default())?;
+            std::fs::rename(&tmp, path)
+        });
+        if let Err(e) = written {
+            tracing::warn!(source = %self.source.name, error = %e, "stream checkpoint not saved");
+        }
+    }
+
+    /// Takes the first `n` records as processed: their shards' checkpoints move on.
+    fn processed(&self, n: usize, pending: &mut Vec<(String, Value)>, done: &mut Checkpoint) {
+        if n == 0 {
+            return;
+        }
+        for (shard, record) in pending.drain(..n) {
+            if let Some(seq) = record["dynamodb"]["SequenceNumber"].as_str() {
+                done.insert(shard, seq.to_owned());
+            }
+        }
+        self.save_checkpoint(done);
+    }
+
     async fn run(self) {
         let stream_arn = match self.dynamodb.describe_table().table_name(&self.table).send().await {
             Ok(d) => d.table.and_then(|t| t.latest_stream_arn),
@@ -267,10 +310,11 @@ impl StreamPoller {
         };
         let Some(stream_arn) = stream_arn else { return };
         let mut iterators: HashMap<String, Option<String>> = HashMap::new();
-        let mut pending: Vec<Value> = Vec::new();
+        let mut pending: Vec<(String, Value)> = Vec::new();
+        let mut done = self.load_checkpoint();
         let mut retries = 0i64;
         loop {
-            if let Err(e) = self.read(&stream_arn, &mut iterators, &mut pending).await {
+            if let Err(e) = self.read(&stream_arn, &mut iterators, &done, &mut pending).await {
                 tracing::warn!(source = %self.source.name, error = %e, "stream read failed");
             }
             if pending.is_empty() {
@@ -278,23 +322,24 @@ impl StreamPoller {
                 continue;
             }
             let take = pending.len().min(self.source.batch_size);
-            let batch: Vec<Value> = pending[..take].to_vec();
+            let batch: Vec<Value> = pending[..take].iter().map(|(_, r)| r.clone()).collect();
             let ids: Vec<String> =
                 batch.iter().map(|r| r["dynamodb"]["SequenceNumber"].as_str().unwrap_or_default().to_owned()).collect();
             let result = self.function.invoke(json!({"Records": batch})).await;
             match failed_items(&result, self.source.report_failures, &ids) {
                 Some(failed) if failed.is_empty() => {
-                    pending.drain(..take);
+                    self.processed(take, &mut pending, &mut done);
                     retries = 0;
                 }
                 failed => {
                     // Checkpoint: everything before the first failed record is done.
                     let first = failed.and_then(|f| ids.iter().position(|id| f.contains(id))).unwrap_or(0);
-                    pending.drain(..first);
+                    self.processed(first, &mut pending, &mut done);
                     retries += 1;
                     if self.source.max_retries >= 0 && retries > self.source.max_retries {
                         tracing::warn!(source = %self.source.name, "stream batch discarded after its retries");
-                        pending.drain(..(take - first).min(pending.len()));
+                        let discarded = (take - first).min(pending.len());
+                        self.processed(discarded, &mut pending, &mut done);
                         retries = 0;
                     } else {
                         tokio::time::sleep(self.wait.min(Duration::from_millis(500))).await;
@@ -309,21 +354,29 @@ impl StreamPoller {
         &self,
         stream_arn: &str,
         iterators: &mut HashMap<String, Option<String>>,
-        pending: &mut Vec<Value>,
+        done: &Checkpoint,
+        pending: &mut Vec<(String, Value)>,
     ) -> Result<(), String> {
         let err = |e: &dyn std::fmt::Display| e.to_string();
         let described = self.streams.describe_stream().stream_arn(stream_arn).send().await.map_err(|e| err(&e))?;
         let shards = described.stream_description.and_then(|d| d.shards).unwrap_or_default();
         for shard in shards {
             let Some(shard_id) = shard.shard_id else { continue };
+            // Checkpoints name the stream too: a recreated table has a new stream.
+            let key = format!("{stream_arn}/{shard_id}");
             if !iterators.contains_key(&shard_id) {
-                let kind = if self.source.trim_horizon { "TRIM_HORIZON" } else { "LATEST" };
+                let kind = match done.get(&key) {
+                    Some(_) => "AFTER_SEQUENCE_NUMBER",
+                    None if self.source.trim_horizon => "TRIM_HORIZON",
+                    None => "LATEST",
+                };
                 let it = self
                     .streams
                     .get_shard_iterator()
                     .stream_arn(stream_arn)
                     .shard_id(&shard_id)
                     .shard_iterator_type(kind.into())
+                    .set_sequence_number(done.get(&key).cloned())
                     .send()
                     .await
                     .map_err(|e| err(&e))?;
@@ -331,11 +384,11 @@ impl StreamPoller {
             }
             let Some(Some(iterator)) = iterators.get(&shard_id).cloned() else { continue };
             let got = self.streams.get_records().shard_iterator(iterator).send().await.map_err(|e| err(&e))?;
-            iterators.insert(shard_id, got.next_shard_iterator);
+            iterators.insert(shard_id.clone(), got.next_shard_iterator);
             for r in got.records.unwrap_or_default() {
                 let record = self.record(stream_arn, r);
                 if self.source.filters.is_empty() || self.source.filters.iter().any(|p| matches(p, &record)) {
-                    pending.push(record);
+                    pending.push((key.clone(), record));
                 }
             }
         }
