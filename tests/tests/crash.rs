@@ -7,8 +7,11 @@
 //! documented window of one provider call).
 //!
 //! `VCARE_CRASH_N` (default 60) notifications, `VCARE_CRASH_RUNS` (default
-//! 1) runs; the README's figures come from
-//! `VCARE_CRASH_N=300 VCARE_CRASH_RUNS=3 ./infra/scripts/test.sh -p vcare-tests --test crash -- --nocapture`.
+//! 1) runs. The README's figures come from
+//!
+//! ```text
+//! VCARE_CRASH_N=300 VCARE_CRASH_RUNS=3 ./infra/scripts/test.sh -p vcare-tests --test crash -- --nocapture
+//! ```
 
 use std::collections::{HashMap, HashSet};
 use std::path::Path;

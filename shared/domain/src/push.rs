@@ -63,16 +63,15 @@ impl PushEndpoints {
         if authority.contains('@') {
             return Err("credentials in the URL".into());
         }
-        let host = match authority.strip_prefix('[') {
+        let raw_host = match authority.strip_prefix('[') {
             Some(v6) => format!("[{}]", v6.split(']').next().unwrap_or_default()),
             None => authority.split(':').next().unwrap_or_default().to_owned(),
+        };
+        let port = &authority[raw_host.len().min(authority.len())..];
+        if !port.is_empty() && port.strip_prefix(':').is_none_or(|p| p.parse::<u16>().is_err()) {
+            return Err("not a URL".into());
         }
-        .to_ascii_lowercase();
-        if let Some(port) = authority.strip_prefix(&host).filter(|p| !p.is_empty()) {
-            if !port.strip_prefix(':').is_some_and(|p| p.parse::<u16>().is_ok()) {
-                return Err("not a URL".into());
-            }
-        }
+        let host = raw_host.to_ascii_lowercase();
         if self.allow_loopback && is_loopback_host(&host) && matches!(scheme, "http" | "https") {
             return Ok(host);
         }
@@ -123,6 +122,8 @@ mod tests {
             "https://attacker.example/fcm.googleapis.com",
             "https://fcm.googleapis.com@attacker.example/x",
             "https://fcm.googleapis.com:99999/x",
+            "https://FCM.googleapis.com:99999/x",
+            "https://fcm.googleapis.com:/x",
             "ftp://fcm.googleapis.com/x",
             "fcm.googleapis.com/x",
             "",
