@@ -500,6 +500,11 @@ async fn bad_dispatch_settings_fail_the_cold_start_by_name() {
         ("PROVIDER_RATE_LIMITS", "gateway=fast"),
         ("MAX_TRIES_PER_PROVIDER", "0"),
         ("PROVIDER_TIMEOUT_MS", "-1"),
+        ("PUSH_SERVICE_HOSTS", "fcm.googleapis.com,not a host"),
+        ("PUSH_ALLOW_LOOPBACK", "sometimes"),
+        // The time budget: a claim written off while its invocation may still send.
+        ("CLAIM_TIMEOUT_SECONDS", "20"),
+        ("CLAIM_TIMEOUT_SECONDS", "900"),
     ] {
         let mut env = base.clone();
         env.insert(name.into(), value.into());

@@ -365,23 +365,25 @@ impl Dispatcher {
 
     /// Comes back at `until`: re-enqueued with that delay (at most SQS's
     /// 15 minutes; a longer wait is re-enqueued again). The message is a
-    /// new one, so waiting spends none of the queue's receives. If the
-    /// notification's reconcile time is earlier than the wait's end, it is
-    /// moved first, so the sweep does not take a wait for a lost message.
+    /// new one, so waiting spends none of the queue's receives. Only if the
+    /// notification's reconcile time falls before the wait's end (a long
+    /// `sendAt` or quiet-hours wait; never a claim, whose reconcile time is
+    /// its judgement plus slack) is it moved first, so the sweep does not
+    /// take a wait for a lost message: a write once per wait, not per message.
     async fn wait(
         &self,
         known: (Notification, u64),
         until: DateTime<Utc>,
         now: DateTime<Utc>,
     ) -> Result<Handled, Error> {
-        let expected = lifecycle::reconcile_at(until.min(now + chrono::Duration::seconds(lifecycle::MAX_WAIT_SECONDS)));
-        let n = if known.0.reconcile_at.is_none_or(|at| at < expected) {
+        let back = until.min(now + chrono::Duration::seconds(lifecycle::MAX_WAIT_SECONDS));
+        let expected = lifecycle::reconcile_at(back);
+        let n = if known.0.reconcile_at.is_none_or(|at| at < back) {
             let (n, _, _) = self
                 .comms
                 .store
                 .update_from(known, |current| {
-                    if current.status.rank() >= Status::Sent.rank()
-                        || current.reconcile_at.is_some_and(|at| at >= expected)
+                    if current.status.rank() >= Status::Sent.rank() || current.reconcile_at.is_some_and(|at| at >= back)
                     {
                         return None;
                     }
