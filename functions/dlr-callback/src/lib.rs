@@ -30,6 +30,7 @@ use vcare_comms::Comms;
 use vcare_crypto::KmsMac;
 use vcare_domain::receipt::{Delivery, ReceiptRef, receipt_event};
 use vcare_http::{HttpFunction, Problem, store_problem};
+use vcare_providers::Secret;
 use vcare_providers::receipts::{
     Params, ParsedReceipt, VonageSigning, gateway_receipt, receipt_hash, twilio_receipt, twilio_valid, vonage_receipt,
     vonage_valid,
@@ -45,8 +46,8 @@ pub struct Receipts {
     /// The public base URL receipts are posted to (`DLR_CALLBACK_BASE_URL`):
     /// Twilio signs the full URL it called.
     public_base: Option<String>,
-    twilio_token: Option<String>,
-    vonage: Option<(VonageSigning, String)>,
+    twilio_token: Option<Secret>,
+    vonage: Option<(VonageSigning, Secret)>,
     vonage_max_skew: i64,
 }
 
@@ -61,8 +62,8 @@ pub async fn receipts(env: &Env, sdk: &SdkConfig) -> Result<Receipts, vcare_runt
         comms: Comms::from_env(env, sdk)?,
         mac: env.get("DLR_SIGNING_KEY_ID").map(|k| KmsMac::new(kms.clone(), k)),
         public_base: env.get("DLR_CALLBACK_BASE_URL").map(|b| b.trim_end_matches('/').to_owned()),
-        twilio_token: vcare_comms::secret(env, &kms, "TWILIO_AUTH_TOKEN").await?,
-        vonage: vcare_comms::secret(env, &kms, "VONAGE_SIGNATURE_SECRET").await?.map(|s| (signing, s)),
+        twilio_token: vcare_providers::secret_setting(env, &kms, "TWILIO_AUTH_TOKEN").await?,
+        vonage: vcare_providers::secret_setting(env, &kms, "VONAGE_SIGNATURE_SECRET").await?.map(|s| (signing, s)),
         vonage_max_skew: env.bounded("VONAGE_MAX_SKEW_SECONDS", 300, 1, 3600)?,
     })
 }
@@ -148,7 +149,7 @@ impl Receipts {
                     "" => format!("{base}{PATH}/twilio"),
                     q => format!("{base}{PATH}/twilio?{q}"),
                 };
-                if !twilio_valid(token, &url, &params, header("x-twilio-signature")) {
+                if !twilio_valid(token.expose(), &url, &params, header("x-twilio-signature")) {
                     return Err(rejected(provider));
                 }
                 let parsed = twilio_receipt(&params).ok_or_else(malformed)?;
@@ -158,7 +159,15 @@ impl Receipts {
                 let Some((signing, secret)) = &self.vonage else { return Err(rejected(provider)) };
                 let params = if is_json(headers) { json_params(body).unwrap_or_default() } else { form(body) };
                 let now = Utc::now().timestamp();
-                if !vonage_valid(*signing, secret, &params, body, header("authorization"), now, self.vonage_max_skew) {
+                if !vonage_valid(
+                    *signing,
+                    secret.expose(),
+                    &params,
+                    body,
+                    header("authorization"),
+                    now,
+                    self.vonage_max_skew,
+                ) {
                     return Err(rejected(provider));
                 }
                 let parsed = vonage_receipt(&params).ok_or_else(malformed)?;

@@ -1,6 +1,7 @@
 //! The communication functions' common ground: config read once, the
 //! notification store, sealing/opening personal data, the dispatch queue.
 
+pub mod dispatch;
 mod reconcile;
 mod submit;
 
@@ -68,20 +69,6 @@ pub enum CommsError {
     Queue(String),
     #[error("sealed data is malformed")]
     Malformed,
-}
-
-/// A secret setting: `<NAME>_CIPHERTEXT`, KMS-encrypted with the purpose
-/// `<name>` in kebab case (as the template's `...Ciphertext` parameters),
-/// decrypted once at cold start. `None` when it is not set.
-pub async fn secret(env: &Env, kms: &aws_sdk_kms::Client, name: &str) -> Result<Option<String>, vcare_runtime::Error> {
-    match env.get(&format!("{name}_CIPHERTEXT")) {
-        None => Ok(None),
-        Some(ciphertext) => {
-            let purpose = name.to_lowercase().replace('_', "-");
-            let plain = vcare_crypto::decrypt_secret(kms, ciphertext, &purpose).await?;
-            Ok(Some(String::from_utf8(plain).map_err(|_| format!("{name} is not text"))?))
-        }
-    }
 }
 
 /// What vcare itself sends someone: a template, its variables, a priority.

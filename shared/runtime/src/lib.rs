@@ -10,8 +10,10 @@ use std::future::Future;
 use std::pin::Pin;
 use std::sync::Arc;
 
+pub use clock::Clock;
 pub use lambda_runtime::{Context, Diagnostic, Error, LambdaEvent};
 
+mod clock;
 pub mod metrics;
 pub mod sqs;
 use serde::Serialize;

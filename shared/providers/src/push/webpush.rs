@@ -11,12 +11,13 @@ use aws_lc_rs::hkdf::{HKDF_SHA256, KeyType, Salt};
 use base64::Engine;
 use base64::engine::general_purpose::URL_SAFE_NO_PAD;
 use serde_json::{Value, json};
-use vcare_domain::notification::{Channel, PushPlatform};
+use vcare_domain::notification::PushPlatform;
 use vcare_domain::push::PushEndpoints;
 use vcare_runtime::BoxFuture;
 
+use crate::catalogue::Settings;
 use crate::public_dns::PublicOnly;
-use crate::{Outcome, Outgoing, Provider, retry_after};
+use crate::{Outgoing, Provider, ProviderId, SendOutcome, retry_after};
 
 /// Record size announced in the header; a push message is one record.
 const RECORD_SIZE: u32 = 4096;
@@ -77,11 +78,11 @@ pub fn encrypt(payload: &[u8], ua_public: &[u8], auth: &[u8]) -> Result<Vec<u8>,
 pub struct WebPush {
     key: jsonwebtoken::EncodingKey,
     public_b64: String,
-    pub subject: String,
+    pub(crate) subject: String,
     /// Its own client: no redirects, public addresses only.
     http: reqwest::Client,
     endpoints: PushEndpoints,
-    pub ttl: Duration,
+    pub(crate) ttl: Duration,
 }
 
 impl WebPush {
@@ -132,19 +133,28 @@ fn origin(endpoint: &str) -> Option<String> {
     Some(format!("{scheme}://{host}"))
 }
 
-impl Provider for WebPush {
-    fn name(&self) -> &'static str {
-        "webpush"
+impl WebPush {
+    /// Built from its settings ([`ProviderId::settings`]).
+    pub(crate) fn build(s: &Settings<'_>) -> Result<Self, String> {
+        Self::new(
+            s.secret("VAPID_PRIVATE_KEY").expose(),
+            s.get("VAPID_SUBJECT").to_owned(),
+            s.wiring.push_endpoints.clone(),
+            s.wiring.timeout,
+        )
     }
-    fn channel(&self) -> Channel {
-        Channel::Push
+}
+
+impl Provider for WebPush {
+    fn id(&self) -> ProviderId {
+        ProviderId::WebPush
     }
     fn platform(&self) -> Option<PushPlatform> {
         Some(PushPlatform::Webpush)
     }
-    fn send<'a>(&'a self, m: &'a Outgoing<'a>) -> BoxFuture<'a, Outcome> {
+    fn send<'a>(&'a self, m: &'a Outgoing<'a>) -> BoxFuture<'a, SendOutcome> {
         Box::pin(async move {
-            let dead = |why: &str| Outcome::DeadToken { reason: format!("webpush: {why}") };
+            let dead = |why: &str| SendOutcome::DeadToken { reason: format!("webpush: {why}") };
             let Ok(sub) = serde_json::from_str::<Value>(m.to) else { return dead("subscription is not JSON") };
             let (Some(endpoint), Some(p256dh), Some(auth)) =
                 (sub["endpoint"].as_str(), sub["keys"]["p256dh"].as_str(), sub["keys"]["auth"].as_str())
@@ -160,7 +170,7 @@ impl Provider for WebPush {
             // Accept checked it; a stored subscription is checked again (the
             // policy may have changed, or the store been written around it).
             if self.endpoints.check(endpoint).is_err() {
-                return Outcome::Permanent {
+                return SendOutcome::Permanent {
                     reason: "webpush: the endpoint is not a push service vcare may call".into(),
                 };
             }
@@ -178,7 +188,7 @@ impl Provider for WebPush {
             let Ok(jwt) =
                 jsonwebtoken::encode(&jsonwebtoken::Header::new(jsonwebtoken::Algorithm::ES256), &claims, &self.key)
             else {
-                return Outcome::Permanent { reason: "webpush: the VAPID key cannot sign".into() };
+                return SendOutcome::Permanent { reason: "webpush: the VAPID key cannot sign".into() };
             };
             let sent = self
                 .http
@@ -192,9 +202,9 @@ impl Provider for WebPush {
                 .send()
                 .await;
             match sent {
-                Err(_) => Outcome::Transient { reason: "webpush service unreachable".into(), retry_after: None },
+                Err(_) => SendOutcome::Transient { reason: "webpush service unreachable".into(), retry_after: None },
                 Ok(r) => match r.status().as_u16() {
-                    200..=299 => Outcome::Sent {
+                    200..=299 => SendOutcome::Sent {
                         provider_message_id: r
                             .headers()
                             .get("location")
@@ -203,11 +213,11 @@ impl Provider for WebPush {
                             .unwrap_or_else(|| m.reference.to_owned()),
                     },
                     404 | 410 => dead("subscription expired"),
-                    429 | 500..=599 => Outcome::Transient {
+                    429 | 500..=599 => SendOutcome::Transient {
                         reason: format!("webpush answered {}", r.status().as_u16()),
                         retry_after: retry_after(r.headers()),
                     },
-                    other => Outcome::Permanent { reason: format!("webpush refused: {other}") },
+                    other => SendOutcome::Permanent { reason: format!("webpush refused: {other}") },
                 },
             }
         })
@@ -233,7 +243,7 @@ mod tests {
             .to_string()
     }
 
-    async fn send(push: &WebPush, endpoint: &str) -> Outcome {
+    async fn send(push: &WebPush, endpoint: &str) -> SendOutcome {
         let to = subscription(endpoint);
         let m = Outgoing { reference: "att_1", to: &to, subject: None, body: "hi", callback_query: None };
         push.send(&m).await
@@ -260,11 +270,11 @@ mod tests {
             format!("http://localhost:{port}/x"),
             "https://attacker.example/x".to_owned(),
         ] {
-            assert!(matches!(send(&push, &endpoint).await, Outcome::Permanent { .. }), "{endpoint}");
+            assert!(matches!(send(&push, &endpoint).await, SendOutcome::Permanent { .. }), "{endpoint}");
         }
         // Listed, https, but the name resolves to loopback only: no address to connect to.
         let outcome = send(&push, &format!("https://localhost:{port}/x")).await;
-        assert!(matches!(outcome, Outcome::Transient { .. }), "{outcome:?}");
+        assert!(matches!(outcome, SendOutcome::Transient { .. }), "{outcome:?}");
         tokio::time::sleep(Duration::from_millis(100)).await;
         assert_eq!(reached.load(std::sync::atomic::Ordering::SeqCst), 0, "nothing reached the loopback listener");
 

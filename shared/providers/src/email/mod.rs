@@ -1,0 +1,7 @@
+//! E-mail providers.
+
+mod sendgrid;
+mod ses;
+
+pub use sendgrid::SendGrid;
+pub use ses::Ses;

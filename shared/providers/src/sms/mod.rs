@@ -1,0 +1,9 @@
+//! SMS providers.
+
+mod gateway;
+mod twilio;
+mod vonage;
+
+pub use gateway::GatewaySms;
+pub use twilio::Twilio;
+pub use vonage::Vonage;

@@ -1,0 +1,79 @@
+//! Vonage (Nexmo) SMS API.
+
+use crate::catalogue::Settings;
+use crate::prelude::*;
+
+/// Vonage SMS API: `POST {base}/sms/json`, JSON `{api_key, api_secret, to,
+/// from, text, client-ref, callback}` (`to` without the `+`). Vonage answers
+/// 200 even for refusals: each message carries a `status` — "0" sent; 1
+/// (throttled), 5 (internal error) and 9 (quota) transient; anything else
+/// (invalid number, barred, unroutable, ...) permanent.
+pub struct Vonage {
+    pub(crate) base_url: String,
+    pub(crate) api_key: String,
+    pub(crate) api_secret: Secret,
+    pub(crate) from: String,
+    pub(crate) callback_url: Option<String>,
+    pub(crate) http: reqwest::Client,
+}
+
+impl Vonage {
+    /// Built from its settings ([`ProviderId::settings`]).
+    pub(crate) fn build(s: &Settings<'_>) -> Self {
+        Self {
+            base_url: s.or("VONAGE_BASE_URL", "https://rest.nexmo.com"),
+            api_key: s.get("VONAGE_API_KEY").to_owned(),
+            api_secret: s.secret("VONAGE_API_SECRET"),
+            from: s.get("VONAGE_FROM").to_owned(),
+            callback_url: s.receipt_url(),
+            http: s.http.clone(),
+        }
+    }
+}
+
+impl Provider for Vonage {
+    fn sends_receipts(&self) -> bool {
+        self.callback_url.is_some()
+    }
+    fn id(&self) -> ProviderId {
+        ProviderId::Vonage
+    }
+    fn send<'a>(&'a self, m: &'a Outgoing<'a>) -> BoxFuture<'a, SendOutcome> {
+        Box::pin(async move {
+            let mut body = json!({
+                "api_key": self.api_key, "api_secret": self.api_secret.expose(), "to": m.to.trim_start_matches('+'),
+                "from": self.from, "text": m.body, "type": "unicode", "client-ref": m.reference,
+            });
+            if let Some(cb) = callback(&self.callback_url, m) {
+                body["callback"] = json!(cb);
+            }
+            let sent =
+                self.http.post(format!("{}/sms/json", self.base_url.trim_end_matches('/'))).json(&body).send().await;
+            let mut refusal: Option<(String, bool)> = None;
+            let outcome = classify(
+                sent,
+                "vonage",
+                |_, b| {
+                    let first = &b["messages"][0];
+                    match first["status"].as_str() {
+                        Some("0") => first["message-id"].as_str().map(str::to_owned),
+                        Some(code) => {
+                            refusal = Some((code.to_owned(), matches!(code, "1" | "5" | "9")));
+                            None
+                        }
+                        None => None,
+                    }
+                },
+                |_, _| true,
+            )
+            .await;
+            match refusal {
+                Some((code, true)) => {
+                    SendOutcome::Transient { reason: format!("vonage status {code}"), retry_after: None }
+                }
+                Some((code, false)) => SendOutcome::Permanent { reason: format!("vonage refused: status {code}") },
+                None => outcome,
+            }
+        })
+    }
+}
