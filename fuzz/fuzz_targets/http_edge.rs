@@ -11,10 +11,10 @@ use std::sync::LazyLock;
 use axum::Router;
 use axum::routing::any;
 use libfuzzer_sys::fuzz_target;
-use vcare_http::{ApiJson, Caller, HttpFunction, is_clinic_id};
+use vcare_http::{ApiJson, Authenticated, HttpFunction, caller_from_token, is_clinic_id};
 use vcare_runtime::{Context, Function};
 
-async fn echo(caller: Caller, ApiJson(body): ApiJson<serde_json::Value>) -> axum::Json<serde_json::Value> {
+async fn echo(caller: Authenticated, ApiJson(body): ApiJson<serde_json::Value>) -> axum::Json<serde_json::Value> {
     axum::Json(serde_json::json!({"user": caller.user_id, "roles": caller.roles.len(), "body": body.is_object()}))
 }
 
@@ -48,7 +48,7 @@ fuzz_target!(|data: &[u8]| {
         .and_then(|v| v.as_object().cloned())
         .map(|m| m.into_iter().map(|(k, v)| (k, v.as_str().map_or_else(|| v.to_string(), str::to_owned))).collect())
         .unwrap_or_default();
-    if let Ok(caller) = Caller::from_token(Some(&token), |name| claims.get(name).map(String::as_str)) {
+    if let Ok(caller) = caller_from_token(Some(&token), |name| claims.get(name).map(String::as_str)) {
         assert!(!caller.user_id.is_empty() && is_clinic_id(&caller.clinic_id) && unique(&caller.roles));
     }
     let Ok(event) = serde_json::from_slice::<serde_json::Value>(data) else { return };

@@ -22,7 +22,13 @@ if [[ "${1:-}" == "stop" ]]; then
 fi
 
 ensure_venv
-cargo build --quiet -p vcare-local
+# The first build compiles the AWS SDK crates: several minutes on two
+# cores. Say so, and let cargo show its progress, so nobody thinks it hung.
+if [[ ! -x target/debug/vcare-local ]]; then
+  echo "vcare: first build of the local gateway (the AWS SDK crates take about 5 minutes on 2 cores; later runs take seconds)"
+fi
+cargo build -p vcare-local
+echo "vcare: built; starting the loopback AWS endpoint"
 port="${VCARE_AWS_PORT:-4566}"
 start_moto "$port" "$STATE/moto.log"
 echo "$MOTO_PID" > "$STATE/run/moto.pid"

@@ -8,7 +8,7 @@ use std::time::Duration;
 use aws_sdk_dynamodb::types::AttributeValue as V;
 
 use serde_json::{Value, json};
-use vcare_comms::{Comms, DispatchMessage};
+use vcare_comms::{DispatchMessage, Notifications};
 use vcare_domain::notification::{Channel, MaskedRecipient, Notification, Priority, Recipient, Status};
 use vcare_domain::templates::Rendered;
 
@@ -214,10 +214,10 @@ pub async fn wait_for(stack: &TestStack, id: &str, status: &str, within: Duratio
     .await
 }
 
-/// The stack's `Comms`, as the notification functions build it.
-pub fn comms(stack: &TestStack) -> Comms {
+/// The stack's `Notifications`, as the notification functions build it.
+pub fn comms(stack: &TestStack) -> Notifications {
     let env = stack.gateway.function("DispatchFunction").unwrap().def.environment.clone();
-    Comms::from_env(&vcare_runtime::Env::from_map(env), &stack.sdk).unwrap()
+    Notifications::from_env(&vcare_runtime::Env::from_map(env), &stack.sdk).unwrap()
 }
 
 /// A notification written straight to the store, queued but not on the
@@ -232,10 +232,10 @@ pub async fn stored(
     stored_with(&comms(stack), channels, priority, timezone, send_at).await
 }
 
-/// [`stored`] with a given `Comms` (one data key for many notifications, as
+/// [`stored`] with a given `Notifications` (one data key for many notifications, as
 /// one notification-create container seals them).
 pub async fn stored_with(
-    comms: &Comms,
+    comms: &Notifications,
     channels: &[Channel],
     priority: Priority,
     timezone: Option<&str>,

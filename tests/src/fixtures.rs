@@ -8,7 +8,7 @@ use axum::Router;
 use axum::extract::{Path, Request};
 use axum::routing::get;
 use serde_json::{Value, json};
-use vcare_http::{Caller, HttpFunction};
+use vcare_http::HttpFunction;
 use vcare_local::Registry;
 use vcare_runtime::{BoxFuture, Context, Error, Function};
 
@@ -47,11 +47,11 @@ where
     }
 }
 
-/// Echoes the caller (as `vcare_http::Caller` reads it), the raw claims and
+/// Echoes the caller (as `vcare_http::Authenticated` reads it), the raw claims and
 /// the request it got.
 fn echo_router() -> Router {
     async fn echo(
-        caller: Result<Caller, vcare_http::Problem>,
+        caller: Result<vcare_http::Authenticated, vcare_http::Problem>,
         Path(id): Path<String>,
         req: Request,
     ) -> axum::Json<Value> {

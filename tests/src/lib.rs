@@ -10,6 +10,7 @@ pub mod fixtures;
 pub mod lambda;
 pub mod measure;
 pub mod proxy;
+pub mod rooms;
 pub mod standins;
 
 use std::collections::BTreeMap;

@@ -31,13 +31,8 @@ pub async fn read_room(ddb: &aws_sdk_dynamodb::Client, table: &str, clinic: &str
 pub async fn doctor_room(stack: &crate::TestStack, appointment: &str) -> serde_json::Value {
     let doctor = stack.token("u-doc", Some("c1"), &["doctor"]);
     let start = chrono::Utc::now() + chrono::Duration::minutes(5);
-    let body = serde_json::json!({
-        "appointmentId": appointment,
-        "scheduledStart": start.to_rfc3339(), "scheduledEnd": (start + chrono::Duration::minutes(30)).to_rfc3339(),
-        "participants": [{"userId": "u-doc", "role": "doctor", "displayName": "Dr. Amini"}],
-    });
-    let url = format!("{}/v1/virtual-care/rooms", stack.base);
-    let (status, _, room) = stack.send(stack.http.post(url).bearer_auth(&doctor).json(&body)).await;
+    let body = crate::rooms::room_body(appointment, start, &[crate::rooms::doctor()]);
+    let (status, room) = crate::rooms::create_room(stack, &doctor, &body).await;
     assert_eq!(status, 201, "{room}");
     room
 }

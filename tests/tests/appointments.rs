@@ -7,6 +7,7 @@ use std::time::Duration;
 use chrono::{DurationRound, Utc};
 use serde_json::{Value, json};
 use vcare_tests::comms::Providers;
+use vcare_tests::rooms::{self, create_room, room_body};
 use vcare_tests::standins::Recorded;
 use vcare_tests::{JITSI_APP_SECRET, JITSI_WEBHOOK_SECRET, TestStack, domain_events};
 
@@ -44,9 +45,9 @@ async fn put_on_queue(stack: &TestStack, body: &str) {
     sqs.send_message().queue_url(url).message_body(body).send().await.unwrap();
 }
 
-fn care(stack: &TestStack) -> vcare_care::Care {
+fn care(stack: &TestStack) -> vcare_care::Rooms {
     let env = stack.gateway.function("AppointmentEventsFunction").unwrap().def.environment.clone();
-    vcare_care::Care::from_env(&vcare_runtime::Env::from_map(env), &stack.sdk).unwrap()
+    vcare_care::Rooms::from_env(&vcare_runtime::Env::from_map(env), &stack.sdk).unwrap()
 }
 
 async fn room_of(stack: &TestStack, apt: &str) -> vcare_domain::room::Room {
@@ -97,20 +98,13 @@ async fn appointment_events_make_the_room_and_a_cancellation_tells_each_particip
 
     // The same appointment through the API: the same room.
     let doctor = stack.token("u-doc", Some("c1"), &["doctor"]);
-    let body = json!({
-        "appointmentId": "apt-in-1", "scheduledStart": start.to_rfc3339(),
-        "scheduledEnd": (start + chrono::Duration::minutes(30)).to_rfc3339(),
-        "participants": [{"userId": "u-doc", "role": "doctor", "displayName": "Dr. Amini"},
-                         {"userId": "u-pat", "role": "patient", "displayName": "Zahra"},
-                         {"userId": "u-int", "role": "interpreter", "displayName": "Interpreter"}],
-    });
-    let (status, _, same) = stack
-        .send(stack.http.post(format!("{}/v1/virtual-care/rooms", stack.base)).bearer_auth(&doctor).json(&body))
-        .await;
+    let interpreter = json!({"userId": "u-int", "role": "interpreter", "displayName": "Interpreter"});
+    let body = room_body("apt-in-1", start, &[rooms::doctor(), rooms::patient(), interpreter]);
+    let (status, same) = create_room(&stack, &doctor, &body).await;
     assert_eq!((status, same["roomId"].as_str()), (200, Some(room.room_id.as_str())), "{same}");
 
     // Contacts are sealed: the raw items hold no phone or e-mail.
-    let raw = format!("{:?}", care(&stack).store.children(&room, "CONTACT#").await.unwrap());
+    let raw = format!("{:?}", care(&stack).store.contacts(&room).await.unwrap());
     assert!(!raw.contains("701112233") && !raw.contains("amini@"), "{raw}");
 
     // Cancelled (twice): the room is cancelled, each participant with a contact told once.

@@ -514,3 +514,24 @@ async fn bad_dispatch_settings_fail_the_cold_start_by_name() {
     }
     stack.stop().await;
 }
+
+/// Time is the dispatcher's dependency: on a clock set a day ahead, a
+/// notification whose `sendAt` is tomorrow is due now, while the system
+/// clock's dispatcher re-queues it.
+#[tokio::test]
+async fn the_dispatcher_reads_time_from_its_clock() {
+    let p = Providers::start().await;
+    let stack = vcare_tests::comms::stack(&p, "gateway", "ses").await;
+    let env = vcare_runtime::Env::from_map(stack.gateway.function("DispatchFunction").unwrap().def.environment.clone());
+    let tomorrow = chrono::Utc::now() + chrono::Duration::hours(24);
+    let m = stored(&stack, &[Channel::Sms], Priority::High, None, Some(tomorrow)).await;
+    let today = dispatch::dispatcher(&env, &stack.sdk).await.unwrap();
+    assert_eq!(format!("{:?}", today.handle(&m).await), "Ok(Requeued)");
+    let clock = vcare_runtime::Clock::shifted(chrono::Duration::hours(23));
+    let ahead = vcare_comms::dispatch::dispatcher(&env, &stack.sdk, clock.clone()).await.unwrap();
+    assert_eq!(format!("{:?}", ahead.handle(&m).await), "Ok(Requeued)", "an hour early");
+    clock.advance(chrono::Duration::hours(1) + chrono::Duration::seconds(5));
+    assert_eq!(format!("{:?}", ahead.handle(&m).await), "Ok(Sent)", "due on the clock that says so");
+    assert_eq!(p.gateway.requests().len(), 1);
+    stack.stop().await;
+}

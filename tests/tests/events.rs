@@ -9,6 +9,7 @@ use serde_json::{Value, json};
 use vcare_local::Registry;
 use vcare_tests::catalogue::validate;
 use vcare_tests::proxy::CountingProxy;
+use vcare_tests::rooms::{self, create_room, room_body};
 use vcare_tests::{TestStack, domain_events, root};
 
 const TYPES: &[&str] = &[
@@ -91,15 +92,8 @@ async fn the_relay_publishes_each_aggregates_events_in_order_with_their_ids() {
     let stack = TestStack::start().await;
     let doctor = stack.token("u-doc", Some("c1"), &["doctor"]);
     let start = chrono::Utc::now() + chrono::Duration::minutes(5);
-    let body = json!({
-        "appointmentId": "apt-events", "scheduledStart": start.to_rfc3339(),
-        "scheduledEnd": (start + chrono::Duration::minutes(30)).to_rfc3339(),
-        "participants": [{"userId": "u-doc", "role": "doctor", "displayName": "Dr. Amini"},
-                         {"userId": "u-pat", "role": "patient", "displayName": "Zahra"}],
-    });
-    let (status, _, room) = stack
-        .send(stack.http.post(format!("{}/v1/virtual-care/rooms", stack.base)).bearer_auth(&doctor).json(&body))
-        .await;
+    let body = room_body("apt-events", start, &[rooms::doctor(), rooms::patient()]);
+    let (status, room) = create_room(&stack, &doctor, &body).await;
     assert_eq!(status, 201);
     let room_id = room["roomId"].as_str().unwrap();
     let rooms = format!("{}/v1/virtual-care/rooms/{room_id}", stack.base);
@@ -165,14 +159,7 @@ async fn a_relay_that_dies_between_publish_and_mark_publishes_again_with_the_sam
             .await;
     let token = stack.token("u-doc", Some("c1"), &["doctor"]);
     let start = chrono::Utc::now() + chrono::Duration::hours(2);
-    let body = json!({
-        "appointmentId": "apt-relay", "scheduledStart": start.to_rfc3339(),
-        "scheduledEnd": (start + chrono::Duration::minutes(30)).to_rfc3339(),
-        "participants": [{"userId": "u-doc", "role": "doctor", "displayName": "Dr. Amini"}],
-    });
-    let (status, _, _) = stack
-        .send(stack.http.post(format!("{}/v1/virtual-care/rooms", stack.base)).bearer_auth(&token).json(&body))
-        .await;
+    let (status, _) = create_room(&stack, &token, &room_body("apt-relay", start, &[rooms::doctor()])).await;
     assert_eq!(status, 201);
     let records = outbox(&stack).await;
     assert_eq!(records.len(), 1);
@@ -214,14 +201,8 @@ async fn the_sweep_publishes_what_the_stream_path_missed() {
     let token = stack.token("u-doc", Some("c1"), &["doctor"]);
     for n in 0..3 {
         let start = chrono::Utc::now() + chrono::Duration::hours(2 + n);
-        let body = json!({
-            "appointmentId": format!("apt-sweep-{n}"), "scheduledStart": start.to_rfc3339(),
-            "scheduledEnd": (start + chrono::Duration::minutes(30)).to_rfc3339(),
-            "participants": [{"userId": "u-doc", "role": "doctor", "displayName": "Dr. Amini"}],
-        });
-        let (status, _, _) = stack
-            .send(stack.http.post(format!("{}/v1/virtual-care/rooms", stack.base)).bearer_auth(&token).json(&body))
-            .await;
+        let body = room_body(&format!("apt-sweep-{n}"), start, &[rooms::doctor()]);
+        let (status, _) = create_room(&stack, &token, &body).await;
         assert_eq!(status, 201);
     }
     let mut env = stack.gateway.function("OutboxRelayFunction").unwrap().def.environment.clone();

@@ -592,11 +592,7 @@ async fn virtual_care_while_storage_falters_answers_503_and_a_retried_create_mak
     let stack = vcare_tests::comms::stack_through(&p, "gateway", "ses", &proxy.url).await;
     let doctor = stack.token("u-doc", Some("c1"), &["doctor"]);
     let start = chrono::Utc::now() + chrono::Duration::minutes(5);
-    let body = json!({
-        "appointmentId": "apt-fault",
-        "scheduledStart": start.to_rfc3339(), "scheduledEnd": (start + chrono::Duration::minutes(30)).to_rfc3339(),
-        "participants": [{"userId": "u-doc", "role": "doctor", "displayName": "Dr. Amini"}],
-    });
+    let body = vcare_tests::rooms::room_body("apt-fault", start, &[vcare_tests::rooms::doctor()]);
     let rooms = format!("{}/v1/virtual-care/rooms", stack.base);
     let create = || stack.send(stack.http.post(&rooms).bearer_auth(&doctor).json(&body));
 

@@ -3,14 +3,12 @@
 
 use serde_json::{Value, json};
 use vcare_tests::TestStack;
+use vcare_tests::comms::{EMAIL, PHONE};
 
 struct Api {
     stack: TestStack,
     service: String,
 }
-
-const PHONE: &str = "+93701234567";
-const EMAIL: &str = "zahra.karimi@example.org";
 
 fn request() -> Value {
     json!({
@@ -202,7 +200,7 @@ async fn personal_data_is_sealed_at_rest_and_masked_when_read() {
 
     // The code that sends can open it; moved to another record it does not open.
     let env = api.stack.gateway.function("NotificationCreateFunction").unwrap().def.environment.clone();
-    let comms = vcare_comms::Comms::from_env(&vcare_runtime::Env::from_map(env), &api.stack.sdk).unwrap();
+    let comms = vcare_comms::Notifications::from_env(&vcare_runtime::Env::from_map(env), &api.stack.sdk).unwrap();
     let (n, _) = comms.store.get("c1", &id).await.unwrap().unwrap();
     let recipient = comms.open_recipient(&n).await.unwrap();
     assert_eq!(recipient.phone.as_deref(), Some(PHONE));

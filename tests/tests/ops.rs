@@ -6,6 +6,7 @@ use std::time::Duration;
 use serde_json::{Value, json};
 use vcare_local::Registry;
 use vcare_tests::comms::{PHONE, accept, body};
+use vcare_tests::rooms::{self, create_room, room_body};
 use vcare_tests::{TestStack, domain_events, root};
 
 async fn ops(stack: &TestStack, args: &[&str], stdin: &str) -> Result<Value, String> {
@@ -87,14 +88,8 @@ async fn state_lookups_secret_rotation_and_outbox_replay() {
     // A room, shown without names.
     let doctor = stack.token("u-doc", Some("c1"), &["doctor"]);
     let start = chrono::Utc::now() + chrono::Duration::hours(3);
-    let room_body = json!({
-        "appointmentId": "apt-ops", "scheduledStart": start.to_rfc3339(),
-        "scheduledEnd": (start + chrono::Duration::minutes(30)).to_rfc3339(),
-        "participants": [{"userId": "u-doc", "role": "doctor", "displayName": "Dr. Amini"}],
-    });
-    let (status, _, room) = stack
-        .send(stack.http.post(format!("{}/v1/virtual-care/rooms", stack.base)).bearer_auth(&doctor).json(&room_body))
-        .await;
+    let body = room_body("apt-ops", start, &[rooms::doctor()]);
+    let (status, room) = create_room(&stack, &doctor, &body).await;
     assert_eq!(status, 201);
     let room_id = room["roomId"].as_str().unwrap();
     let shown = ops(&stack, &["show", "room", "c1", room_id], "").await.unwrap();

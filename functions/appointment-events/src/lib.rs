@@ -13,14 +13,13 @@
 //!   only itself (partial batch) and ends in the DLQ after the queue's
 //!   receives.
 
-use std::collections::{BTreeMap, HashMap};
+use std::collections::BTreeMap;
 use std::sync::Arc;
 
 use aws_lambda_events::sqs::{SqsBatchResponse, SqsEvent};
-use aws_sdk_dynamodb::types::AttributeValue;
 use vcare_aws::SdkConfig;
-use vcare_care::Care;
-use vcare_comms::{Comms, Notice};
+use vcare_care::Rooms;
+use vcare_comms::{Notice, Notifications};
 use vcare_domain::appointment::{
     AppointmentCancelled, AppointmentCreated, AppointmentEvent, CANCELLED, CREATED, local_when,
 };
@@ -28,24 +27,25 @@ use vcare_domain::events::{DomainEvent, ROOM_CANCELLED, ROOM_CREATED};
 use vcare_domain::ids;
 use vcare_domain::notification::Priority;
 use vcare_domain::room::{Room, RoomStatus};
+use vcare_domain::room_records::SealedContact;
 use vcare_runtime::{Env, Error, EventFunction, LambdaEvent};
 use vcare_store::Created;
 
 pub struct Appointments {
-    care: Care,
-    comms: Comms,
+    care: Rooms,
+    comms: Notifications,
 }
 
 /// What one message came to.
 #[derive(Debug, Clone, PartialEq, Eq)]
-pub enum Outcome {
+pub enum AppointmentOutcome {
     RoomReady(String),
     Cancelled { room_id: String, told: usize },
     Ignored(&'static str),
 }
 
 pub fn appointments(env: &Env, sdk: &SdkConfig) -> Result<Appointments, Error> {
-    Ok(Appointments { care: Care::from_env(env, sdk)?, comms: Comms::from_env(env, sdk)? })
+    Ok(Appointments { care: Rooms::from_env(env, sdk)?, comms: Notifications::from_env(env, sdk)? })
 }
 
 pub async fn function(env: &Env, sdk: &SdkConfig) -> Result<impl vcare_runtime::Function + use<>, Error> {
@@ -62,11 +62,6 @@ fn malformed(e: &serde_json::Error) -> String {
     format!("{:?} error at line {} column {}", e.classify(), e.line(), e.column())
 }
 
-/// The sort key of a participant's sealed contact under the room.
-pub fn contact_key(user_id: &str) -> String {
-    format!("CONTACT#{user_id}")
-}
-
 impl Appointments {
     pub async fn batch(self: &Arc<Self>, event: SqsEvent) -> SqsBatchResponse {
         vcare_runtime::sqs::batch(event, "appointment event", |body| {
@@ -80,7 +75,7 @@ impl Appointments {
         .await
     }
 
-    pub async fn handle(&self, body: &str) -> Result<Outcome, Error> {
+    pub async fn handle(&self, body: &str) -> Result<AppointmentOutcome, Error> {
         let event: AppointmentEvent =
             serde_json::from_str(body).map_err(|e| format!("not an appointment event: {}", malformed(&e)))?;
         if !ids::is_valid_external_id(&event.clinicid) {
@@ -99,14 +94,14 @@ impl Appointments {
             }
             other => {
                 tracing::info!(event_type = other, event_id = %event.id, "not an appointment event vcare acts on; acknowledged");
-                Ok(Outcome::Ignored("unknown type"))
+                Ok(AppointmentOutcome::Ignored("unknown type"))
             }
         }
     }
 
-    async fn created(&self, clinic: &str, data: AppointmentCreated) -> Result<Outcome, Error> {
+    async fn created(&self, clinic: &str, data: AppointmentCreated) -> Result<AppointmentOutcome, Error> {
         if data.kind != "video" {
-            return Ok(Outcome::Ignored("not a video appointment"));
+            return Ok(AppointmentOutcome::Ignored("not a video appointment"));
         }
         let request = data.room_request().validate().map_err(|e| format!("{CREATED}: {e}"))?;
         let fingerprint = request.fingerprint();
@@ -128,16 +123,15 @@ impl Appointments {
                 continue;
             }
             let sealed = self.comms.seal_contact(clinic, &room.room_id, &recipient).await?;
-            let attrs = HashMap::from([("sealedContact".to_owned(), AttributeValue::S(sealed))]);
-            self.care.store.put_child_if_absent(&room, &contact_key(&user), attrs).await?;
+            self.care.store.keep_contact(&room, &user, &SealedContact { sealed_contact: sealed }).await?;
         }
-        Ok(Outcome::RoomReady(room.room_id))
+        Ok(AppointmentOutcome::RoomReady(room.room_id))
     }
 
-    async fn cancelled(&self, clinic: &str, data: AppointmentCancelled) -> Result<Outcome, Error> {
+    async fn cancelled(&self, clinic: &str, data: AppointmentCancelled) -> Result<AppointmentOutcome, Error> {
         let Some((room, _)) = self.care.store.by_appointment(clinic, &data.appointment_id).await? else {
             tracing::info!("cancelled appointment has no room; acknowledged");
-            return Ok(Outcome::Ignored("no room"));
+            return Ok(AppointmentOutcome::Ignored("no room"));
         };
         let now = self.care.now();
         let (room, _) = self
@@ -155,19 +149,19 @@ impl Appointments {
             .ok_or("the room vanished")?;
         if room.status != RoomStatus::Cancelled {
             // Ended before the cancellation came: nothing to tell.
-            return Ok(Outcome::Ignored("room already ended"));
+            return Ok(AppointmentOutcome::Ignored("room already ended"));
         }
         let told = self.tell(&room, now).await?;
-        Ok(Outcome::Cancelled { room_id: room.room_id, told })
+        Ok(AppointmentOutcome::Cancelled { room_id: room.room_id, told })
     }
 
     /// Each participant with a contact gets the cancellation notice once.
     async fn tell(&self, room: &Room, now: chrono::DateTime<chrono::Utc>) -> Result<usize, Error> {
         let mut told = 0;
         for p in &room.participants {
-            let Some(item) = self.care.store.child(room, &contact_key(&p.user_id)).await? else { continue };
-            let Some(sealed) = item.get("sealedContact").and_then(|v| v.as_s().ok()) else { continue };
-            let recipient = self.comms.open_contact(&room.clinic_id, &room.room_id, &p.user_id, sealed).await?;
+            let Some(contact) = self.care.store.contact(room, &p.user_id).await? else { continue };
+            let recipient =
+                self.comms.open_contact(&room.clinic_id, &room.room_id, &p.user_id, &contact.sealed_contact).await?;
             let when = local_when(room.scheduled_start, recipient.timezone.as_deref());
             let key = format!("cancel:{}:{}", room.room_id, p.user_id);
             let variables = BTreeMap::from([("when".to_owned(), when)]);

@@ -9,12 +9,9 @@
 //! 2. The receipt's status mapped to vcare's; the URL's
 //!    `ref=<clinic>~<notification>~<attempt>` says where it belongs (the
 //!    provider's echoed reference must agree).
-//! 3. Two writes at once: the raw receipt, sealed, into the attempt's
-//!    history (a repeat is kept once), and the delivery state with one
-//!    conditional update that succeeds only if it advances it — with its
-//!    `delivered`/`failed` event in the same transaction, so each is
-//!    emitted once however often receipts repeat. A receipt whose attempt
-//!    is not recorded yet is kept as pending; the sweep applies it later.
+//! 3. Taken in by the notification service (`Notifications::take_receipt`): the
+//!    raw receipt kept sealed, the delivery state advanced once, with its
+//!    event; a receipt before its attempt is kept pending for the sweep.
 //! 4. 204.
 
 use std::sync::Arc;
@@ -24,24 +21,22 @@ use axum::body::Bytes;
 use axum::extract::{Path, RawQuery, State};
 use axum::http::{HeaderMap, StatusCode};
 use axum::routing::post;
-use chrono::Utc;
 use vcare_aws::SdkConfig;
-use vcare_comms::Comms;
+use vcare_comms::{Notifications, Receipt, ReceiptTaken};
 use vcare_crypto::KmsMac;
-use vcare_domain::receipt::{Delivery, ReceiptRef, receipt_event};
-use vcare_http::{HttpFunction, Problem, store_problem};
-use vcare_providers::Secret;
+use vcare_domain::receipt::ReceiptRef;
+use vcare_http::{HttpFunction, Problem};
 use vcare_providers::receipts::{
     Params, ParsedReceipt, VonageSigning, gateway_receipt, receipt_hash, twilio_receipt, twilio_valid, vonage_receipt,
     vonage_valid,
 };
-use vcare_runtime::{ConfigError, Env};
-use vcare_store::{Applied, KeptReceipt};
+use vcare_providers::{Secret, Secrets};
+use vcare_runtime::{Clock, ConfigError, Env};
 
 pub const PATH: &str = "/v1/communication/dlr";
 
 pub struct Receipts {
-    comms: Comms,
+    comms: Notifications,
     mac: Option<KmsMac>,
     /// The public base URL receipts are posted to (`DLR_CALLBACK_BASE_URL`):
     /// Twilio signs the full URL it called.
@@ -49,22 +44,24 @@ pub struct Receipts {
     twilio_token: Option<Secret>,
     vonage: Option<(VonageSigning, Secret)>,
     vonage_max_skew: i64,
+    clock: Clock,
 }
 
 pub async fn receipts(env: &Env, sdk: &SdkConfig) -> Result<Receipts, vcare_runtime::Error> {
-    let kms = aws_sdk_kms::Client::new(sdk);
+    let secrets = Secrets::new(sdk);
     let signing: VonageSigning = env
         .get("VONAGE_SIGNATURE_METHOD")
         .unwrap_or("md5hash")
         .parse()
         .map_err(|reason| ConfigError::Invalid { name: "VONAGE_SIGNATURE_METHOD".into(), reason })?;
     Ok(Receipts {
-        comms: Comms::from_env(env, sdk)?,
-        mac: env.get("DLR_SIGNING_KEY_ID").map(|k| KmsMac::new(kms.clone(), k)),
+        comms: Notifications::from_env(env, sdk)?,
+        mac: vcare_comms::receipt_mac(env, sdk),
         public_base: env.get("DLR_CALLBACK_BASE_URL").map(|b| b.trim_end_matches('/').to_owned()),
-        twilio_token: vcare_providers::secret_setting(env, &kms, "TWILIO_AUTH_TOKEN").await?,
-        vonage: vcare_providers::secret_setting(env, &kms, "VONAGE_SIGNATURE_SECRET").await?.map(|s| (signing, s)),
+        twilio_token: secrets.get(env, "TWILIO_AUTH_TOKEN").await?,
+        vonage: secrets.get(env, "VONAGE_SIGNATURE_SECRET").await?.map(|s| (signing, s)),
         vonage_max_skew: env.bounded("VONAGE_MAX_SKEW_SECONDS", 300, 1, 3600)?,
+        clock: Clock::system(),
     })
 }
 
@@ -106,7 +103,7 @@ fn is_json(headers: &HeaderMap) -> bool {
         .is_some_and(|v| v.trim_start().to_ascii_lowercase().starts_with("application/json"))
 }
 
-fn rejected(provider: &str) -> Problem {
+fn bad_signature(provider: &str) -> Problem {
     vcare_runtime::metrics::count("DlrSignatureRejected", &[("provider", provider)]);
     tracing::warn!(provider, "delivery receipt refused: missing or bad signature");
     Problem::unauthorized("missing or bad signature")
@@ -128,13 +125,13 @@ impl Receipts {
                 let (Some(mac), Some(reference), Some(sig)) =
                     (&self.mac, query_param(query, "ref"), query_param(query, "sig"))
                 else {
-                    return Err(rejected(provider));
+                    return Err(bad_signature(provider));
                 };
                 if !mac.verify(&reference, &sig).await.map_err(|e| {
                     tracing::error!(error = %e, "KMS VerifyMac failed");
                     Problem::service_unavailable("the receipt cannot be checked right now; retry")
                 })? {
-                    return Err(rejected(provider));
+                    return Err(bad_signature(provider));
                 }
                 let value: serde_json::Value = serde_json::from_slice(body).map_err(|_| malformed())?;
                 let parsed = gateway_receipt(&value).ok_or_else(malformed)?;
@@ -142,7 +139,7 @@ impl Receipts {
             }
             "twilio" => {
                 let (Some(token), Some(base)) = (&self.twilio_token, &self.public_base) else {
-                    return Err(rejected(provider));
+                    return Err(bad_signature(provider));
                 };
                 let params = form(body);
                 let url = match query {
@@ -150,15 +147,15 @@ impl Receipts {
                     q => format!("{base}{PATH}/twilio?{q}"),
                 };
                 if !twilio_valid(token.expose(), &url, &params, header("x-twilio-signature")) {
-                    return Err(rejected(provider));
+                    return Err(bad_signature(provider));
                 }
                 let parsed = twilio_receipt(&params).ok_or_else(malformed)?;
                 Ok((params, parsed))
             }
             "vonage" => {
-                let Some((signing, secret)) = &self.vonage else { return Err(rejected(provider)) };
+                let Some((signing, secret)) = &self.vonage else { return Err(bad_signature(provider)) };
                 let params = if is_json(headers) { json_params(body).unwrap_or_default() } else { form(body) };
-                let now = Utc::now().timestamp();
+                let now = self.clock.now().timestamp();
                 if !vonage_valid(
                     *signing,
                     secret.expose(),
@@ -168,7 +165,7 @@ impl Receipts {
                     now,
                     self.vonage_max_skew,
                 ) {
-                    return Err(rejected(provider));
+                    return Err(bad_signature(provider));
                 }
                 let parsed = vonage_receipt(&params).ok_or_else(malformed)?;
                 Ok((params, parsed))
@@ -194,52 +191,19 @@ async fn receive(
         .and_then(ReceiptRef::parse)
         .ok_or_else(|| Problem::bad_request("the receipt URL has no valid ref"))?;
     if parsed.echoed_reference.as_ref().is_some_and(|echo| *echo != reference.attempt_id) {
-        return Err(rejected(&provider));
+        return Err(bad_signature(&provider));
     }
-    let now = Utc::now();
-    let delivery = parsed.status.map(|status| Delivery {
-        provider_status: Some(parsed.provider_status.clone()),
-        code: parsed.code.clone(),
-        ..Delivery::new(status, now).by(&provider)
-    });
-    let sealed_raw = r
-        .comms
-        .envelope
-        .seal(&body, &vcare_crypto::context(&reference.clinic_id, &reference.notification_id, "receipt"))
-        .await
-        .map_err(|e| {
-            tracing::error!(error = %e, "sealing a receipt failed");
-            Problem::service_unavailable("the receipt cannot be stored right now; retry")
-        })?;
-    let kept = KeptReceipt {
-        reference: reference.clone(),
+    let now = r.clock.now();
+    let receipt = Receipt {
+        provider: &provider,
+        reference: &reference,
+        provider_status: &parsed.provider_status,
+        code: parsed.code.as_deref(),
+        status: parsed.status,
         hash: receipt_hash(&provider, &params),
-        provider: provider.clone(),
-        delivery: delivery.clone().unwrap_or_else(|| Delivery {
-            provider_status: Some(parsed.provider_status.clone()),
-            code: parsed.code.clone(),
-            ..Delivery::new(vcare_domain::notification::Status::Sent, now).by(&provider)
-        }),
-        sealed_raw,
+        raw: &body,
     };
-    let store = &r.comms.store;
-    let apply = async {
-        match &delivery {
-            Some(d) => store
-                .apply_receipt(&reference, d, receipt_event(&reference, &provider, d).as_ref(), now)
-                .await
-                .map(Some),
-            None => Ok(None),
-        }
-    };
-    let (new, applied) = tokio::join!(store.keep_receipt(&kept, now), apply);
-    let (new, applied) = (new.map_err(store_problem)?, applied.map_err(store_problem)?);
-    if applied == Some(Applied::OtherProvider) {
-        tracing::warn!(provider, notification_id = %reference.notification_id, attempt_id = %reference.attempt_id, "a receipt names another provider's attempt; not applied");
-    }
-    if applied == Some(Applied::UnknownAttempt) {
-        store.set_receipt_pending(&reference, &kept.hash, true, now).await.map_err(store_problem)?;
-    }
+    let ReceiptTaken { new, applied } = r.comms.take_receipt(&receipt, now).await?;
     if let Some(done) = parsed.done_at {
         let lag = (now - done).num_milliseconds() as f64;
         vcare_runtime::metrics::record("DlrLag", lag, "Milliseconds", &[("provider", &provider)]);

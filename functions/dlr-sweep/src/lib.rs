@@ -22,14 +22,14 @@ use aws_lambda_events::cloudwatch_events::CloudWatchEvent;
 use chrono::{DateTime, Duration, Utc};
 use serde::Serialize;
 use vcare_aws::SdkConfig;
-use vcare_comms::Comms;
+use vcare_comms::Notifications;
 use vcare_domain::notification::Status;
 use vcare_domain::receipt::{Delivery, receipt_event};
 use vcare_runtime::{Env, Error, EventFunction, LambdaEvent};
 use vcare_store::Applied;
 
 pub struct Sweep {
-    comms: Comms,
+    comms: Notifications,
     expiry: Duration,
     lookback_days: i64,
     reconcile_batch: usize,
@@ -46,7 +46,7 @@ pub struct Swept {
 
 pub fn sweep(env: &Env, sdk: &SdkConfig) -> Result<Sweep, Error> {
     Ok(Sweep {
-        comms: Comms::from_env(env, sdk)?,
+        comms: Notifications::from_env(env, sdk)?,
         expiry: Duration::hours(env.bounded("RECEIPT_EXPIRY_HOURS", 72, 1, 24 * 30)?),
         lookback_days: env.bounded("RECEIPT_LOOKBACK_DAYS", 7, 1, 90)?,
         reconcile_batch: env.bounded("RECONCILE_BATCH", 500, 1, 10_000)?,

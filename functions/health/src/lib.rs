@@ -8,7 +8,8 @@ use axum::routing::get;
 use axum::{Json, Router};
 use serde_json::{Value, json};
 use vcare_aws::SdkConfig;
-use vcare_http::{Caller, HttpFunction, Problem, Role, require_role};
+use vcare_comms::readiness::Readiness;
+use vcare_http::{Authenticated, HttpFunction, Problem, Role, require_role};
 use vcare_runtime::{ConfigError, Env};
 
 /// Settings, read once per container.
@@ -29,53 +30,17 @@ impl Config {
     }
 }
 
-/// What the handlers share across invocations: config and SDK clients.
+/// What the handlers share across invocations.
 pub struct Health {
-    config: Config,
+    readiness: Readiness,
     /// Each notification adapter and its state, from the settings.
     adapters: Vec<Value>,
-    dynamodb: aws_sdk_dynamodb::Client,
-    sqs: aws_sdk_sqs::Client,
-    kms: aws_sdk_kms::Client,
 }
 
 impl Health {
     pub fn new(config: Config, adapters: Vec<Value>, sdk: &SdkConfig) -> Self {
-        Self {
-            config,
-            adapters,
-            dynamodb: aws_sdk_dynamodb::Client::new(sdk),
-            sqs: aws_sdk_sqs::Client::new(sdk),
-            kms: aws_sdk_kms::Client::new(sdk),
-        }
-    }
-
-    /// Asks each dependency one cheap question, concurrently; returns the
-    /// names of those that did not answer.
-    async fn unready(&self) -> Vec<&'static str> {
-        let (table, queue, key) = tokio::join!(
-            self.dynamodb.describe_table().table_name(&self.config.table_name).send(),
-            self.sqs
-                .get_queue_attributes()
-                .queue_url(&self.config.dispatch_queue_url)
-                .attribute_names(aws_sdk_sqs::types::QueueAttributeName::QueueArn)
-                .send(),
-            self.kms.describe_key().key_id(&self.config.kms_key_id).send(),
-        );
-        let mut failed = Vec::new();
-        if let Err(e) = table {
-            tracing::warn!(dependency = "dynamodb", error = %aws_sdk_dynamodb::error::DisplayErrorContext(&e), "readiness check failed");
-            failed.push("dynamodb");
-        }
-        if let Err(e) = queue {
-            tracing::warn!(dependency = "sqs", error = %aws_sdk_sqs::error::DisplayErrorContext(&e), "readiness check failed");
-            failed.push("sqs");
-        }
-        if let Err(e) = key {
-            tracing::warn!(dependency = "kms", error = %aws_sdk_kms::error::DisplayErrorContext(&e), "readiness check failed");
-            failed.push("kms");
-        }
-        failed
+        let readiness = Readiness::new(sdk, config.table_name, config.dispatch_queue_url, config.kms_key_id);
+        Self { readiness, adapters }
     }
 }
 
@@ -96,7 +61,7 @@ pub async fn function(env: &Env, sdk: &SdkConfig) -> Result<HttpFunction, vcare_
 /// `GET /v1/communication/notifications/health`: each provider adapter,
 /// its channel, state (`active`, `configured`, `disabled`) and failover
 /// position. Staff and services.
-async fn adapters(State(health): State<Arc<Health>>, caller: Caller) -> Result<Json<Value>, Problem> {
+async fn adapters(State(health): State<Arc<Health>>, caller: Authenticated) -> Result<Json<Value>, Problem> {
     require_role(&caller, &[Role::Service, Role::ClinicAdmin, Role::Doctor, Role::Nurse])?;
     let active = health.adapters.iter().filter(|a| a["state"] == "active").count();
     Ok(Json(json!({"status": if active > 0 { "ok" } else { "degraded" }, "adapters": health.adapters})))
@@ -107,7 +72,7 @@ async fn live() -> Json<Value> {
 }
 
 async fn ready(State(health): State<Arc<Health>>) -> Result<Json<Value>, Problem> {
-    let failed = health.unready().await;
+    let failed = health.readiness.unready().await;
     if failed.is_empty() {
         Ok(Json(json!({"status": "ok", "checks": {"dynamodb": "ok", "sqs": "ok", "kms": "ok"}})))
     } else {

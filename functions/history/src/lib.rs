@@ -9,23 +9,23 @@ use axum::routing::get;
 use axum::{Json, Router};
 use serde_json::json;
 use vcare_aws::SdkConfig;
-use vcare_care::{Care, store_problem};
-use vcare_http::{Caller, HttpFunction, Problem};
+use vcare_care::{RoomError, Rooms};
+use vcare_http::{Authenticated, HttpFunction, Problem};
 use vcare_runtime::Env;
 
 pub const MAX_LIMIT: i32 = 100;
 
-pub fn router(care: Arc<Care>) -> Router {
+pub fn router(care: Arc<Rooms>) -> Router {
     Router::new().route("/v1/virtual-care/history", get(history)).with_state(care)
 }
 
 pub async fn function(env: &Env, sdk: &SdkConfig) -> Result<HttpFunction, vcare_runtime::Error> {
-    Ok(vcare_care::http_function(env, sdk, router)?)
+    Ok(HttpFunction::new(router(Arc::new(Rooms::from_env(env, sdk)?))))
 }
 
 async fn history(
-    State(care): State<Arc<Care>>,
-    caller: Caller,
+    State(care): State<Arc<Rooms>>,
+    caller: Authenticated,
     Query(query): Query<HashMap<String, String>>,
 ) -> Result<Json<serde_json::Value>, Problem> {
     if let Some(unknown) = query.keys().find(|k| !matches!(k.as_str(), "limit" | "cursor")) {
@@ -42,7 +42,7 @@ async fn history(
     if cursor.is_some_and(|c| c.len() > 2048) {
         return Err(Problem::bad_request("cursor: not a cursor this endpoint gave you"));
     }
-    let page = care.store.history(&caller.clinic_id, &caller.user_id, limit, cursor).await.map_err(store_problem)?;
+    let page = care.store.history(&caller.clinic_id, &caller.user_id, limit, cursor).await.map_err(RoomError::from)?;
     let items: Vec<_> = page.rooms.iter().map(|r| care.view(r)).collect();
     let mut body = json!({"items": items});
     if let Some(next) = page.next_cursor {

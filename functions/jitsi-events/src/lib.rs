@@ -14,15 +14,16 @@ use axum::http::HeaderMap;
 use axum::routing::post;
 use axum::{Json, Router};
 use vcare_aws::SdkConfig;
-use vcare_care::{Care, JitsiProblem, check_jitsi_secret, jitsi_problem, store_problem, webhook_secret};
+use vcare_care::{RoomError, Rooms, check_jitsi_secret, webhook_secret};
 use vcare_domain::events::{CONSULTATION_ENDED, CONSULTATION_STARTED, DomainEvent};
 use vcare_domain::jitsi::event_sync;
 use vcare_domain::room::SessionChange;
+use vcare_http::{HttpFunction, JitsiProblem, jitsi_problem, jitsi_shared_secret};
 use vcare_jitsi::WebhookSecret;
 use vcare_runtime::{Env, Error};
 
 pub struct Events {
-    care: Care,
+    care: Rooms,
     secret: WebhookSecret,
 }
 
@@ -30,9 +31,9 @@ pub fn router(events: Arc<Events>) -> Router {
     Router::new().route("/v1/virtual-care/jitsi/events/{kind}/{what}", post(receive)).with_state(events)
 }
 
-pub async fn function(env: &Env, sdk: &SdkConfig) -> Result<vcare_http::HttpFunction, Error> {
-    let events = Events { care: Care::from_env(env, sdk)?, secret: webhook_secret(env, sdk).await? };
-    Ok(vcare_http::HttpFunction::new(router(Arc::new(events))))
+pub async fn function(env: &Env, sdk: &SdkConfig) -> Result<HttpFunction, Error> {
+    let events = Events { care: Rooms::from_env(env, sdk)?, secret: webhook_secret(env, sdk).await? };
+    Ok(HttpFunction::new(router(Arc::new(events))))
 }
 
 async fn receive(
@@ -41,10 +42,10 @@ async fn receive(
     headers: HeaderMap,
     body: Bytes,
 ) -> Result<Json<serde_json::Value>, JitsiProblem> {
-    check_jitsi_secret(&events.secret, &headers)?;
+    check_jitsi_secret(&events.secret, jitsi_shared_secret(&headers))?;
     let now = events.care.now();
     let sync = event_sync(&kind, &what, &body, now).map_err(|r| jitsi_problem(r.status, r.detail))?;
-    let found = events.care.store.by_jitsi_room(&sync.room_name).await.map_err(store_problem)?;
+    let found = events.care.store.by_jitsi_room(&sync.room_name).await.map_err(RoomError::from)?;
     let Some((room, _)) = found else {
         tracing::info!(event = %format!("{kind}/{what}"), "event_sync for a room vcare does not know");
         return Err(jitsi_problem(404, "no such room"));
@@ -64,7 +65,7 @@ async fn receive(
                 Some((next, events))
             })
             .await
-            .map_err(store_problem)?;
+            .map_err(RoomError::from)?;
     }
     Ok(Json(serde_json::json!({"status": "ok"})))
 }

@@ -12,10 +12,8 @@
 //!
 //! The reservation id is the Jitsi room name (the module takes any string).
 
-use std::collections::HashMap;
 use std::sync::Arc;
 
-use aws_sdk_dynamodb::types::AttributeValue;
 use axum::body::Bytes;
 use axum::extract::{Path, State};
 use axum::http::{HeaderMap, StatusCode};
@@ -25,16 +23,16 @@ use axum::{Json, Router};
 use chrono::{DateTime, Utc};
 use serde_json::json;
 use vcare_aws::SdkConfig;
-use vcare_care::{Care, JitsiProblem, check_jitsi_secret, jitsi_problem, store_problem, webhook_secret};
+use vcare_care::{RoomError, Rooms, check_jitsi_secret, webhook_secret};
 use vcare_domain::jitsi::{Reservation, reservation};
 use vcare_domain::room::{NotJoinable, Room};
+use vcare_domain::room_records::ReservationRecord;
+use vcare_http::{HttpFunction, JitsiProblem, jitsi_problem, jitsi_shared_secret};
 use vcare_jitsi::WebhookSecret;
 use vcare_runtime::{Env, Error};
 
-const RESERVATION: &str = "RESERVATION";
-
 pub struct Reservations {
-    care: Care,
+    care: Rooms,
     secret: WebhookSecret,
 }
 
@@ -45,9 +43,9 @@ pub fn router(r: Arc<Reservations>) -> Router {
         .with_state(r)
 }
 
-pub async fn function(env: &Env, sdk: &SdkConfig) -> Result<vcare_http::HttpFunction, Error> {
-    let r = Reservations { care: Care::from_env(env, sdk)?, secret: webhook_secret(env, sdk).await? };
-    Ok(vcare_http::HttpFunction::new(router(Arc::new(r))))
+pub async fn function(env: &Env, sdk: &SdkConfig) -> Result<HttpFunction, Error> {
+    let r = Reservations { care: Rooms::from_env(env, sdk)?, secret: webhook_secret(env, sdk).await? };
+    Ok(HttpFunction::new(router(Arc::new(r))))
 }
 
 /// The date format mod_reservations sends and parses (Java's
@@ -56,7 +54,7 @@ fn java_date(t: DateTime<Utc>) -> String {
     t.format("%Y-%m-%dT%H:%M:%S%.3fZ").to_string()
 }
 
-fn conference(room: &Room, care: &Care, start: DateTime<Utc>, mail_owner: &str) -> Json<serde_json::Value> {
+fn conference(room: &Room, care: &Rooms, start: DateTime<Utc>, mail_owner: &str) -> Json<serde_json::Value> {
     let duration = (care.config.join.closes(room) - start).num_seconds().max(0);
     Json(json!({
         "id": room.jitsi_room, "name": room.jitsi_room, "mail_owner": mail_owner,
@@ -66,16 +64,16 @@ fn conference(room: &Room, care: &Care, start: DateTime<Utc>, mail_owner: &str) 
 
 /// The room behind a conference name (names vcare makes are alphanumeric;
 /// anything else is no room of ours).
-async fn lookup(care: &Care, name: &str) -> Result<Option<Room>, JitsiProblem> {
+async fn lookup(care: &Rooms, name: &str) -> Result<Option<Room>, JitsiProblem> {
     if name.is_empty() || name.len() > 128 || !name.bytes().all(|b| b.is_ascii_alphanumeric()) {
         return Ok(None);
     }
-    let found = care.store.by_jitsi_room(&name.to_lowercase()).await.map_err(store_problem)?;
+    let found = care.store.by_jitsi_room(&name.to_lowercase()).await.map_err(RoomError::from)?;
     Ok(found.map(|(room, _)| room))
 }
 
 /// The room behind a conference name, if a conference may run in it now.
-async fn reservable(care: &Care, name: &str) -> Result<Room, JitsiProblem> {
+async fn reservable(care: &Rooms, name: &str) -> Result<Room, JitsiProblem> {
     let room =
         lookup(care, name).await?.ok_or_else(|| jitsi_problem(403, "no consultation is scheduled in this room"))?;
     match room.joinable(&care.config.join, care.now()) {
@@ -90,20 +88,13 @@ async fn reservable(care: &Care, name: &str) -> Result<Room, JitsiProblem> {
     }
 }
 
-fn text(item: &HashMap<String, AttributeValue>, name: &str) -> String {
-    item.get(name).and_then(|v| v.as_s().ok()).cloned().unwrap_or_default()
-}
-
 async fn create(State(r): State<Arc<Reservations>>, headers: HeaderMap, body: Bytes) -> Result<Response, JitsiProblem> {
-    check_jitsi_secret(&r.secret, &headers)?;
+    check_jitsi_secret(&r.secret, jitsi_shared_secret(&headers))?;
     let Reservation { name, start, mail_owner } =
         reservation(&body, r.care.now()).map_err(|r| jitsi_problem(r.status, r.detail))?;
     let room = reservable(&r.care, &name).await?;
-    let record = HashMap::from([
-        ("startTime".to_owned(), AttributeValue::S(java_date(start))),
-        ("mailOwner".to_owned(), AttributeValue::S(mail_owner.clone())),
-    ]);
-    if r.care.store.put_child_if_absent(&room, RESERVATION, record).await.map_err(store_problem)? {
+    let record = ReservationRecord { start_time: java_date(start), mail_owner: mail_owner.clone() };
+    if r.care.store.reserve(&room, &record).await.map_err(RoomError::from)? {
         Ok(conference(&room, &r.care, start, &mail_owner).into_response())
     } else {
         Ok((StatusCode::CONFLICT, Json(json!({"conflict_id": room.jitsi_room}))).into_response())
@@ -115,19 +106,18 @@ async fn show(
     headers: HeaderMap,
     Path(id): Path<String>,
 ) -> Result<Json<serde_json::Value>, JitsiProblem> {
-    check_jitsi_secret(&r.secret, &headers)?;
+    check_jitsi_secret(&r.secret, jitsi_shared_secret(&headers))?;
     let room = reservable(&r.care, &id).await?;
-    let item = r
+    let kept = r
         .care
         .store
-        .child(&room, RESERVATION)
+        .reservation(&room)
         .await
-        .map_err(store_problem)?
+        .map_err(RoomError::from)?
         .ok_or_else(|| jitsi_problem(404, "no such reservation"))?;
-    let start = DateTime::parse_from_rfc3339(&text(&item, "startTime"))
-        .map(|t| t.with_timezone(&Utc))
-        .unwrap_or_else(|_| r.care.now());
-    Ok(conference(&room, &r.care, start, &text(&item, "mailOwner")))
+    let start =
+        DateTime::parse_from_rfc3339(&kept.start_time).map(|t| t.with_timezone(&Utc)).unwrap_or_else(|_| r.care.now());
+    Ok(conference(&room, &r.care, start, &kept.mail_owner))
 }
 
 async fn remove(
@@ -135,8 +125,8 @@ async fn remove(
     headers: HeaderMap,
     Path(id): Path<String>,
 ) -> Result<Json<serde_json::Value>, JitsiProblem> {
-    check_jitsi_secret(&r.secret, &headers)?;
+    check_jitsi_secret(&r.secret, jitsi_shared_secret(&headers))?;
     let room = lookup(&r.care, &id).await?.ok_or_else(|| jitsi_problem(404, "no such reservation"))?;
-    r.care.store.delete_child(&room, RESERVATION).await.map_err(store_problem)?;
+    r.care.store.release_reservation(&room).await.map_err(RoomError::from)?;
     Ok(Json(json!({})))
 }

@@ -17,19 +17,19 @@ use axum::routing::post;
 use axum::{Json, Router};
 use serde_json::json;
 use vcare_aws::SdkConfig;
-use vcare_comms::{Comms, CommsError, SubmitError, Submitted};
+use vcare_comms::{Notifications, Submitted};
 use vcare_domain::notification::{MAX_IDEMPOTENCY_KEY, NotificationRequest, Status};
-use vcare_http::{ApiJson, Caller, HttpFunction, Problem, Role, rejected, require_role, store_problem};
+use vcare_http::{ApiJson, Authenticated, HttpFunction, Problem, Role, require_role};
 use vcare_runtime::Env;
 
 pub const SENDERS: &[Role] = &[Role::Service, Role::Doctor, Role::Nurse, Role::ClinicAdmin];
 
-pub fn router(comms: Arc<Comms>) -> Router {
+pub fn router(comms: Arc<Notifications>) -> Router {
     Router::new().route("/v1/communication/notifications", post(accept)).with_state(comms)
 }
 
 pub async fn function(env: &Env, sdk: &SdkConfig) -> Result<HttpFunction, vcare_runtime::Error> {
-    Ok(HttpFunction::new(router(Arc::new(Comms::from_env(env, sdk)?))))
+    Ok(HttpFunction::new(router(Arc::new(Notifications::from_env(env, sdk)?))))
 }
 
 fn idempotency_key(headers: &HeaderMap) -> Result<String, Problem> {
@@ -46,24 +46,15 @@ fn idempotency_key(headers: &HeaderMap) -> Result<String, Problem> {
     Ok(key.to_owned())
 }
 
-fn unavailable(e: CommsError) -> Problem {
-    tracing::error!(error = %e, "sealing or queueing failed");
-    Problem::service_unavailable("the notification service is unavailable; try again")
-}
-
 async fn accept(
-    State(comms): State<Arc<Comms>>,
-    caller: Caller,
+    State(comms): State<Arc<Notifications>>,
+    caller: Authenticated,
     headers: HeaderMap,
     ApiJson(body): ApiJson<NotificationRequest>,
 ) -> Result<(StatusCode, Json<serde_json::Value>), Problem> {
     require_role(&caller, SENDERS)?;
     let key = idempotency_key(&headers)?;
-    let submitted = comms.submit(&caller.clinic_id, &key, body, chrono::Utc::now()).await.map_err(|e| match e {
-        SubmitError::Rejected(r) => rejected(r),
-        SubmitError::Store(e) => store_problem(e),
-        SubmitError::Comms(e) => unavailable(e),
-    })?;
+    let submitted = comms.submit(&caller.clinic_id, &key, body, comms.clock.now()).await?;
     let id = match submitted {
         Submitted::Accepted(id) => id,
         Submitted::Conflict => return Err(Problem::conflict("this Idempotency-Key was used with another request")),

@@ -8,22 +8,22 @@ use axum::extract::{Path, State};
 use axum::routing::get;
 use axum::{Json, Router};
 use vcare_aws::SdkConfig;
-use vcare_comms::Comms;
+use vcare_comms::{Notifications, NotifyError};
 use vcare_domain::ids::is_valid_external_id;
-use vcare_http::{Caller, HttpFunction, Problem, Role, store_problem};
+use vcare_http::{Authenticated, HttpFunction, Problem, Role};
 use vcare_runtime::Env;
 
-pub fn router(comms: Arc<Comms>) -> Router {
+pub fn router(comms: Arc<Notifications>) -> Router {
     Router::new().route("/v1/communication/notifications/{id}", get(show)).with_state(comms)
 }
 
 pub async fn function(env: &Env, sdk: &SdkConfig) -> Result<HttpFunction, vcare_runtime::Error> {
-    Ok(HttpFunction::new(router(Arc::new(Comms::from_env(env, sdk)?))))
+    Ok(HttpFunction::new(router(Arc::new(Notifications::from_env(env, sdk)?))))
 }
 
 async fn show(
-    State(comms): State<Arc<Comms>>,
-    caller: Caller,
+    State(comms): State<Arc<Notifications>>,
+    caller: Authenticated,
     Path(id): Path<String>,
 ) -> Result<Json<serde_json::Value>, Problem> {
     let not_found = || Problem::not_found("no such notification");
@@ -32,6 +32,6 @@ async fn show(
     {
         return Err(not_found());
     }
-    let (n, _) = comms.store.get(&caller.clinic_id, &id).await.map_err(store_problem)?.ok_or_else(not_found)?;
+    let (n, _) = comms.store.get(&caller.clinic_id, &id).await.map_err(NotifyError::from)?.ok_or_else(not_found)?;
     Ok(Json(n.view()))
 }

@@ -19,7 +19,7 @@ use chrono::{DateTime, Duration, DurationRound, Utc};
 use serde::Serialize;
 use vcare_aws::SdkConfig;
 use vcare_care::tokens::TokenIssuer;
-use vcare_comms::{Comms, Notice, Submitted};
+use vcare_comms::{Notice, Notifications, Submitted};
 use vcare_domain::appointment::local_when;
 use vcare_domain::clinic::{PerClinic, ReminderWindows};
 use vcare_domain::notification::Priority;
@@ -31,7 +31,7 @@ pub const CHECKPOINT: &str = "reminders";
 
 pub struct Reminders {
     tokens: TokenIssuer,
-    comms: Comms,
+    comms: Notifications,
     checkpoints: Checkpoints,
     windows: PerClinic<ReminderWindows>,
     catch_up: i64,
@@ -57,7 +57,7 @@ pub async fn reminders(env: &Env, sdk: &SdkConfig) -> Result<Reminders, Error> {
     let tokens = TokenIssuer::from_env(env, sdk).await?;
     let table = tokens.care.config.table_name.clone();
     Ok(Reminders {
-        comms: Comms::from_env(env, sdk)?,
+        comms: Notifications::from_env(env, sdk)?,
         checkpoints: Checkpoints::new(tokens.care.store.client().clone(), table),
         tokens,
         windows,
@@ -121,9 +121,8 @@ impl Reminders {
         let priority = if window <= Duration::hours(1) { Priority::High } else { Priority::Normal };
         let mut sent = 0;
         for p in &room.participants {
-            let Some(item) = store.child(&room, &format!("CONTACT#{}", p.user_id)).await? else { continue };
-            let Some(sealed) = item.get("sealedContact").and_then(|v| v.as_s().ok()) else { continue };
-            let recipient = self.comms.open_contact(clinic, room_id, &p.user_id, sealed).await?;
+            let Some(contact) = store.contact(&room, &p.user_id).await? else { continue };
+            let recipient = self.comms.open_contact(clinic, room_id, &p.user_id, &contact.sealed_contact).await?;
             // Issued "at" the reminder's due minute: the same run again makes the
             // same token, the same request, so a retry re-queues a reminder whose
             // first enqueue failed instead of conflicting with it.

@@ -9,34 +9,34 @@ use axum::http::StatusCode;
 use axum::routing::post;
 use axum::{Json, Router};
 use vcare_aws::SdkConfig;
-use vcare_care::{Care, STAFF, rejected, require_role, store_problem};
+use vcare_care::{RoomError, Rooms, STAFF};
 use vcare_domain::events::{DomainEvent, ROOM_CREATED};
 use vcare_domain::ids;
 use vcare_domain::room::CreateRoom;
-use vcare_http::{ApiJson, Caller, HttpFunction, Problem};
+use vcare_http::{ApiJson, Authenticated, HttpFunction, Problem, require_role};
 use vcare_runtime::Env;
 use vcare_store::Created;
 
-pub fn router(care: Arc<Care>) -> Router {
+pub fn router(care: Arc<Rooms>) -> Router {
     Router::new().route("/v1/virtual-care/rooms", post(create)).with_state(care)
 }
 
 pub async fn function(env: &Env, sdk: &SdkConfig) -> Result<HttpFunction, vcare_runtime::Error> {
-    Ok(vcare_care::http_function(env, sdk, router)?)
+    Ok(HttpFunction::new(router(Arc::new(Rooms::from_env(env, sdk)?))))
 }
 
 async fn create(
-    State(care): State<Arc<Care>>,
-    caller: Caller,
+    State(care): State<Arc<Rooms>>,
+    caller: Authenticated,
     ApiJson(body): ApiJson<CreateRoom>,
 ) -> Result<(StatusCode, Json<serde_json::Value>), Problem> {
     require_role(&caller, STAFF)?;
-    let request = body.validate().map_err(rejected)?;
+    let request = body.validate()?;
     let fingerprint = request.fingerprint();
     let now = care.now();
     let room = request.into_room(&caller.clinic_id, ids::room_id(), ids::jitsi_room(), now);
     let event = DomainEvent::about_room(ROOM_CREATED, &room, now);
-    match care.store.create(&room, &fingerprint, &event).await.map_err(store_problem)? {
+    match care.store.create(&room, &fingerprint, &event).await.map_err(RoomError::from)? {
         Created::New(room) => Ok((StatusCode::CREATED, Json(care.view(&room)))),
         Created::Existing { room, same_request: true } => Ok((StatusCode::OK, Json(care.view(&room)))),
         Created::Existing { same_request: false, .. } => {

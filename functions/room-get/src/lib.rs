@@ -7,21 +7,21 @@ use axum::extract::{Path, State};
 use axum::routing::get;
 use axum::{Json, Router};
 use vcare_aws::SdkConfig;
-use vcare_care::Care;
-use vcare_http::{Caller, HttpFunction, Problem};
+use vcare_care::Rooms;
+use vcare_http::{Authenticated, HttpFunction, Problem};
 use vcare_runtime::Env;
 
-pub fn router(care: Arc<Care>) -> Router {
+pub fn router(care: Arc<Rooms>) -> Router {
     Router::new().route("/v1/virtual-care/rooms/{room_id}", get(show)).with_state(care)
 }
 
 pub async fn function(env: &Env, sdk: &SdkConfig) -> Result<HttpFunction, vcare_runtime::Error> {
-    Ok(vcare_care::http_function(env, sdk, router)?)
+    Ok(HttpFunction::new(router(Arc::new(Rooms::from_env(env, sdk)?))))
 }
 
 async fn show(
-    State(care): State<Arc<Care>>,
-    caller: Caller,
+    State(care): State<Arc<Rooms>>,
+    caller: Authenticated,
     Path(room_id): Path<String>,
 ) -> Result<Json<serde_json::Value>, Problem> {
     let (room, _) = care.room_for(&caller, &room_id).await?;

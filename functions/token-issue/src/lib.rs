@@ -17,7 +17,7 @@ use vcare_aws::SdkConfig;
 use vcare_care::tokens::JoinToken;
 use vcare_domain::requests::TokenRequest;
 use vcare_domain::room::{NotJoinable, Standing};
-use vcare_http::{Caller, HttpFunction, Problem, Role, json_or_default};
+use vcare_http::{Authenticated, HttpFunction, Problem, Role, json_or_default};
 use vcare_runtime::{Env, Error};
 
 /// Token settings (API.md): `JITSI_APP_ID` (the token's `iss`),
@@ -45,7 +45,7 @@ pub async fn function(env: &Env, sdk: &SdkConfig) -> Result<HttpFunction, Error>
 
 async fn issue(
     State(issuer): State<Arc<TokenIssuer>>,
-    caller: Caller,
+    caller: Authenticated,
     Path(room_id): Path<String>,
     body: Bytes,
 ) -> Result<(StatusCode, Json<serde_json::Value>), Problem> {
@@ -59,7 +59,9 @@ async fn issue(
             }
             room.participant(user).ok_or_else(|| Problem::unprocessable("userId: not a participant of this room"))?
         }
-        (None, Standing::Participant(_)) => room.participant(&caller.user_id).ok_or_else(vcare_care::no_room)?,
+        (None, Standing::Participant(_)) => {
+            room.participant(&caller.user_id).ok_or(vcare_care::RoomError::NoSuchRoom)?
+        }
         (None, _) => return Err(Problem::forbidden("you are not a participant of this room")),
     };
     let now = care.now();

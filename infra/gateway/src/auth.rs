@@ -181,8 +181,7 @@ impl DevIssuer {
         if public.len() != 65 || public[0] != 4 {
             return Err(err("unexpected public key encoding"));
         }
-        let digest = aws_lc_rs::digest::digest(&aws_lc_rs::digest::SHA256, public);
-        let kid: String = digest.as_ref()[..8].iter().map(|b| format!("{b:02x}")).collect();
+        let kid = vcare_domain::digest::hex(&vcare_domain::digest::sha256(public)[..8]);
         let jwks = serde_json::json!({"keys": [{
             "kty": "EC", "crv": "P-256", "use": "sig", "alg": "ES256", "kid": kid,
             "x": URL_SAFE_NO_PAD.encode(&public[1..33]), "y": URL_SAFE_NO_PAD.encode(&public[33..65]),

@@ -1,31 +1,34 @@
 //! The virtual-care functions' common ground: config read once, the room
 //! store, the caller's standing towards a room, and the room's API view.
 
+pub mod end_meeting;
+mod error;
+pub mod images;
 pub mod tokens;
 
 use chrono::{DateTime, Duration, Utc};
 use serde_json::Value;
 use vcare_aws::SdkConfig;
+use vcare_domain::caller::{Caller, Role};
 use vcare_domain::ids::is_valid_external_id;
 use vcare_domain::room::{JoinPolicy, Room, Standing};
-use vcare_http::{Caller, Problem, Role};
-use vcare_runtime::{ConfigError, Env};
+use vcare_runtime::{Clock, ConfigError, Env};
 use vcare_store::RoomStore;
 
-pub use vcare_http::{rejected, require_role, store_problem};
+pub use error::RoomError;
 
 /// Roles that see every room of their clinic.
 pub const STAFF: &[Role] = &[Role::Doctor, Role::Nurse, Role::ClinicAdmin, Role::Service];
 
 #[derive(Debug, Clone)]
-pub struct CareConfig {
+pub struct RoomsConfig {
     pub table_name: String,
     /// `JITSI_DOMAIN`: where rooms are (`https://<domain>/<jitsiRoom>`).
     pub jitsi_domain: String,
     pub join: JoinPolicy,
 }
 
-impl CareConfig {
+impl RoomsConfig {
     pub fn from_env(env: &Env) -> Result<Self, ConfigError> {
         let minutes = |name: &str, default: i64| env.bounded(name, default, 0, 24 * 60).map(Duration::minutes);
         let jitsi_domain = env.required("JITSI_DOMAIN")?.to_lowercase();
@@ -43,25 +46,26 @@ impl CareConfig {
     }
 }
 
-/// Config and the room store, built once per container.
+/// Config, the room store and the clock, built once per container.
 #[derive(Debug, Clone)]
-pub struct Care {
-    pub config: CareConfig,
+pub struct Rooms {
+    pub config: RoomsConfig,
     pub store: RoomStore,
+    pub clock: Clock,
 }
 
-impl Care {
-    pub fn new(config: CareConfig, sdk: &SdkConfig) -> Self {
+impl Rooms {
+    pub fn new(config: RoomsConfig, sdk: &SdkConfig) -> Self {
         let store = RoomStore::new(aws_sdk_dynamodb::Client::new(sdk), config.table_name.clone());
-        Self { config, store }
+        Self { config, store, clock: Clock::system() }
     }
 
     pub fn from_env(env: &Env, sdk: &SdkConfig) -> Result<Self, ConfigError> {
-        Ok(Self::new(CareConfig::from_env(env)?, sdk))
+        Ok(Self::new(RoomsConfig::from_env(env)?, sdk))
     }
 
     pub fn now(&self) -> DateTime<Utc> {
-        Utc::now()
+        self.clock.now()
     }
 
     pub fn join_url(&self, room: &Room) -> String {
@@ -78,20 +82,16 @@ impl Care {
     /// Loads a room of the caller's clinic and says how the caller stands to
     /// it. A room of another clinic, a room that does not exist and a room
     /// the caller may not see are the same 404.
-    pub async fn room_for(&self, caller: &Caller, room_id: &str) -> Result<(Room, Standing), Problem> {
+    pub async fn room_for(&self, caller: &Caller, room_id: &str) -> Result<(Room, Standing), RoomError> {
         if !is_valid_external_id(room_id) {
-            return Err(Problem::not_found("no such room"));
+            return Err(RoomError::NoSuchRoom);
         }
-        let (room, _) = self.store.get(&caller.clinic_id, room_id).await.map_err(store_problem)?.ok_or_else(no_room)?;
+        let (room, _) = self.store.get(&caller.clinic_id, room_id).await?.ok_or(RoomError::NoSuchRoom)?;
         match standing(caller, &room) {
-            Standing::Stranger => Err(no_room()),
+            Standing::Stranger => Err(RoomError::NoSuchRoom),
             s => Ok((room, s)),
         }
     }
-}
-
-pub fn no_room() -> Problem {
-    Problem::not_found("no such room")
 }
 
 /// Listed participants stand as their role; clinic staff and services see
@@ -106,47 +106,13 @@ pub fn standing(caller: &Caller, room: &Room) -> Standing {
     if caller.has_any_role(STAFF) { Standing::Staff } else { Standing::Stranger }
 }
 
-/// An error for Jitsi's callers: problem+json with the `message` member
-/// Prosody's modules read (`mod_reservations` shows it to the user).
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct JitsiProblem {
-    pub status: axum::http::StatusCode,
-    pub message: String,
-}
-
-pub fn jitsi_problem(status: u16, text: impl Into<String>) -> JitsiProblem {
-    let status = axum::http::StatusCode::from_u16(status).unwrap_or(axum::http::StatusCode::BAD_REQUEST);
-    JitsiProblem { status, message: text.into() }
-}
-
-impl From<Problem> for JitsiProblem {
-    fn from(p: Problem) -> Self {
-        Self { status: p.status, message: p.detail }
-    }
-}
-
-impl axum::response::IntoResponse for JitsiProblem {
-    fn into_response(self) -> axum::response::Response {
-        let body = serde_json::json!({
-            "type": "about:blank", "title": self.status.canonical_reason().unwrap_or("Error"),
-            "status": self.status.as_u16(), "detail": self.message, "message": self.message,
-        });
-        (self.status, [(axum::http::header::CONTENT_TYPE, "application/problem+json")], body.to_string())
-            .into_response()
-    }
-}
-
 /// `X-Jitsi-Shared-Secret` check for Jitsi's callbacks: 401 when missing or wrong.
-pub fn check_jitsi_secret(
-    secret: &vcare_jitsi::WebhookSecret,
-    headers: &axum::http::HeaderMap,
-) -> Result<(), JitsiProblem> {
-    let presented = headers.get("x-jitsi-shared-secret").map(|v| v.as_bytes());
+pub fn check_jitsi_secret(secret: &vcare_jitsi::WebhookSecret, presented: Option<&[u8]>) -> Result<(), RoomError> {
     if secret.matches(presented) {
         Ok(())
     } else {
         tracing::warn!("a Jitsi callback without the right shared secret was refused");
-        Err(jitsi_problem(401, "missing or wrong X-Jitsi-Shared-Secret"))
+        Err(RoomError::BadSharedSecret)
     }
 }
 
@@ -158,19 +124,9 @@ pub async fn webhook_secret(env: &Env, sdk: &SdkConfig) -> Result<vcare_jitsi::W
 
 /// Only the room's listed participants may do this: staff who are not
 /// listed get 403 (they may see the room), strangers never get here (404).
-pub fn participant_only(standing: Standing) -> Result<(), Problem> {
+pub fn participant_only(standing: Standing) -> Result<(), RoomError> {
     match standing {
         Standing::Participant(_) => Ok(()),
-        _ => Err(Problem::forbidden("only the room's participants may do this")),
+        _ => Err(RoomError::ParticipantsOnly),
     }
-}
-
-/// A virtual-care function that needs only [`Care`]: its router over the
-/// shared state, as Lambda and the gateway run it.
-pub fn http_function(
-    env: &Env,
-    sdk: &SdkConfig,
-    router: fn(std::sync::Arc<Care>) -> axum::Router,
-) -> Result<vcare_http::HttpFunction, ConfigError> {
-    Ok(vcare_http::HttpFunction::new(router(std::sync::Arc::new(Care::from_env(env, sdk)?))))
 }

@@ -9,12 +9,12 @@ use vcare_domain::room::{Participant, Room};
 use vcare_jitsi::{AppSecret, Signer, TokenClaims, grant};
 use vcare_runtime::{ConfigError, Env, Error};
 
-use crate::{Care, CareConfig};
+use crate::{Rooms, RoomsConfig};
 
 pub const LOGIN_KEYS_PREFIX: &str = "login/";
 
 pub struct TokenIssuer {
-    pub care: Care,
+    pub care: Rooms,
     app_id: String,
     audience: String,
     signer: Signer,
@@ -29,7 +29,7 @@ pub struct JoinToken {
 
 impl TokenIssuer {
     pub async fn from_env(env: &Env, sdk: &SdkConfig) -> Result<Self, Error> {
-        let care = Care::new(CareConfig::from_env(env)?, sdk);
+        let care = Rooms::new(RoomsConfig::from_env(env)?, sdk);
         let app_id = env.required("JITSI_APP_ID")?;
         let audience = env.get("JITSI_AUDIENCE").unwrap_or("jitsi").to_owned();
         let kms = aws_sdk_kms::Client::new(sdk);

@@ -2,6 +2,10 @@
 //! notification store, sealing/opening personal data, the dispatch queue.
 
 pub mod dispatch;
+mod error;
+pub mod outbox;
+pub mod readiness;
+mod receipts;
 mod reconcile;
 mod submit;
 
@@ -13,18 +17,20 @@ use vcare_crypto::{CryptoError, Envelope, context};
 use vcare_domain::notification::{Channel, Notification, Recipient};
 use vcare_domain::push::PushEndpoints;
 use vcare_domain::templates::Rendered;
-use vcare_runtime::{ConfigError, Env};
+use vcare_runtime::{Clock, ConfigError, Env};
 use vcare_store::NotificationStore;
 
+pub use error::NotifyError;
+pub use receipts::{Receipt, ReceiptTaken};
 pub use reconcile::ReconcileError;
-pub use submit::{SubmitError, Submitted, sha256_hex};
+pub use submit::{Submitted, sha256_hex};
 pub use vcare_domain::notification::DispatchMessage;
 
 /// SQS's longest message delay.
 pub const MAX_QUEUE_DELAY_SECONDS: i64 = 900;
 
 #[derive(Debug, Clone)]
-pub struct CommsConfig {
+pub struct NotificationsConfig {
     pub table_name: String,
     pub dispatch_queue_url: String,
     pub data_key_id: String,
@@ -47,7 +53,7 @@ pub fn push_endpoints(env: &Env) -> Result<PushEndpoints, ConfigError> {
         .map_err(|reason| ConfigError::Invalid { name: "PUSH_SERVICE_HOSTS".into(), reason })
 }
 
-impl CommsConfig {
+impl NotificationsConfig {
     pub fn from_env(env: &Env) -> Result<Self, ConfigError> {
         Ok(Self {
             table_name: env.required("TABLE_NAME")?,
@@ -62,13 +68,19 @@ impl CommsConfig {
 }
 
 #[derive(Debug, thiserror::Error)]
-pub enum CommsError {
+pub enum BackendError {
     #[error(transparent)]
     Crypto(#[from] CryptoError),
     #[error("queue: {0}")]
     Queue(String),
     #[error("sealed data is malformed")]
     Malformed,
+}
+
+/// The KMS HMAC key that signs and checks the gateway's receipt `ref`
+/// (`DLR_SIGNING_KEY_ID`), when one is set.
+pub fn receipt_mac(env: &Env, sdk: &SdkConfig) -> Option<vcare_crypto::KmsMac> {
+    env.get("DLR_SIGNING_KEY_ID").map(|key| vcare_crypto::KmsMac::new(aws_sdk_kms::Client::new(sdk), key))
 }
 
 /// What vcare itself sends someone: a template, its variables, a priority.
@@ -78,19 +90,20 @@ pub struct Notice {
     pub priority: vcare_domain::notification::Priority,
 }
 
-pub struct Comms {
-    pub config: CommsConfig,
+pub struct Notifications {
+    pub config: NotificationsConfig,
     pub store: NotificationStore,
     pub envelope: Envelope,
     pub sqs: aws_sdk_sqs::Client,
+    pub clock: Clock,
 }
 
 pub fn timezone_ok(zone: &str) -> bool {
     zone.parse::<chrono_tz::Tz>().is_ok()
 }
 
-impl Comms {
-    pub fn new(config: CommsConfig, sdk: &SdkConfig) -> Self {
+impl Notifications {
+    pub fn new(config: NotificationsConfig, sdk: &SdkConfig) -> Self {
         Self {
             store: NotificationStore::new(aws_sdk_dynamodb::Client::new(sdk), config.table_name.clone()),
             envelope: Envelope::new(
@@ -101,15 +114,16 @@ impl Comms {
             ),
             sqs: aws_sdk_sqs::Client::new(sdk),
             config,
+            clock: Clock::system(),
         }
     }
 
     pub fn from_env(env: &Env, sdk: &SdkConfig) -> Result<Self, ConfigError> {
-        Ok(Self::new(CommsConfig::from_env(env)?, sdk))
+        Ok(Self::new(NotificationsConfig::from_env(env)?, sdk))
     }
 
-    pub async fn seal_recipient(&self, clinic: &str, id: &str, r: &Recipient) -> Result<String, CommsError> {
-        let json = serde_json::to_vec(r).map_err(|_| CommsError::Malformed)?;
+    pub async fn seal_recipient(&self, clinic: &str, id: &str, r: &Recipient) -> Result<String, BackendError> {
+        let json = serde_json::to_vec(r).map_err(|_| BackendError::Malformed)?;
         Ok(self.envelope.seal(&json, &context(clinic, id, "recipient")).await?)
     }
 
@@ -118,28 +132,28 @@ impl Comms {
         clinic: &str,
         id: &str,
         m: &BTreeMap<Channel, Rendered>,
-    ) -> Result<String, CommsError> {
-        let json = serde_json::to_vec(m).map_err(|_| CommsError::Malformed)?;
+    ) -> Result<String, BackendError> {
+        let json = serde_json::to_vec(m).map_err(|_| BackendError::Malformed)?;
         Ok(self.envelope.seal(&json, &context(clinic, id, "messages")).await?)
     }
 
-    pub async fn open_recipient(&self, n: &Notification) -> Result<Recipient, CommsError> {
+    pub async fn open_recipient(&self, n: &Notification) -> Result<Recipient, BackendError> {
         let plain =
             self.envelope.open(&n.sealed_recipient, &context(&n.clinic_id, &n.notification_id, "recipient")).await?;
-        serde_json::from_slice(&plain).map_err(|_| CommsError::Malformed)
+        serde_json::from_slice(&plain).map_err(|_| BackendError::Malformed)
     }
 
-    pub async fn open_messages(&self, n: &Notification) -> Result<BTreeMap<Channel, Rendered>, CommsError> {
+    pub async fn open_messages(&self, n: &Notification) -> Result<BTreeMap<Channel, Rendered>, BackendError> {
         let plain =
             self.envelope.open(&n.sealed_messages, &context(&n.clinic_id, &n.notification_id, "messages")).await?;
-        serde_json::from_slice(&plain).map_err(|_| CommsError::Malformed)
+        serde_json::from_slice(&plain).map_err(|_| BackendError::Malformed)
     }
 
     /// A room participant's contact (a [`Recipient`]), sealed for the room:
     /// the clinic, the room and the user are bound to it.
-    pub async fn seal_contact(&self, clinic: &str, room_id: &str, r: &Recipient) -> Result<String, CommsError> {
+    pub async fn seal_contact(&self, clinic: &str, room_id: &str, r: &Recipient) -> Result<String, BackendError> {
         let user = r.user_id.as_deref().unwrap_or_default();
-        let json = serde_json::to_vec(r).map_err(|_| CommsError::Malformed)?;
+        let json = serde_json::to_vec(r).map_err(|_| BackendError::Malformed)?;
         Ok(self.envelope.seal(&json, &context(clinic, room_id, &format!("contact:{user}"))).await?)
     }
 
@@ -149,9 +163,9 @@ impl Comms {
         room_id: &str,
         user_id: &str,
         sealed: &str,
-    ) -> Result<Recipient, CommsError> {
+    ) -> Result<Recipient, BackendError> {
         let plain = self.envelope.open(sealed, &context(clinic, room_id, &format!("contact:{user_id}"))).await?;
-        serde_json::from_slice(&plain).map_err(|_| CommsError::Malformed)
+        serde_json::from_slice(&plain).map_err(|_| BackendError::Malformed)
     }
 
     /// Sends a template to a recipient on every channel they can be reached
@@ -164,7 +178,7 @@ impl Comms {
         recipient: Recipient,
         notice: Notice,
         now: chrono::DateTime<chrono::Utc>,
-    ) -> Result<Option<Submitted>, SubmitError> {
+    ) -> Result<Option<Submitted>, NotifyError> {
         let mut channels = Vec::new();
         if !recipient.push_tokens.is_empty() {
             channels.push(Channel::Push);
@@ -192,9 +206,9 @@ impl Comms {
 
     /// Puts the notification on the dispatch queue, delayed up to SQS's 15
     /// minutes (a later `sendAt` is re-enqueued by dispatch until due).
-    pub async fn enqueue(&self, clinic: &str, id: &str, delay_seconds: i64) -> Result<(), CommsError> {
+    pub async fn enqueue(&self, clinic: &str, id: &str, delay_seconds: i64) -> Result<(), BackendError> {
         let body = serde_json::to_string(&DispatchMessage { clinic_id: clinic.into(), notification_id: id.into() })
-            .map_err(|_| CommsError::Malformed)?;
+            .map_err(|_| BackendError::Malformed)?;
         self.sqs
             .send_message()
             .queue_url(&self.config.dispatch_queue_url)
@@ -202,7 +216,7 @@ impl Comms {
             .delay_seconds(delay_seconds.clamp(0, MAX_QUEUE_DELAY_SECONDS) as i32)
             .send()
             .await
-            .map_err(|e| CommsError::Queue(aws_sdk_sqs::error::DisplayErrorContext(e).to_string()))?;
+            .map_err(|e| BackendError::Queue(aws_sdk_sqs::error::DisplayErrorContext(e).to_string()))?;
         Ok(())
     }
 }
@@ -215,9 +229,9 @@ pub struct QueueLimits {
     pub max_receive_count: Option<i64>,
 }
 
-impl Comms {
+impl Notifications {
     /// Reads the dispatch queue's visibility timeout and redrive policy.
-    pub async fn queue_limits(&self) -> Result<QueueLimits, CommsError> {
+    pub async fn queue_limits(&self) -> Result<QueueLimits, BackendError> {
         use aws_sdk_sqs::types::QueueAttributeName;
         let got = self
             .sqs
@@ -227,12 +241,12 @@ impl Comms {
             .attribute_names(QueueAttributeName::RedrivePolicy)
             .send()
             .await
-            .map_err(|e| CommsError::Queue(aws_sdk_sqs::error::DisplayErrorContext(e).to_string()))?;
+            .map_err(|e| BackendError::Queue(aws_sdk_sqs::error::DisplayErrorContext(e).to_string()))?;
         let attributes = got.attributes.unwrap_or_default();
         let visibility_timeout_seconds = attributes
             .get(&QueueAttributeName::VisibilityTimeout)
             .and_then(|v| v.parse().ok())
-            .ok_or_else(|| CommsError::Queue("the dispatch queue reports no VisibilityTimeout".into()))?;
+            .ok_or_else(|| BackendError::Queue("the dispatch queue reports no VisibilityTimeout".into()))?;
         let max_receive_count = attributes
             .get(&QueueAttributeName::RedrivePolicy)
             .and_then(|p| serde_json::from_str::<serde_json::Value>(p).ok())

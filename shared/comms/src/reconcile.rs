@@ -6,7 +6,7 @@
 use chrono::{DateTime, Duration, Utc};
 use vcare_domain::lifecycle;
 
-use crate::{Comms, CommsError};
+use crate::{BackendError, Notifications};
 use vcare_store::StoreError;
 
 #[derive(Debug, thiserror::Error)]
@@ -14,10 +14,10 @@ pub enum ReconcileError {
     #[error(transparent)]
     Store(#[from] StoreError),
     #[error(transparent)]
-    Comms(#[from] CommsError),
+    Backend(#[from] BackendError),
 }
 
-impl Comms {
+impl Notifications {
     /// Re-enqueues up to `limit` overdue notifications whose reconcile time
     /// fell in the last `lookback_days` days; returns how many. Each one's
     /// reconcile time moves on by the slack first, so the next sweep does not

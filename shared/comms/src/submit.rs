@@ -13,9 +13,9 @@ use vcare_domain::notification::{
     Channel, MaskedRecipient, Message, NewNotification, Notification, NotificationRequest, Status, token_hash,
 };
 use vcare_domain::templates::{self, Rendered};
-use vcare_store::{Accepted, StoreError};
+use vcare_store::Accepted;
 
-use crate::{Comms, CommsError, timezone_ok};
+use crate::{Notifications, NotifyError, timezone_ok};
 
 /// What a submission came to.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -28,19 +28,7 @@ pub enum Submitted {
     InProgress,
 }
 
-#[derive(Debug, thiserror::Error)]
-pub enum SubmitError {
-    #[error(transparent)]
-    Rejected(#[from] Rejected),
-    #[error(transparent)]
-    Store(#[from] StoreError),
-    #[error(transparent)]
-    Comms(#[from] CommsError),
-}
-
-pub fn sha256_hex(bytes: &[u8]) -> String {
-    aws_lc_rs::digest::digest(&aws_lc_rs::digest::SHA256, bytes).as_ref().iter().map(|b| format!("{b:02x}")).collect()
-}
+pub use vcare_domain::digest::sha256_hex;
 
 /// The text each channel will carry (templates rendered strictly: a
 /// missing variable is a rejection now, not a failed send later).
@@ -58,7 +46,7 @@ fn render(n: &NewNotification) -> Result<BTreeMap<Channel, Rendered>, Rejected> 
     Ok(out)
 }
 
-impl Comms {
+impl Notifications {
     /// Validates, renders, seals and accepts `body` for `clinic` under
     /// `key` (notification, idempotency record and `accepted` event in one
     /// transaction), then queues it. A replay of the same request answers
@@ -69,7 +57,7 @@ impl Comms {
         key: &str,
         body: NotificationRequest,
         now: DateTime<Utc>,
-    ) -> Result<Submitted, SubmitError> {
+    ) -> Result<Submitted, NotifyError> {
         let mut request = body.validate(now, timezone_ok, &self.config.push_endpoints)?;
         let messages = render(&request)?;
         let request_hash = sha256_hex(&serde_json::to_vec(&request).unwrap_or_default());

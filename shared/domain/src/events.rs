@@ -53,9 +53,9 @@ impl DomainEvent {
         time: DateTime<Utc>,
         data: Value,
     ) -> Self {
-        let digest = aws_lc_rs::digest::digest(&aws_lc_rs::digest::SHA256, format!("{kind}\n{key}").as_bytes());
+        let digest = crate::digest::sha256(format!("{kind}\n{key}").as_bytes());
         let mut bytes = [0u8; 16];
-        bytes.copy_from_slice(&digest.as_ref()[..16]);
+        bytes.copy_from_slice(&digest[..16]);
         Self {
             id: uuid::Builder::from_sha1_bytes(bytes).into_uuid().to_string(),
             ..Self::new(kind, clinic_id, aggregate_id, time, data)

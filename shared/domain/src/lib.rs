@@ -1,8 +1,10 @@
 //! vcare's rules, free of Lambda and AWS types ("parse, don't validate"):
-//! a request body becomes a [`room::NewRoom`] only if every rule holds.
+//! a request body becomes a [`room::RoomPlan`] only if every rule holds.
 
 pub mod appointment;
+pub mod caller;
 pub mod clinic;
+pub mod digest;
 pub mod events;
 pub mod ids;
 pub mod jitsi;
@@ -12,6 +14,7 @@ pub mod push;
 pub mod receipt;
 pub mod requests;
 pub mod room;
+pub mod room_records;
 pub mod templates;
 
 /// Why a request cannot be done. `Invalid` is a 400 (a field fails its rule),

@@ -341,8 +341,7 @@ impl Status {
 pub fn token_hash(t: &PushToken) -> String {
     let platform =
         serde_json::to_value(t.platform).ok().and_then(|v| v.as_str().map(str::to_owned)).unwrap_or_default();
-    let digest = aws_lc_rs::digest::digest(&aws_lc_rs::digest::SHA256, format!("{platform}:{}", t.token).as_bytes());
-    digest.as_ref().iter().map(|b| format!("{b:02x}")).collect()
+    crate::digest::sha256_hex(format!("{platform}:{}", t.token).as_bytes())
 }
 
 /// `+93701234567` → `+93*******567`: enough to recognise, not to use.

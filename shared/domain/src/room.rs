@@ -72,21 +72,17 @@ impl RoomStatus {
     }
 }
 
-/// A room as stored and as API.md shows it.
+/// A room as stored and as API.md shows it: its identity and state around
+/// the [`RoomPlan`] it was created with (whose fields it reads as its own).
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(rename_all = "camelCase")]
 pub struct Room {
     pub room_id: String,
     pub clinic_id: String,
-    pub appointment_id: String,
     pub jitsi_room: String,
     pub status: RoomStatus,
-    pub scheduled_start: DateTime<Utc>,
-    pub scheduled_end: DateTime<Utc>,
-    pub participants: Vec<Participant>,
-    pub lobby: bool,
-    pub max_participants: u32,
-    pub recording: bool,
+    #[serde(flatten)]
+    pub plan: RoomPlan,
     pub created_at: DateTime<Utc>,
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub started_at: Option<DateTime<Utc>>,
@@ -94,6 +90,14 @@ pub struct Room {
     pub ended_at: Option<DateTime<Utc>>,
     #[serde(default)]
     pub duration_seconds: i64,
+}
+
+impl std::ops::Deref for Room {
+    type Target = RoomPlan;
+
+    fn deref(&self) -> &RoomPlan {
+        &self.plan
+    }
 }
 
 /// The body of `POST /v1/virtual-care/rooms`.
@@ -112,10 +116,11 @@ pub struct CreateRoom {
     pub recording: Option<bool>,
 }
 
-/// A room request that passed every rule.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+/// What a room is planned as: a room request that passed every rule, and
+/// the part of a [`Room`] that never changes after it is created.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(rename_all = "camelCase")]
-pub struct NewRoom {
+pub struct RoomPlan {
     pub appointment_id: String,
     pub scheduled_start: DateTime<Utc>,
     pub scheduled_end: DateTime<Utc>,
@@ -132,7 +137,7 @@ pub fn parse_time(field: &str, raw: &str) -> Result<DateTime<Utc>, Rejected> {
 }
 
 impl CreateRoom {
-    pub fn validate(self) -> Result<NewRoom, Rejected> {
+    pub fn validate(self) -> Result<RoomPlan, Rejected> {
         use Rejected::{Impossible, Invalid};
         if !is_valid_external_id(&self.appointment_id) {
             return Err(Invalid("appointmentId: 1 to 128 of A-Z a-z 0-9 . _ : @ -".into()));
@@ -176,7 +181,7 @@ impl CreateRoom {
         if (max_participants as usize) < n {
             return Err(Impossible("maxParticipants is less than the number of participants".into()));
         }
-        Ok(NewRoom {
+        Ok(RoomPlan {
             appointment_id: self.appointment_id,
             scheduled_start: start,
             scheduled_end: end,
@@ -188,28 +193,20 @@ impl CreateRoom {
     }
 }
 
-impl NewRoom {
+impl RoomPlan {
     /// A stable fingerprint of the request, to tell a replay (same body) from
     /// a conflicting request (another body) for the same appointment.
     pub fn fingerprint(&self) -> String {
-        let canonical = serde_json::to_vec(self).unwrap_or_default();
-        let digest = aws_lc_rs::digest::digest(&aws_lc_rs::digest::SHA256, &canonical);
-        digest.as_ref().iter().map(|b| format!("{b:02x}")).collect()
+        crate::digest::sha256_hex(&serde_json::to_vec(self).unwrap_or_default())
     }
 
     pub fn into_room(self, clinic_id: &str, room_id: String, jitsi_room: String, now: DateTime<Utc>) -> Room {
         Room {
             room_id,
             clinic_id: clinic_id.to_owned(),
-            appointment_id: self.appointment_id,
             jitsi_room,
             status: RoomStatus::Scheduled,
-            scheduled_start: self.scheduled_start,
-            scheduled_end: self.scheduled_end,
-            participants: self.participants,
-            lobby: self.lobby,
-            max_participants: self.max_participants,
-            recording: self.recording,
+            plan: self,
             created_at: now,
             started_at: None,
             ended_at: None,
@@ -294,7 +291,7 @@ mod tests {
         })
     }
 
-    fn validate(v: serde_json::Value) -> Result<NewRoom, Rejected> {
+    fn validate(v: serde_json::Value) -> Result<RoomPlan, Rejected> {
         serde_json::from_value::<CreateRoom>(v).expect("shape").validate()
     }
 
@@ -446,15 +443,17 @@ mod session_tests {
         Room {
             room_id: "r".into(),
             clinic_id: "c".into(),
-            appointment_id: "a".into(),
             jitsi_room: "j".into(),
             status: RoomStatus::Scheduled,
-            scheduled_start: t("2026-11-23T10:00:00Z"),
-            scheduled_end: t("2026-11-23T10:30:00Z"),
-            participants: vec![],
-            lobby: true,
-            max_participants: 10,
-            recording: false,
+            plan: RoomPlan {
+                appointment_id: "a".into(),
+                scheduled_start: t("2026-11-23T10:00:00Z"),
+                scheduled_end: t("2026-11-23T10:30:00Z"),
+                participants: vec![],
+                lobby: true,
+                max_participants: 10,
+                recording: false,
+            },
             created_at: t("2026-11-23T09:00:00Z"),
             started_at: None,
             ended_at: None,

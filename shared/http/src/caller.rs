@@ -16,51 +16,10 @@ use http::request::Parts;
 use lambda_http::request::RequestContext;
 use serde_json::{Map, Value};
 
+use vcare_domain::caller::{Caller, Role, is_clinic_id};
+
 use crate::Problem;
 use crate::strict_json;
-
-/// A platform role (API.md). Roles a token carries that vcare does not know
-/// (Keycloak adds `offline_access`, `uma_authorization`, ...) are ignored.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
-pub enum Role {
-    Patient,
-    Doctor,
-    Nurse,
-    Interpreter,
-    ClinicAdmin,
-    Service,
-}
-
-impl Role {
-    pub fn parse(s: &str) -> Option<Self> {
-        Some(match s {
-            "patient" => Self::Patient,
-            "doctor" => Self::Doctor,
-            "nurse" => Self::Nurse,
-            "interpreter" => Self::Interpreter,
-            "clinic-admin" => Self::ClinicAdmin,
-            "service" => Self::Service,
-            _ => return None,
-        })
-    }
-}
-
-/// The authenticated caller: `sub`, `clinic_id` (the tenant) and realm roles.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct Caller {
-    pub user_id: String,
-    pub clinic_id: String,
-    pub roles: Vec<Role>,
-}
-
-/// A clinic id: 1 to 64 of `A-Z a-z 0-9 . _ -`, starting with a letter or
-/// digit. Anything else (null, a number, an array, an empty string) is no
-/// clinic.
-pub fn is_clinic_id(id: &str) -> bool {
-    (1..=64).contains(&id.len())
-        && id.as_bytes()[0].is_ascii_alphanumeric()
-        && id.bytes().all(|b| b.is_ascii_alphanumeric() || matches!(b, b'.' | b'_' | b'-'))
-}
 
 fn unauthorized() -> Problem {
     Problem::unauthorized("no valid caller token")
@@ -78,61 +37,65 @@ fn payload(token: &str) -> Option<Map<String, Value>> {
     }
 }
 
-impl Caller {
-    pub fn has_role(&self, role: Role) -> bool {
-        self.roles.contains(&role)
+/// Reads the caller from the verified token `bearer` (the
+/// `Authorization` header's token) and the authorizer's `claim`s, which
+/// must describe the same token. No token, or not the authorizer's: 401.
+/// No valid `clinic_id`: 403.
+pub fn caller_from_token<'a>(bearer: Option<&str>, claim: impl Fn(&str) -> Option<&'a str>) -> Result<Caller, Problem> {
+    let payload = bearer.and_then(payload).ok_or_else(unauthorized)?;
+    let text = |name: &str| match payload.get(name) {
+        Some(Value::String(s)) => Some(s.clone()),
+        Some(Value::Number(n)) => Some(n.to_string()),
+        _ => None,
+    };
+    // The header's token is the one the authorizer verified: the same
+    // `sub`, and the same `iat`/`exp` (numbers, compared as numbers: a
+    // float's shortest form, `1.7954316e+09`, reads back exactly).
+    let verified = claim("sub").is_some_and(|s| !s.is_empty()) && text("sub").as_deref() == claim("sub");
+    let same_time = |c: &str| match (text(c), claim(c)) {
+        (None, None) => true,
+        (Some(ours), Some(theirs)) => match (ours.parse::<f64>(), theirs.parse::<f64>()) {
+            (Ok(a), Ok(b)) => a == b,
+            _ => ours == theirs,
+        },
+        _ => false,
+    };
+    if !verified || !same_time("iat") || !same_time("exp") {
+        return Err(unauthorized());
     }
-
-    pub fn has_any_role(&self, roles: &[Role]) -> bool {
-        roles.iter().any(|r| self.has_role(*r))
+    let user_id = match payload.get("sub") {
+        Some(Value::String(s)) if !s.is_empty() => s.clone(),
+        _ => return Err(unauthorized()),
+    };
+    let clinic_id = match payload.get("clinic_id") {
+        Some(Value::String(s)) if is_clinic_id(s) => s.clone(),
+        _ => return Err(Problem::forbidden("the caller token carries no valid clinic")),
+    };
+    let mut roles = Vec::new();
+    let listed = payload.get("realm_access").and_then(|r| r.get("roles")).and_then(Value::as_array);
+    for role in listed.into_iter().flatten().filter_map(Value::as_str).filter_map(Role::parse) {
+        if !roles.contains(&role) {
+            roles.push(role);
+        }
     }
+    Ok(Caller { user_id, clinic_id, roles })
+}
 
-    /// Reads the caller from the verified token `bearer` (the
-    /// `Authorization` header's token) and the authorizer's `claim`s, which
-    /// must describe the same token. No token, or not the authorizer's: 401.
-    /// No valid `clinic_id`: 403.
-    pub fn from_token<'a>(bearer: Option<&str>, claim: impl Fn(&str) -> Option<&'a str>) -> Result<Self, Problem> {
-        let payload = bearer.and_then(payload).ok_or_else(unauthorized)?;
-        let text = |name: &str| match payload.get(name) {
-            Some(Value::String(s)) => Some(s.clone()),
-            Some(Value::Number(n)) => Some(n.to_string()),
-            _ => None,
-        };
-        // The header's token is the one the authorizer verified: the same
-        // `sub`, and the same `iat`/`exp` (numbers, compared as numbers: a
-        // float's shortest form, `1.7954316e+09`, reads back exactly).
-        let verified = claim("sub").is_some_and(|s| !s.is_empty()) && text("sub").as_deref() == claim("sub");
-        let same_time = |c: &str| match (text(c), claim(c)) {
-            (None, None) => true,
-            (Some(ours), Some(theirs)) => match (ours.parse::<f64>(), theirs.parse::<f64>()) {
-                (Ok(a), Ok(b)) => a == b,
-                _ => ours == theirs,
-            },
-            _ => false,
-        };
-        if !verified || !same_time("iat") || !same_time("exp") {
-            return Err(unauthorized());
-        }
-        let user_id = match payload.get("sub") {
-            Some(Value::String(s)) if !s.is_empty() => s.clone(),
-            _ => return Err(unauthorized()),
-        };
-        let clinic_id = match payload.get("clinic_id") {
-            Some(Value::String(s)) if is_clinic_id(s) => s.clone(),
-            _ => return Err(Problem::forbidden("the caller token carries no valid clinic")),
-        };
-        let mut roles = Vec::new();
-        let listed = payload.get("realm_access").and_then(|r| r.get("roles")).and_then(Value::as_array);
-        for role in listed.into_iter().flatten().filter_map(Value::as_str).filter_map(Role::parse) {
-            if !roles.contains(&role) {
-                roles.push(role);
-            }
-        }
-        Ok(Self { user_id, clinic_id, roles })
+/// The authenticated caller as a handler's extractor: 401 or 403 (a
+/// problem) when the request carries no valid caller token. Derefs to the
+/// [`Caller`] the services take.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Authenticated(pub Caller);
+
+impl std::ops::Deref for Authenticated {
+    type Target = Caller;
+
+    fn deref(&self) -> &Caller {
+        &self.0
     }
 }
 
-impl<S: Send + Sync> FromRequestParts<S> for Caller {
+impl<S: Send + Sync> FromRequestParts<S> for Authenticated {
     type Rejection = Problem;
 
     async fn from_request_parts(parts: &mut Parts, _state: &S) -> Result<Self, Self::Rejection> {
@@ -147,7 +110,7 @@ impl<S: Send + Sync> FromRequestParts<S> for Caller {
             .and_then(|v| v.to_str().ok())
             .and_then(|v| v.strip_prefix("Bearer ").or_else(|| v.strip_prefix("bearer ")))
             .map(str::trim);
-        Caller::from_token(bearer, |name| jwt.claims.get(name).map(String::as_str))
+        caller_from_token(bearer, |name| jwt.claims.get(name).map(String::as_str)).map(Authenticated)
     }
 }
 
@@ -173,7 +136,7 @@ mod tests {
                 _ => None,
             };
         }
-        Caller::from_token(Some(&token(payload)), |k| claims.get(k).map(String::as_str)).map_err(|p| p.status.as_u16())
+        caller_from_token(Some(&token(payload)), |k| claims.get(k).map(String::as_str)).map_err(|p| p.status.as_u16())
     }
 
     #[test]
@@ -225,15 +188,15 @@ mod tests {
         // Another token than the one the authorizer verified.
         let claims = HashMap::from([("sub", "u-1"), ("exp", "2")]);
         let other = token(r#"{"sub":"u-2","clinic_id":"c","exp":2}"#);
-        assert_eq!(Caller::from_token(Some(&other), |k| claims.get(k).copied()).unwrap_err().status, 401);
+        assert_eq!(caller_from_token(Some(&other), |k| claims.get(k).copied()).unwrap_err().status, 401);
         let later = token(r#"{"sub":"u-1","clinic_id":"c","exp":3}"#);
-        assert_eq!(Caller::from_token(Some(&later), |k| claims.get(k).copied()).unwrap_err().status, 401);
+        assert_eq!(caller_from_token(Some(&later), |k| claims.get(k).copied()).unwrap_err().status, 401);
         let none: HashMap<&str, &str> = HashMap::new();
         let fine = token(r#"{"sub":"u-1","clinic_id":"c"}"#);
-        assert_eq!(Caller::from_token(Some(&fine), |k| none.get(k).copied()).unwrap_err().status, 401, "no authorizer");
-        assert_eq!(Caller::from_token(None, |k| claims.get(k).copied()).unwrap_err().status, 401);
+        assert_eq!(caller_from_token(Some(&fine), |k| none.get(k).copied()).unwrap_err().status, 401, "no authorizer");
+        assert_eq!(caller_from_token(None, |k| claims.get(k).copied()).unwrap_err().status, 401);
         for bad in ["", "a.b", "a.!!!.c", "a.b.c.d", &token("[1]"), &token("not json")] {
-            assert_eq!(Caller::from_token(Some(bad), |k| claims.get(k).copied()).unwrap_err().status, 401, "{bad}");
+            assert_eq!(caller_from_token(Some(bad), |k| claims.get(k).copied()).unwrap_err().status, 401, "{bad}");
         }
     }
 }

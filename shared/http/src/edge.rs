@@ -1,32 +1,44 @@
-//! How the shared crates' errors reach callers.
+//! How the services' errors reach callers: the one place that turns them
+//! into problem+json. Details name no value the caller sent.
 
+use vcare_care::RoomError;
+use vcare_comms::NotifyError;
 use vcare_domain::Rejected;
-use vcare_store::StoreError;
 
 use crate::{Caller, Problem, Role};
 
-/// A storage failure as the caller sees it: retryable (503) or not (500).
-/// The cause is logged here, once, without item contents.
-pub fn store_problem(e: StoreError) -> Problem {
-    match e {
-        StoreError::BadCursor => Problem::bad_request("cursor: not a cursor this endpoint gave you"),
-        StoreError::Unavailable(_) | StoreError::Contention => {
-            tracing::error!(error = %e, "storage failed");
-            Problem::service_unavailable("storage is unavailable; try again")
-        }
-        StoreError::Corrupt(_) => {
-            tracing::error!(error = %e, "stored data is malformed");
-            Problem::internal()
+/// A broken rule: 400 when a field fails its rule, 422 when the request is
+/// well-formed but cannot be done.
+impl From<Rejected> for Problem {
+    fn from(r: Rejected) -> Self {
+        match r {
+            Rejected::Invalid(d) => Problem::bad_request(d),
+            Rejected::Impossible(d) => Problem::unprocessable(d),
         }
     }
 }
 
-/// A broken rule: 400 when a field fails its rule, 422 when the request is
-/// well-formed but cannot be done.
-pub fn rejected(r: Rejected) -> Problem {
-    match r {
-        Rejected::Invalid(d) => Problem::bad_request(d),
-        Rejected::Impossible(d) => Problem::unprocessable(d),
+impl From<RoomError> for Problem {
+    fn from(e: RoomError) -> Self {
+        match e {
+            RoomError::NoSuchRoom => Problem::not_found(e.to_string()),
+            RoomError::ParticipantsOnly => Problem::forbidden(e.to_string()),
+            RoomError::BadSharedSecret => Problem::unauthorized(e.to_string()),
+            RoomError::Rejected(r) => r.into(),
+            RoomError::BadCursor => Problem::bad_request(e.to_string()),
+            RoomError::Unavailable | RoomError::ImagesUnavailable => Problem::service_unavailable(e.to_string()),
+            RoomError::Corrupt => Problem::internal(),
+        }
+    }
+}
+
+impl From<NotifyError> for Problem {
+    fn from(e: NotifyError) -> Self {
+        match e {
+            NotifyError::Rejected(r) => r.into(),
+            NotifyError::StorageUnavailable | NotifyError::Unavailable => Problem::service_unavailable(e.to_string()),
+            NotifyError::Corrupt => Problem::internal(),
+        }
     }
 }
 

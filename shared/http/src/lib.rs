@@ -10,6 +10,7 @@
 
 mod caller;
 mod edge;
+mod jitsi;
 mod problem;
 mod strict_json;
 
@@ -21,9 +22,11 @@ use lambda_http::{Adapter, LambdaEvent};
 use tower::Service;
 use vcare_runtime::{BoxFuture, Context, Error, Function};
 
-pub use caller::{Caller, Role, is_clinic_id};
-pub use edge::{rejected, require_role, store_problem};
+pub use caller::{Authenticated, caller_from_token};
+pub use edge::require_role;
+pub use jitsi::{JitsiProblem, jitsi_problem, jitsi_shared_secret};
 pub use problem::{ApiJson, Problem, json_or_default};
+pub use vcare_domain::caller::{Caller, Role, is_clinic_id};
 
 /// Largest request body any route accepts (API.md: 413 above it).
 pub const MAX_BODY_BYTES: usize = 256 * 1024;

@@ -271,9 +271,7 @@ impl EndMeeting {
 /// Where Prosody's ASAP mode fetches the public key of `kid`:
 /// `<asap_key_server>/<hex sha256(kid)>.pem`.
 pub fn asap_key_name(kid: &str) -> String {
-    let digest = aws_lc_rs::digest::digest(&aws_lc_rs::digest::SHA256, kid.as_bytes());
-    let hex: String = digest.as_ref().iter().map(|b| format!("{b:02x}")).collect();
-    format!("{hex}.pem")
+    format!("{}.pem", vcare_domain::digest::sha256_hex(kid.as_bytes()))
 }
 
 /// A DER SubjectPublicKeyInfo (what KMS GetPublicKey returns) as PEM.

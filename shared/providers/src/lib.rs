@@ -50,7 +50,7 @@ pub use catalogue::{ProviderId, Setting, Wiring, build, catalogue, configured, o
 pub use email::{SendGrid, Ses};
 pub use push::{Apns, FCM_SCOPE, Fcm, WebPush, webpush_encrypt};
 pub use rate::{RateLimiter, rate_limits};
-pub use secret::{Secret, secret_setting};
+pub use secret::{Secret, Secrets, secret_setting};
 pub use sms::{GatewaySms, Twilio, Vonage};
 pub use vcare_domain::lifecycle::SendOutcome;
 

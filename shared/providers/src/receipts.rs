@@ -5,6 +5,7 @@
 use aws_lc_rs::{digest, hmac};
 use base64::Engine;
 use base64::engine::general_purpose::STANDARD;
+use vcare_domain::digest::{hex, sha256_hex};
 use vcare_domain::notification::Status;
 use vcare_domain::receipt::{gateway_status, twilio_status, vonage_status};
 
@@ -140,10 +141,6 @@ fn vonage_base(params: &Params) -> String {
     sorted.iter().map(|(k, v)| format!("&{k}={}", v.replace(['&', '='], "_"))).collect()
 }
 
-fn hex(bytes: &[u8]) -> String {
-    bytes.iter().map(|b| format!("{b:02x}")).collect()
-}
-
 fn unhex(s: &str) -> Option<Vec<u8>> {
     if !s.len().is_multiple_of(2) {
         return None;
@@ -223,7 +220,7 @@ fn vonage_jwt_valid(secret: &str, body: &[u8], authorization: Option<&str>) -> O
     )
     .ok()?
     .claims;
-    let hash = hex(digest::digest(&digest::SHA256, body).as_ref());
+    let hash = sha256_hex(body);
     let given = claims["payload_hash"].as_str()?.to_ascii_lowercase();
     (given.len() == hash.len() && constant_time_eq(given.as_bytes(), hash.as_bytes()))
         .then(|| claims["iat"].as_i64())
@@ -376,7 +373,7 @@ mod tests {
     #[test]
     fn vonage_jwt_checks_the_token_and_the_body_hash() {
         let body = br#"{"status":"delivered"}"#;
-        let hash = hex(digest::digest(&digest::SHA256, body).as_ref());
+        let hash = sha256_hex(body);
         let token = |secret: &str, hash: &str, iat: i64| {
             jsonwebtoken::encode(
                 &jsonwebtoken::Header::new(jsonwebtoken::Algorithm::HS256),

@@ -24,6 +24,22 @@ impl std::fmt::Debug for Secret {
     }
 }
 
+/// Opens secret settings with one KMS client.
+pub struct Secrets {
+    kms: aws_sdk_kms::Client,
+}
+
+impl Secrets {
+    pub fn new(sdk: &vcare_aws::SdkConfig) -> Self {
+        Self { kms: aws_sdk_kms::Client::new(sdk) }
+    }
+
+    /// See [`secret_setting`].
+    pub async fn get(&self, env: &Env, name: &str) -> Result<Option<Secret>, vcare_runtime::Error> {
+        secret_setting(env, &self.kms, name).await
+    }
+}
+
 /// A secret setting: `<NAME>_CIPHERTEXT`, KMS-encrypted with the purpose
 /// `<name>` in kebab case (as the template's `...Ciphertext` parameters),
 /// decrypted once at cold start. `None` when it is not set.

@@ -6,7 +6,7 @@
 //! | appointment → room | `APPT#<clinic>#<appointmentId>` | `APPT` | |
 //! | Jitsi name → room | `JITSI#<jitsiRoom>` | `JITSI` | |
 //! | membership | `ROOM#<clinic>#<roomId>` | `MEMBER#<userId>` | `USER#<clinic>#<userId>` / `<start>#<roomId>` |
-//! | image, issue, reservation | `ROOM#<clinic>#<roomId>` | `IMAGE#…`, `ISSUE#…`, `RESERVATION` | |
+//! | image, issue, reservation, contact, pending end | `ROOM#<clinic>#<roomId>` | `IMAGE#…`, `ISSUE#…`, `RESERVATION`, `CONTACT#<userId>`, `JITSI_END` | |
 //! | notification, raw receipt | see `receipts` | | |
 //! | outbox record | `OUTBOX#<eventId>` | `OUTBOX` | `OUTBOX#PENDING` / `<time>#<eventId>` (sparse) |
 //!
@@ -20,6 +20,7 @@ mod notifications;
 mod outbox;
 mod receipts;
 mod reconcile;
+mod room_records;
 mod rooms;
 
 use std::collections::HashMap;

@@ -197,7 +197,7 @@ impl RoomStore {
 
     /// A record under the room (image, issue report) with its event, in one
     /// transaction.
-    pub async fn put_child(
+    pub(crate) async fn put_child(
         &self,
         room: &Room,
         sk: &str,
@@ -212,7 +212,7 @@ impl RoomStore {
     }
 
     /// The room's records whose sort key starts with `prefix`.
-    pub async fn children(&self, room: &Room, prefix: &str) -> Result<Vec<Item>, StoreError> {
+    pub(crate) async fn children(&self, room: &Room, prefix: &str) -> Result<Vec<Item>, StoreError> {
         let mut out = Vec::new();
         let mut start: Option<Item> = None;
         loop {
@@ -236,7 +236,7 @@ impl RoomStore {
     }
 
     /// A record under the room, written only if absent. `Ok(false)`: it exists.
-    pub async fn put_child_if_absent(&self, room: &Room, sk: &str, mut attrs: Item) -> Result<bool, StoreError> {
+    pub(crate) async fn put_child_if_absent(&self, room: &Room, sk: &str, mut attrs: Item) -> Result<bool, StoreError> {
         attrs.extend(key(room_pk(&room.clinic_id, &room.room_id), sk));
         match self
             .ddb
@@ -253,7 +253,7 @@ impl RoomStore {
         }
     }
 
-    pub async fn child(&self, room: &Room, sk: &str) -> Result<Option<Item>, StoreError> {
+    pub(crate) async fn child(&self, room: &Room, sk: &str) -> Result<Option<Item>, StoreError> {
         let got = self
             .ddb
             .get_item()
@@ -266,7 +266,7 @@ impl RoomStore {
         Ok(got.item)
     }
 
-    pub async fn delete_child(&self, room: &Room, sk: &str) -> Result<(), StoreError> {
+    pub(crate) async fn delete_child(&self, room: &Room, sk: &str) -> Result<(), StoreError> {
         self.ddb
             .delete_item()
             .table_name(&self.table)

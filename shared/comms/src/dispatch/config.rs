@@ -9,7 +9,7 @@ use vcare_providers::Wiring;
 use vcare_runtime::{Clock, ConfigError, Env, Error};
 
 use super::Dispatcher;
-use crate::Comms;
+use crate::Notifications;
 
 /// `QUIET_HOURS` for every clinic, `CLINIC_QUIET_HOURS` for the exceptions.
 fn quiet_hours(env: &Env) -> Result<PerClinic<QuietHours>, ConfigError> {
@@ -26,7 +26,7 @@ fn quiet_hours(env: &Env) -> Result<PerClinic<QuietHours>, ConfigError> {
 /// ([`TimeBudget`]), reading the queue's own attributes: a deployment whose
 /// settings could write off live work or dead-letter a waiting
 /// notification does not start.
-async fn check_time_budget(env: &Env, comms: &Comms, claim_timeout_seconds: i64) -> Result<(), Error> {
+async fn check_time_budget(env: &Env, comms: &Notifications, claim_timeout_seconds: i64) -> Result<(), Error> {
     let limits = comms.queue_limits().await?;
     let budget = TimeBudget {
         claim_timeout_seconds,
@@ -45,7 +45,7 @@ async fn check_time_budget(env: &Env, comms: &Comms, claim_timeout_seconds: i64)
 /// (`SMS_PROVIDERS`, `EMAIL_PROVIDERS`, `PUSH_PROVIDERS`), the claim
 /// timeout checked against the queue, tries, backoff and quiet hours.
 pub async fn dispatcher(env: &Env, sdk: &SdkConfig, clock: Clock) -> Result<Dispatcher, Error> {
-    let comms = Comms::from_env(env, sdk)?;
+    let comms = Notifications::from_env(env, sdk)?;
     let claim_timeout = env.bounded("CLAIM_TIMEOUT_SECONDS", 120, 1, 3600)?;
     check_time_budget(env, &comms, claim_timeout).await?;
     let wiring = Wiring {
@@ -64,10 +64,8 @@ pub async fn dispatcher(env: &Env, sdk: &SdkConfig, clock: Clock) -> Result<Disp
             retry_base: Duration::from_secs(env.bounded("RETRY_BASE_SECONDS", 2, 0, 300)?),
         },
         quiet_hours: quiet_hours(env)?,
-        receipt_mac: env
-            .get("DLR_SIGNING_KEY_ID")
-            .map(|key| vcare_crypto::KmsMac::new(aws_sdk_kms::Client::new(sdk), key)),
+        receipt_mac: crate::receipt_mac(env, sdk),
+        comms: Notifications { clock: clock.clone(), ..comms },
         clock,
-        comms,
     })
 }

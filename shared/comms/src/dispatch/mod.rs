@@ -27,12 +27,12 @@ use vcare_domain::notification::{Channel, Notification};
 use vcare_providers::{Provider, RateLimiter};
 use vcare_runtime::{Clock, Error};
 
-use crate::{Comms, DispatchMessage};
+use crate::{DispatchMessage, Notifications};
 
 pub use config::dispatcher;
 
 pub struct Dispatcher {
-    comms: Comms,
+    comms: Notifications,
     providers: Vec<Box<dyn Provider>>,
     limits: std::collections::HashMap<String, RateLimiter>,
     /// Claim timeout, tries, backoff; the quiet hours are per clinic, below.

@@ -1,0 +1,49 @@
+//! What can go wrong in a virtual-care use case, in the service's own
+//! words; the HTTP edge (`vcare-http`) says it as problem+json.
+
+use vcare_domain::Rejected;
+use vcare_store::StoreError;
+
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum RoomError {
+    /// No such room for this caller: one that does not exist, one of
+    /// another clinic and one the caller may not see are the same.
+    #[error("no such room")]
+    NoSuchRoom,
+    /// The caller may see the room but is not one of its participants.
+    #[error("only the room's participants may do this")]
+    ParticipantsOnly,
+    /// A Jitsi callback without the right shared secret.
+    #[error("missing or wrong X-Jitsi-Shared-Secret")]
+    BadSharedSecret,
+    #[error(transparent)]
+    Rejected(#[from] Rejected),
+    /// Storage failed in a way a retry may mend.
+    #[error("storage is unavailable; try again")]
+    Unavailable,
+    /// Stored data cannot be read: not the caller's to mend.
+    #[error("stored data is malformed")]
+    Corrupt,
+    /// Presigning image URLs failed.
+    #[error("image storage is unavailable; try again")]
+    ImagesUnavailable,
+    #[error("cursor: not a cursor this endpoint gave you")]
+    BadCursor,
+}
+
+impl From<StoreError> for RoomError {
+    /// The cause is logged here, once, without item contents.
+    fn from(e: StoreError) -> Self {
+        match e {
+            StoreError::BadCursor => Self::BadCursor,
+            StoreError::Unavailable(_) | StoreError::Contention => {
+                tracing::error!(error = %e, "storage failed");
+                Self::Unavailable
+            }
+            StoreError::Corrupt(_) => {
+                tracing::error!(error = %e, "stored data is malformed");
+                Self::Corrupt
+            }
+        }
+    }
+}

@@ -1,0 +1,54 @@
+//! What is kept under a room besides the room itself: reported issues,
+//! shared images, the Jitsi reservation, participants' sealed contacts and
+//! an end-of-meeting call left to retry. Field names are the stored ones.
+
+use chrono::{DateTime, Utc};
+use serde::{Deserialize, Serialize};
+
+/// A technical issue a participant reported. The description is free text:
+/// stored, never logged nor put in an event.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct IssueRecord {
+    pub issue_id: String,
+    pub issue_type: String,
+    pub description: String,
+    pub reported_by: String,
+    pub created_at: DateTime<Utc>,
+}
+
+/// An image shared into a room (the object is in S3 under `s3_key`).
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct ImageRecord {
+    pub image_id: String,
+    pub content_type: String,
+    pub size_bytes: u64,
+    pub s3_key: String,
+    pub shared_by: String,
+    pub created_at: DateTime<Utc>,
+}
+
+/// Jitsi's reservation of the room's conference (mod_reservations), as
+/// Jicofo sent it: the start as Java's date text, the owner's mail.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct ReservationRecord {
+    pub start_time: String,
+    pub mail_owner: String,
+}
+
+/// A participant's contact, sealed (KMS envelope): never stored in clear.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct SealedContact {
+    pub sealed_contact: String,
+}
+
+/// Ending the Jitsi meeting failed; kept so that it can be retried.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct EndPending {
+    pub error: String,
+    pub at: DateTime<Utc>,
+}
