@@ -180,18 +180,26 @@ pub fn body(channels: &[&str], priority: &str) -> Value {
     })
 }
 
+/// `POST /v1/communication/notifications` as `token`, under `key` (none:
+/// without the header): the status, the content type and the body.
+pub async fn post_notification(
+    stack: &TestStack,
+    token: &str,
+    key: Option<&str>,
+    body: &Value,
+) -> (u16, String, Value) {
+    let mut request =
+        stack.http.post(format!("{}/v1/communication/notifications", stack.base)).bearer_auth(token).json(body);
+    if let Some(key) = key {
+        request = request.header("idempotency-key", key);
+    }
+    stack.send(request).await
+}
+
+/// Accepted as a service of clinic c1 under `key`: the notification's id.
 pub async fn accept(stack: &TestStack, body: &Value, key: &str) -> String {
     let token = stack.token("svc", Some("c1"), &["service"]);
-    let (status, _, out) = stack
-        .send(
-            stack
-                .http
-                .post(format!("{}/v1/communication/notifications", stack.base))
-                .bearer_auth(token)
-                .header("idempotency-key", key)
-                .json(body),
-        )
-        .await;
+    let (status, _, out) = post_notification(stack, &token, Some(key), body).await;
     assert_eq!(status, 202, "{out}");
     out["notificationId"].as_str().unwrap().to_owned()
 }

@@ -129,13 +129,9 @@ async fn a_web_push_endpoint_must_be_a_listed_push_service_over_https() {
     .iter()
     .enumerate()
     {
-        let request = stack
-            .http
-            .post(format!("{}/v1/communication/notifications", stack.base))
-            .bearer_auth(&token)
-            .header("idempotency-key", format!("k-ssrf-{i}"))
-            .json(&with_endpoint(endpoint));
-        let (status, kind, out) = stack.send(request).await;
+        let key = format!("k-ssrf-{i}");
+        let (status, kind, out) =
+            vcare_tests::comms::post_notification(&stack, &token, Some(&key), &with_endpoint(endpoint)).await;
         assert_eq!((status, kind.as_str()), (400, "application/problem+json"), "{endpoint}: {out}");
         assert!(out["detail"].as_str().unwrap().contains("pushTokens[0].token: endpoint"), "{out}");
         assert!(!out.to_string().contains("127.0.0.1") && !out.to_string().contains("attacker"), "no echo: {out}");

@@ -52,8 +52,7 @@ async fn a_full_send_logs_none_of_the_recipients_data() {
     let mut bad = body(&["sms"], "high");
     bad["recipient"]["phone"] = json!("0701234567");
     let token = stack.token("svc", Some("c1"), &["service"]);
-    let url = format!("{}/v1/communication/notifications", stack.base);
-    stack.send(stack.http.post(&url).bearer_auth(&token).header("idempotency-key", "k-bad").json(&bad)).await;
+    vcare_tests::comms::post_notification(&stack, &token, Some("k-bad"), &bad).await;
     stack.stop().await;
 
     let logs = String::from_utf8(captured.0.lock().unwrap().clone()).unwrap();

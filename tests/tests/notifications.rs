@@ -31,16 +31,7 @@ impl Api {
     }
 
     async fn accept(&self, key: Option<&str>, body: &Value, token: &str) -> (u16, Value) {
-        let mut r = self
-            .stack
-            .http
-            .post(format!("{}/v1/communication/notifications", self.stack.base))
-            .bearer_auth(token)
-            .json(body);
-        if let Some(key) = key {
-            r = r.header("idempotency-key", key);
-        }
-        let (status, _, body) = self.stack.send(r).await;
+        let (status, _, body) = vcare_tests::comms::post_notification(&self.stack, token, key, body).await;
         (status, body)
     }
 

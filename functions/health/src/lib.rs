@@ -10,38 +10,13 @@ use serde_json::{Value, json};
 use vcare_aws::SdkConfig;
 use vcare_comms::readiness::Readiness;
 use vcare_http::{Authenticated, HttpFunction, Problem, Role, require_role};
-use vcare_runtime::{ConfigError, Env};
-
-/// Settings, read once per container.
-#[derive(Debug, Clone)]
-pub struct Config {
-    pub table_name: String,
-    pub dispatch_queue_url: String,
-    pub kms_key_id: String,
-}
-
-impl Config {
-    pub fn from_env(env: &Env) -> Result<Self, ConfigError> {
-        Ok(Self {
-            table_name: env.required("TABLE_NAME")?,
-            dispatch_queue_url: env.required("DISPATCH_QUEUE_URL")?,
-            kms_key_id: env.required("DATA_KEY_ID")?,
-        })
-    }
-}
+use vcare_runtime::Env;
 
 /// What the handlers share across invocations.
 pub struct Health {
     readiness: Readiness,
     /// Each notification adapter and its state, from the settings.
     adapters: Vec<Value>,
-}
-
-impl Health {
-    pub fn new(config: Config, adapters: Vec<Value>, sdk: &SdkConfig) -> Self {
-        let readiness = Readiness::new(sdk, config.table_name, config.dispatch_queue_url, config.kms_key_id);
-        Self { readiness, adapters }
-    }
 }
 
 pub fn router(state: Arc<Health>) -> Router {
@@ -54,8 +29,8 @@ pub fn router(state: Arc<Health>) -> Router {
 
 /// The function as Lambda and the local gateway run it.
 pub async fn function(env: &Env, sdk: &SdkConfig) -> Result<HttpFunction, vcare_runtime::Error> {
-    let config = Config::from_env(env)?;
-    Ok(HttpFunction::new(router(Arc::new(Health::new(config, vcare_providers::catalogue(env), sdk)))))
+    let health = Health { readiness: Readiness::from_env(env, sdk)?, adapters: vcare_providers::catalogue(env) };
+    Ok(HttpFunction::new(router(Arc::new(health))))
 }
 
 /// `GET /v1/communication/notifications/health`: each provider adapter,

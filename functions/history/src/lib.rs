@@ -15,14 +15,6 @@ use vcare_runtime::Env;
 
 pub const MAX_LIMIT: i32 = 100;
 
-pub fn router(care: Arc<Rooms>) -> Router {
-    Router::new().route("/v1/virtual-care/history", get(history)).with_state(care)
-}
-
-pub async fn function(env: &Env, sdk: &SdkConfig) -> Result<HttpFunction, vcare_runtime::Error> {
-    Ok(HttpFunction::new(router(Arc::new(Rooms::from_env(env, sdk)?))))
-}
-
 async fn history(
     State(care): State<Arc<Rooms>>,
     caller: Authenticated,
@@ -49,4 +41,10 @@ async fn history(
         body["nextCursor"] = json!(next);
     }
     Ok(Json(body))
+}
+
+/// The function as Lambda and the local gateway run it.
+pub async fn function(env: &Env, sdk: &SdkConfig) -> Result<HttpFunction, vcare_runtime::Error> {
+    let routes = Router::new().route("/v1/virtual-care/history", get(history));
+    Ok(HttpFunction::serving(routes, Rooms::from_env(env, sdk)?))
 }

@@ -15,14 +15,6 @@ use vcare_domain::requests::UploadRequest;
 use vcare_http::{ApiJson, Authenticated, HttpFunction, Problem};
 use vcare_runtime::Env;
 
-pub fn router(images: Arc<Images>) -> Router {
-    Router::new().route("/v1/virtual-care/rooms/{room_id}/images", post(upload).get(list)).with_state(images)
-}
-
-pub async fn function(env: &Env, sdk: &SdkConfig) -> Result<HttpFunction, vcare_runtime::Error> {
-    Ok(HttpFunction::new(router(Arc::new(Images::from_env(env, sdk)?))))
-}
-
 async fn upload(
     State(images): State<Arc<Images>>,
     caller: Authenticated,
@@ -41,4 +33,10 @@ async fn list(
     Path(room_id): Path<String>,
 ) -> Result<Json<Value>, Problem> {
     Ok(Json(json!({"items": images.list(&caller, &room_id).await?})))
+}
+
+/// The function as Lambda and the local gateway run it.
+pub async fn function(env: &Env, sdk: &SdkConfig) -> Result<HttpFunction, vcare_runtime::Error> {
+    let routes = Router::new().route("/v1/virtual-care/rooms/{room_id}/images", post(upload).get(list));
+    Ok(HttpFunction::serving(routes, Images::from_env(env, sdk)?))
 }

@@ -18,14 +18,6 @@ use vcare_domain::room_records::IssueRecord;
 use vcare_http::{ApiJson, Authenticated, HttpFunction, Problem};
 use vcare_runtime::Env;
 
-pub fn router(care: Arc<Rooms>) -> Router {
-    Router::new().route("/v1/virtual-care/rooms/{room_id}/issues", post(report)).with_state(care)
-}
-
-pub async fn function(env: &Env, sdk: &SdkConfig) -> Result<HttpFunction, vcare_runtime::Error> {
-    Ok(HttpFunction::new(router(Arc::new(Rooms::from_env(env, sdk)?))))
-}
-
 async fn report(
     State(care): State<Arc<Rooms>>,
     caller: Authenticated,
@@ -48,4 +40,10 @@ async fn report(
     let issue = IssueRecord { issue_id, issue_type, description, reported_by: caller.user_id.clone(), created_at: now };
     care.store.add_issue(&room, &issue, &event).await.map_err(RoomError::from)?;
     Ok((StatusCode::ACCEPTED, Json(json!({"issueId": issue.issue_id}))))
+}
+
+/// The function as Lambda and the local gateway run it.
+pub async fn function(env: &Env, sdk: &SdkConfig) -> Result<HttpFunction, vcare_runtime::Error> {
+    let routes = Router::new().route("/v1/virtual-care/rooms/{room_id}/issues", post(report));
+    Ok(HttpFunction::serving(routes, Rooms::from_env(env, sdk)?))
 }

@@ -24,14 +24,6 @@ use vcare_runtime::Env;
 
 pub const SENDERS: &[Role] = &[Role::Service, Role::Doctor, Role::Nurse, Role::ClinicAdmin];
 
-pub fn router(comms: Arc<Notifications>) -> Router {
-    Router::new().route("/v1/communication/notifications", post(accept)).with_state(comms)
-}
-
-pub async fn function(env: &Env, sdk: &SdkConfig) -> Result<HttpFunction, vcare_runtime::Error> {
-    Ok(HttpFunction::new(router(Arc::new(Notifications::from_env(env, sdk)?))))
-}
-
 fn idempotency_key(headers: &HeaderMap) -> Result<String, Problem> {
     let key = headers
         .get("idempotency-key")
@@ -64,4 +56,10 @@ async fn accept(
     };
     // The first response, whatever has happened since (GET tells the rest).
     Ok((StatusCode::ACCEPTED, Json(json!({"notificationId": id, "status": Status::Queued}))))
+}
+
+/// The function as Lambda and the local gateway run it.
+pub async fn function(env: &Env, sdk: &SdkConfig) -> Result<HttpFunction, vcare_runtime::Error> {
+    let routes = Router::new().route("/v1/communication/notifications", post(accept));
+    Ok(HttpFunction::serving(routes, Notifications::from_env(env, sdk)?))
 }

@@ -13,14 +13,6 @@ use vcare_domain::ids::is_valid_external_id;
 use vcare_http::{Authenticated, HttpFunction, Problem, Role};
 use vcare_runtime::Env;
 
-pub fn router(comms: Arc<Notifications>) -> Router {
-    Router::new().route("/v1/communication/notifications/{id}", get(show)).with_state(comms)
-}
-
-pub async fn function(env: &Env, sdk: &SdkConfig) -> Result<HttpFunction, vcare_runtime::Error> {
-    Ok(HttpFunction::new(router(Arc::new(Notifications::from_env(env, sdk)?))))
-}
-
 async fn show(
     State(comms): State<Arc<Notifications>>,
     caller: Authenticated,
@@ -34,4 +26,10 @@ async fn show(
     }
     let (n, _) = comms.store.get(&caller.clinic_id, &id).await.map_err(NotifyError::from)?.ok_or_else(not_found)?;
     Ok(Json(n.view()))
+}
+
+/// The function as Lambda and the local gateway run it.
+pub async fn function(env: &Env, sdk: &SdkConfig) -> Result<HttpFunction, vcare_runtime::Error> {
+    let routes = Router::new().route("/v1/communication/notifications/{id}", get(show));
+    Ok(HttpFunction::serving(routes, Notifications::from_env(env, sdk)?))
 }

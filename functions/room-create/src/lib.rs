@@ -17,14 +17,6 @@ use vcare_http::{ApiJson, Authenticated, HttpFunction, Problem, require_role};
 use vcare_runtime::Env;
 use vcare_store::Created;
 
-pub fn router(care: Arc<Rooms>) -> Router {
-    Router::new().route("/v1/virtual-care/rooms", post(create)).with_state(care)
-}
-
-pub async fn function(env: &Env, sdk: &SdkConfig) -> Result<HttpFunction, vcare_runtime::Error> {
-    Ok(HttpFunction::new(router(Arc::new(Rooms::from_env(env, sdk)?))))
-}
-
 async fn create(
     State(care): State<Arc<Rooms>>,
     caller: Authenticated,
@@ -43,4 +35,10 @@ async fn create(
             Err(Problem::conflict("this appointment already has a room, created with other details"))
         }
     }
+}
+
+/// The function as Lambda and the local gateway run it.
+pub async fn function(env: &Env, sdk: &SdkConfig) -> Result<HttpFunction, vcare_runtime::Error> {
+    let routes = Router::new().route("/v1/virtual-care/rooms", post(create));
+    Ok(HttpFunction::serving(routes, Rooms::from_env(env, sdk)?))
 }

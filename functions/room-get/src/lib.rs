@@ -11,14 +11,6 @@ use vcare_care::Rooms;
 use vcare_http::{Authenticated, HttpFunction, Problem};
 use vcare_runtime::Env;
 
-pub fn router(care: Arc<Rooms>) -> Router {
-    Router::new().route("/v1/virtual-care/rooms/{room_id}", get(show)).with_state(care)
-}
-
-pub async fn function(env: &Env, sdk: &SdkConfig) -> Result<HttpFunction, vcare_runtime::Error> {
-    Ok(HttpFunction::new(router(Arc::new(Rooms::from_env(env, sdk)?))))
-}
-
 async fn show(
     State(care): State<Arc<Rooms>>,
     caller: Authenticated,
@@ -26,4 +18,10 @@ async fn show(
 ) -> Result<Json<serde_json::Value>, Problem> {
     let (room, _) = care.room_for(&caller, &room_id).await?;
     Ok(Json(care.view(&room)))
+}
+
+/// The function as Lambda and the local gateway run it.
+pub async fn function(env: &Env, sdk: &SdkConfig) -> Result<HttpFunction, vcare_runtime::Error> {
+    let routes = Router::new().route("/v1/virtual-care/rooms/{room_id}", get(show));
+    Ok(HttpFunction::serving(routes, Rooms::from_env(env, sdk)?))
 }

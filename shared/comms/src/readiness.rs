@@ -2,6 +2,7 @@
 //! each get one cheap question (the health function's readiness).
 
 use vcare_aws::SdkConfig;
+use vcare_runtime::{ConfigError, Env};
 
 pub struct Readiness {
     table: String,
@@ -13,15 +14,17 @@ pub struct Readiness {
 }
 
 impl Readiness {
-    pub fn new(sdk: &SdkConfig, table: String, queue_url: String, key_id: String) -> Self {
-        Self {
-            table,
-            queue_url,
-            key_id,
+    /// `TABLE_NAME`, `DISPATCH_QUEUE_URL` and `DATA_KEY_ID`: what the
+    /// notification path needs.
+    pub fn from_env(env: &Env, sdk: &SdkConfig) -> Result<Self, ConfigError> {
+        Ok(Self {
+            table: env.required("TABLE_NAME")?,
+            queue_url: env.required("DISPATCH_QUEUE_URL")?,
+            key_id: env.required("DATA_KEY_ID")?,
             dynamodb: aws_sdk_dynamodb::Client::new(sdk),
             sqs: aws_sdk_sqs::Client::new(sdk),
             kms: aws_sdk_kms::Client::new(sdk),
-        }
+        })
     }
 
     /// Asks each dependency one cheap question, concurrently; returns the

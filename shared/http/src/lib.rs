@@ -50,6 +50,11 @@ impl HttpFunction {
             .layer(DefaultBodyLimit::max(MAX_BODY_BYTES));
         Self { router }
     }
+
+    /// `routes` over `state`, built once per container.
+    pub fn serving<S: Send + Sync + 'static>(routes: Router<std::sync::Arc<S>>, state: S) -> Self {
+        Self::new(routes.with_state(std::sync::Arc::new(state)))
+    }
 }
 
 /// Whether lambda_http can turn this event into a request without

@@ -185,6 +185,20 @@ pub struct Wiring<'a> {
     pub push_endpoints: PushEndpoints,
 }
 
+/// An HTTP provider's account: where it is, who vcare is there, its
+/// secret, the sender, where receipts go, the client.
+pub(crate) struct Account {
+    pub(crate) base_url: String,
+    /// The account or key id (Twilio's SID, Vonage's key); empty when the
+    /// secret alone names the account.
+    pub(crate) user: String,
+    pub(crate) secret: Secret,
+    pub(crate) from: String,
+    /// Where the provider posts delivery receipts; `ref` is added per message.
+    pub(crate) receipt_url: Option<String>,
+    pub(crate) http: reqwest::Client,
+}
+
 /// One provider's settings, read and opened.
 pub(crate) struct Settings<'a> {
     pub(crate) id: ProviderId,
@@ -211,6 +225,19 @@ impl Settings<'_> {
 
     pub(crate) fn secret(&self, name: &str) -> Secret {
         self.secrets.get(name).cloned().unwrap_or_else(|| Secret::new(""))
+    }
+
+    /// Its account from the settings named: (base URL, default), the
+    /// account id (`""`: none), the secret, (sender, default).
+    pub(crate) fn account(&self, base: (&str, &str), user: &str, secret: &str, from: (&str, &str)) -> Account {
+        Account {
+            base_url: self.or(base.0, base.1),
+            user: self.get(user).to_owned(),
+            secret: self.secret(secret),
+            from: self.or(from.0, from.1),
+            receipt_url: self.receipt_url(),
+            http: self.http.clone(),
+        }
     }
 
     /// Where this provider posts delivery receipts (`DLR_CALLBACK_BASE_URL`).

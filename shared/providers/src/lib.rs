@@ -62,7 +62,7 @@ mod prelude {
     pub(crate) use serde_json::{Value, json};
     pub(crate) use vcare_runtime::BoxFuture;
 
-    pub(crate) use crate::{Outgoing, Provider, ProviderId, Secret, SendOutcome, callback, classify, retry_after};
+    pub(crate) use crate::{Outgoing, Provider, ProviderId, SendOutcome, callback, classify, retry_after};
 }
 
 pub trait Provider: Send + Sync {

@@ -1,25 +1,24 @@
 //! SendGrid v3 Mail Send.
 
-use crate::catalogue::Settings;
+use crate::catalogue::{Account, Settings};
 use crate::prelude::*;
 
 /// SendGrid v3 `POST {base}/v3/mail/send` (Bearer API key, JSON
 /// personalizations) → 202 with `X-Message-Id`.
 pub struct SendGrid {
-    pub(crate) base_url: String,
-    pub(crate) api_key: Secret,
-    pub(crate) from: String,
-    pub(crate) http: reqwest::Client,
+    account: Account,
 }
 
 impl SendGrid {
     /// Built from its settings ([`ProviderId::settings`]).
     pub(crate) fn build(s: &Settings<'_>) -> Self {
         Self {
-            base_url: s.or("SENDGRID_BASE_URL", "https://api.sendgrid.com"),
-            api_key: s.secret("SENDGRID_API_KEY"),
-            from: s.get("EMAIL_FROM").to_owned(),
-            http: s.http.clone(),
+            account: s.account(
+                ("SENDGRID_BASE_URL", "https://api.sendgrid.com"),
+                "",
+                "SENDGRID_API_KEY",
+                ("EMAIL_FROM", ""),
+            ),
         }
     }
 }
@@ -32,14 +31,15 @@ impl Provider for SendGrid {
         Box::pin(async move {
             let body = json!({
                 "personalizations": [{"to": [{"email": m.to}], "custom_args": {"vcare_reference": m.reference}}],
-                "from": {"email": self.from},
+                "from": {"email": self.account.from},
                 "subject": m.subject.unwrap_or("vcare"),
                 "content": [{"type": "text/plain", "value": m.body}],
             });
             let sent = self
+                .account
                 .http
-                .post(format!("{}/v3/mail/send", self.base_url.trim_end_matches('/')))
-                .bearer_auth(self.api_key.expose())
+                .post(format!("{}/v3/mail/send", self.account.base_url.trim_end_matches('/')))
+                .bearer_auth(self.account.secret.expose())
                 .json(&body)
                 .send()
                 .await;

@@ -1,6 +1,6 @@
 //! Vonage (Nexmo) SMS API.
 
-use crate::catalogue::Settings;
+use crate::catalogue::{Account, Settings};
 use crate::prelude::*;
 
 /// Vonage SMS API: `POST {base}/sms/json`, JSON `{api_key, api_secret, to,
@@ -9,31 +9,26 @@ use crate::prelude::*;
 /// (throttled), 5 (internal error) and 9 (quota) transient; anything else
 /// (invalid number, barred, unroutable, ...) permanent.
 pub struct Vonage {
-    pub(crate) base_url: String,
-    pub(crate) api_key: String,
-    pub(crate) api_secret: Secret,
-    pub(crate) from: String,
-    pub(crate) callback_url: Option<String>,
-    pub(crate) http: reqwest::Client,
+    account: Account,
 }
 
 impl Vonage {
     /// Built from its settings ([`ProviderId::settings`]).
     pub(crate) fn build(s: &Settings<'_>) -> Self {
         Self {
-            base_url: s.or("VONAGE_BASE_URL", "https://rest.nexmo.com"),
-            api_key: s.get("VONAGE_API_KEY").to_owned(),
-            api_secret: s.secret("VONAGE_API_SECRET"),
-            from: s.get("VONAGE_FROM").to_owned(),
-            callback_url: s.receipt_url(),
-            http: s.http.clone(),
+            account: s.account(
+                ("VONAGE_BASE_URL", "https://rest.nexmo.com"),
+                "VONAGE_API_KEY",
+                "VONAGE_API_SECRET",
+                ("VONAGE_FROM", ""),
+            ),
         }
     }
 }
 
 impl Provider for Vonage {
     fn sends_receipts(&self) -> bool {
-        self.callback_url.is_some()
+        self.account.receipt_url.is_some()
     }
     fn id(&self) -> ProviderId {
         ProviderId::Vonage
@@ -41,14 +36,19 @@ impl Provider for Vonage {
     fn send<'a>(&'a self, m: &'a Outgoing<'a>) -> BoxFuture<'a, SendOutcome> {
         Box::pin(async move {
             let mut body = json!({
-                "api_key": self.api_key, "api_secret": self.api_secret.expose(), "to": m.to.trim_start_matches('+'),
-                "from": self.from, "text": m.body, "type": "unicode", "client-ref": m.reference,
+                "api_key": self.account.user, "api_secret": self.account.secret.expose(), "to": m.to.trim_start_matches('+'),
+                "from": self.account.from, "text": m.body, "type": "unicode", "client-ref": m.reference,
             });
-            if let Some(cb) = callback(&self.callback_url, m) {
+            if let Some(cb) = callback(&self.account.receipt_url, m) {
                 body["callback"] = json!(cb);
             }
-            let sent =
-                self.http.post(format!("{}/sms/json", self.base_url.trim_end_matches('/'))).json(&body).send().await;
+            let sent = self
+                .account
+                .http
+                .post(format!("{}/sms/json", self.account.base_url.trim_end_matches('/')))
+                .json(&body)
+                .send()
+                .await;
             let mut refusal: Option<(String, bool)> = None;
             let outcome = classify(
                 sent,
