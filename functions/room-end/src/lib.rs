@@ -70,7 +70,7 @@ async fn end(
     }
     if let (Some(jitsi), true) = (&ender.jitsi, changed) {
         // The room is ended in vcare whatever Jitsi says; a failure is kept.
-        if let Err(why) = jitsi.end(&room.jitsi_room).await {
+        if let Err(why) = jitsi.end(&room.jitsi_room, now).await {
             tracing::error!(room_id = %room.room_id, error = %why, "the Jitsi meeting could not be ended; recorded as pending");
             if let Err(e) = care.store.keep_end_pending(&room, &EndPending { error: why, at: now }).await {
                 tracing::error!(room_id = %room.room_id, error = %e, "recording the pending Jitsi end failed");

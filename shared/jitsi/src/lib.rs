@@ -240,13 +240,15 @@ pub struct EndMeeting {
 }
 
 impl EndMeeting {
-    pub async fn end(&self, room: &str) -> Result<(), String> {
+    /// Ends `room`; its system token is issued at `now` (valid 5 minutes,
+    /// for every retry).
+    pub async fn end(&self, room: &str, now: DateTime<Utc>) -> Result<(), String> {
+        let now = now.timestamp();
         let mut last = String::new();
         for attempt in 0..self.attempts.max(1) {
             if attempt > 0 {
                 tokio::time::sleep(self.backoff * 4u32.pow(attempt - 1)).await;
             }
-            let now = Utc::now().timestamp();
             let claims = json!({"iss": self.app_id, "aud": "jitsi", "sub": self.domain, "room": "*", "iat": now, "nbf": now, "exp": now + 300});
             let token = self.signer.sign(&claims).await.map_err(|e| e.to_string())?;
             let conference = format!("{}@{}", room.to_lowercase(), self.muc_domain);
