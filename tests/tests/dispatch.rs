@@ -535,3 +535,40 @@ async fn the_dispatcher_reads_time_from_its_clock() {
     assert_eq!(p.gateway.requests().len(), 1);
     stack.stop().await;
 }
+
+/// A refusal that concerns the recipient ends the channel, not only the
+/// provider: a patient who replied STOP at Twilio (21610) is not sent the
+/// same SMS through the gateway or Vonage; the notification falls back to
+/// e-mail. Likewise the gateway's `recipient_*` errors and Vonage's barred
+/// number (status 7).
+#[tokio::test]
+async fn a_refusal_of_the_recipient_ends_the_channel_and_never_fails_over_to_another_sms_provider() {
+    let p = Providers::start().await;
+    p.twilio
+        .set_default(Reply::json(400, json!({"code": 21610, "message": "Attempt to send to unsubscribed recipient"})));
+    let stack = vcare_tests::comms::stack(&p, "twilio,gateway,vonage", "ses").await;
+    let id = accept(&stack, &body(&["sms", "email"], "high"), "k-stop").await;
+    let n = wait_for(&stack, &id, "sent", WAIT).await;
+    let route: Vec<_> = n["attempts"].as_array().unwrap().iter().map(|a| a["provider"].as_str().unwrap()).collect();
+    assert_eq!(route, ["twilio", "ses"], "{n}");
+    assert_eq!(n["channel"], "email");
+    assert_eq!((p.twilio.requests().len(), p.gateway.requests().len(), p.vonage.requests().len()), (1, 0, 0));
+
+    // Only SMS asked for: the notification fails with the refusal as its reason.
+    p.gateway.set_default(Reply::json(400, json!({"error": "recipient_invalid"})));
+    let gateway_first = vcare_tests::comms::stack(&p, "gateway,twilio,vonage", "ses").await;
+    let id = accept(&gateway_first, &body(&["sms"], "high"), "k-invalid").await;
+    let n = wait_for(&gateway_first, &id, "failed", WAIT).await;
+    assert_eq!(n["attempts"].as_array().unwrap().len(), 1, "{n}");
+    assert!(n["attempts"][0]["error"].as_str().unwrap().contains("refused the recipient"), "{n}");
+    assert_eq!((p.gateway.requests().len(), p.twilio.requests().len()), (1, 1), "twilio only from the first stack");
+
+    p.vonage.set_default(Reply::json(200, json!({"messages": [{"status": "7", "error-text": "Number barred"}]})));
+    let vonage_first = vcare_tests::comms::stack(&p, "vonage,gateway", "ses").await;
+    let id = accept(&vonage_first, &body(&["sms"], "high"), "k-barred").await;
+    wait_for(&vonage_first, &id, "failed", WAIT).await;
+    assert_eq!((p.vonage.requests().len(), p.gateway.requests().len()), (1, 1), "the gateway is not tried again");
+    for s in [stack, gateway_first, vonage_first] {
+        s.stop().await;
+    }
+}

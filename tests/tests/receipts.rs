@@ -410,6 +410,7 @@ async fn a_receipt_before_its_attempt_waits_for_the_sweep() {
                 error: None,
                 provider_message_id: Some("gw-msg-1".into()),
                 permanent: false,
+                ends_channel: false,
             });
             next.status = vcare_domain::notification::Status::Sent;
             next.delivery.insert(

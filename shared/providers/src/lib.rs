@@ -62,7 +62,7 @@ mod prelude {
     pub(crate) use serde_json::{Value, json};
     pub(crate) use vcare_runtime::BoxFuture;
 
-    pub(crate) use crate::{Outgoing, Provider, ProviderId, SendOutcome, callback, classify, retry_after};
+    pub(crate) use crate::{Outgoing, Provider, ProviderId, SendOutcome, Verdict, callback, classify, retry_after};
 }
 
 pub trait Provider: Send + Sync {
@@ -97,14 +97,26 @@ pub(crate) fn retry_after(headers: &reqwest::header::HeaderMap) -> Option<Durati
         .map(Duration::from_secs)
 }
 
+/// What a provider's 4xx (other than 429) means, as its own codes say.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) enum Verdict {
+    /// Worth another try.
+    Retry,
+    /// This provider will not send it (our account, our request).
+    Provider,
+    /// The recipient cannot be reached on this channel (opted out, invalid
+    /// or barred number): no other provider of the channel either.
+    Recipient { suppress: bool },
+}
+
 /// The common HTTP classification: 2xx is the caller's to read; 429 and 5xx
-/// are transient (with Retry-After); other 4xx permanent; network failures
-/// and timeouts transient.
+/// are transient (with Retry-After); other 4xx as `judge` reads the body;
+/// network failures and timeouts transient.
 pub(crate) async fn classify(
     sent: Result<reqwest::Response, reqwest::Error>,
     provider: &str,
     read_id: impl FnOnce(&reqwest::header::HeaderMap, Value) -> Option<String>,
-    permanent: impl FnOnce(StatusCode, &Value) -> bool,
+    judge: impl FnOnce(StatusCode, &Value) -> Verdict,
 ) -> SendOutcome {
     let response = match sent {
         Ok(r) => r,
@@ -125,11 +137,18 @@ pub(crate) async fn classify(
             },
         };
     }
-    if status == StatusCode::TOO_MANY_REQUESTS || status.is_server_error() || !permanent(status, &body) {
-        return SendOutcome::Transient {
+    let verdict = match status {
+        s if s == StatusCode::TOO_MANY_REQUESTS || s.is_server_error() => Verdict::Retry,
+        s => judge(s, &body),
+    };
+    match verdict {
+        Verdict::Retry => SendOutcome::Transient {
             reason: format!("{provider} answered {}", status.as_u16()),
             retry_after: retry_after(&headers),
-        };
+        },
+        Verdict::Provider => SendOutcome::Permanent { reason: format!("{provider} refused: {}", status.as_u16()) },
+        Verdict::Recipient { suppress } => {
+            SendOutcome::Refused { reason: format!("{provider} refused the recipient: {}", status.as_u16()), suppress }
+        }
     }
-    SendOutcome::Permanent { reason: format!("{provider} refused: {}", status.as_u16()) }
 }

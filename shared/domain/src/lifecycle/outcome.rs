@@ -23,6 +23,14 @@ pub enum SendOutcome {
     DeadToken {
         reason: String,
     },
+    /// A refusal that concerns the recipient, not the provider (opted out,
+    /// an invalid or non-mobile number, barred): no provider of the channel
+    /// is tried again for this notification. `suppress`: the recipient
+    /// opted out at the provider (Twilio 21610).
+    Refused {
+        reason: String,
+        suppress: bool,
+    },
 }
 
 impl SendOutcome {
@@ -34,29 +42,42 @@ impl SendOutcome {
     pub fn reason(&self) -> Option<&str> {
         match self {
             Self::Sent { .. } => None,
-            Self::Transient { reason, .. } | Self::Permanent { reason } | Self::DeadToken { reason } => Some(reason),
+            Self::Transient { reason, .. }
+            | Self::Permanent { reason }
+            | Self::DeadToken { reason }
+            | Self::Refused { reason, .. } => Some(reason),
         }
     }
 
     /// A failure that trying again cannot mend.
     pub fn is_permanent(&self) -> bool {
-        matches!(self, Self::Permanent { .. } | Self::DeadToken { .. })
+        matches!(self, Self::Permanent { .. } | Self::DeadToken { .. } | Self::Refused { .. })
+    }
+
+    /// A refusal that ends the channel, not only the provider.
+    pub fn ends_channel(&self) -> bool {
+        matches!(self, Self::Refused { .. })
     }
 }
 
 /// One send to every address of a route (a recipient may have several push
 /// tokens of one platform) comes to: sent if any took it, else transient if
-/// any may take it later, else permanent (every token dead is permanent).
+/// any may take it later, else a refusal of the recipient, else permanent
+/// (every token dead is permanent).
 pub fn combine(provider: &str, outcomes: &[SendOutcome]) -> SendOutcome {
     let first = |f: fn(&SendOutcome) -> bool| outcomes.iter().find(|o| f(o)).cloned();
-    first(|o| o.is_sent()).or_else(|| first(|o| matches!(o, SendOutcome::Transient { .. }))).unwrap_or_else(|| {
-        if !outcomes.is_empty() && outcomes.iter().all(|o| matches!(o, SendOutcome::DeadToken { .. })) {
-            SendOutcome::Permanent { reason: format!("{provider}: every push token is dead") }
-        } else {
-            first(|o| matches!(o, SendOutcome::Permanent { .. }))
-                .unwrap_or(SendOutcome::Permanent { reason: format!("{provider}: refused") })
-        }
-    })
+    let transient = |o: &SendOutcome| matches!(o, SendOutcome::Transient { .. });
+    first(SendOutcome::is_sent)
+        .or_else(|| first(transient))
+        .or_else(|| first(SendOutcome::ends_channel))
+        .unwrap_or_else(|| {
+            if !outcomes.is_empty() && outcomes.iter().all(|o| matches!(o, SendOutcome::DeadToken { .. })) {
+                SendOutcome::Permanent { reason: format!("{provider}: every push token is dead") }
+            } else {
+                first(|o| matches!(o, SendOutcome::Permanent { .. }))
+                    .unwrap_or(SendOutcome::Permanent { reason: format!("{provider}: refused") })
+            }
+        })
 }
 
 /// Exponential backoff for the `tries`-th transient failure of a route:

@@ -40,6 +40,7 @@ pub fn attempt(provider: &str, status: Status, when: &str, permanent: bool) -> A
         error: None,
         provider_message_id: None,
         permanent,
+        ends_channel: false,
     }
 }
 

@@ -21,6 +21,10 @@ fn permanent() -> SendOutcome {
     SendOutcome::Permanent { reason: "bad number".into() }
 }
 
+fn refused() -> SendOutcome {
+    SendOutcome::Refused { reason: "unsubscribed".into(), suppress: true }
+}
+
 fn claimed(n: &Notification, attempt_id: &str, provider: &str, now: DateTime<Utc>) -> Notification {
     let c = Claim { attempt_id, channel: Channel::Sms, provider };
     claim(n, n, c, now, Duration::seconds(120)).unwrap().0
@@ -153,6 +157,8 @@ enum Act {
     Sent,
     Transient,
     Permanent,
+    /// The recipient is refused (opted out): the channel is over.
+    Refused,
     /// The container dies after its claim.
     Crash,
 }
@@ -213,6 +219,7 @@ fn run(script: &[Act]) -> Run {
                     Act::Sent => sent("m"),
                     Act::Transient => transient(),
                     Act::Permanent => permanent(),
+                    Act::Refused => refused(),
                 };
                 let delay = retry_delay(&outcome, &n, channel, provider, &st, StdDuration::ZERO);
                 let retry_at = delay.map(|d| now + Duration::from_std(d).unwrap());
@@ -235,7 +242,7 @@ fn run(script: &[Act]) -> Run {
 
 /// Every sequence of `len` acts.
 fn scripts(len: usize) -> Vec<Vec<Act>> {
-    let acts = [Act::Sent, Act::Transient, Act::Permanent, Act::Crash];
+    let acts = [Act::Sent, Act::Transient, Act::Permanent, Act::Refused, Act::Crash];
     (0..acts.len().pow(len as u32))
         .map(|mut i| {
             (0..len)
@@ -253,7 +260,7 @@ fn scripts(len: usize) -> Vec<Vec<Act>> {
 fn every_order_of_outcomes_ends_sent_or_failed_once_within_each_routes_tries() {
     let st = settings();
     let scripts = scripts(5);
-    assert_eq!(scripts.len(), 1024);
+    assert_eq!(scripts.len(), 3125);
     for script in scripts {
         let Run { end, events, sends } = run(&script);
         let why = format!("{script:?}: {events:?} over {sends:?}");
@@ -274,6 +281,10 @@ fn every_order_of_outcomes_ends_sent_or_failed_once_within_each_routes_tries() {
             if let Some(p) = tried.iter().position(|a| a.permanent) {
                 assert_eq!(p + 1, tried.len(), "{provider} refused for good and was tried again: {why}");
             }
+            let on_channel: Vec<_> = end.attempts.iter().filter(|a| a.channel == *channel).collect();
+            if let Some(p) = on_channel.iter().position(|a| a.ends_channel) {
+                assert_eq!(p + 1, on_channel.len(), "the recipient was refused on {channel:?} and tried again: {why}");
+            }
         }
         assert_eq!(end.reconcile_at, None, "{why}");
         assert_eq!(next_step(&end, at("2027-01-01T00:00:00Z"), ROUTES, &st), Step::Done, "{why}");
@@ -290,4 +301,8 @@ fn a_crash_is_waited_out_written_off_and_the_route_tried_again() {
     let failover = run(&[Act::Permanent, Act::Transient, Act::Transient, Act::Sent]);
     assert_eq!(failover.sends, ["gateway", "twilio", "twilio", "ses"]);
     assert_eq!(failover.end.channel, Some(Channel::Email));
+    // A refusal of the recipient skips the channel's other providers.
+    let stop = run(&[Act::Refused, Act::Sent]);
+    assert_eq!(stop.sends, ["gateway", "ses"]);
+    assert!(stop.end.attempts[0].ends_channel && stop.end.attempts[0].permanent);
 }

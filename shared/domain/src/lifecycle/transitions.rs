@@ -68,6 +68,7 @@ pub fn claim(
         error: None,
         provider_message_id: None,
         permanent: false,
+        ends_channel: false,
     });
     next.delivery.insert(c.attempt_id.to_owned(), Delivery::new(Status::Sending, now).by(c.provider));
     if next.status.may_become(Status::Sending) {
@@ -124,6 +125,7 @@ pub fn record(current: &Notification, r: &AttemptResult<'_>, now: DateTime<Utc>)
             attempt.status = Status::Failed;
             attempt.error = failed.reason().map(str::to_owned);
             attempt.permanent = failed.is_permanent();
+            attempt.ends_channel = failed.ends_channel();
         }
     }
     if let Some(c) = r.cleaned {

@@ -15,7 +15,8 @@ pub fn next_route<'a>(
     providers: &'a [(Channel, &'a str)],
     max_tries: usize,
 ) -> Option<(Channel, &'a str)> {
-    channels.iter().find_map(|channel| {
+    let closed = |c: &&Channel| attempts.iter().any(|a| a.channel == **c && a.ends_channel);
+    channels.iter().filter(|c| !closed(c)).find_map(|channel| {
         providers.iter().filter(|(c, _)| c == channel).find_map(|(c, p)| {
             let tried: Vec<_> = attempts.iter().filter(|a| a.channel == *c && a.provider == *p).collect();
             let dead = tried.iter().any(|a| a.permanent)

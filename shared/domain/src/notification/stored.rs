@@ -24,6 +24,10 @@ pub struct Attempt {
     /// A failure the provider will repeat (invalid number, ...): never retried.
     #[serde(default)]
     pub permanent: bool,
+    /// The refusal concerned the recipient (opted out, invalid or barred
+    /// number): no provider of this channel is tried again.
+    #[serde(default, skip_serializing_if = "std::ops::Not::not")]
+    pub ends_channel: bool,
 }
 
 /// A notification as stored: state in clear, personal data only sealed

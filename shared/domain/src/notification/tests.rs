@@ -110,6 +110,7 @@ fn attempt(channel: Channel, provider: &str, status: Status, permanent: bool) ->
         error: None,
         provider_message_id: None,
         permanent,
+        ends_channel: false,
     }
 }
 

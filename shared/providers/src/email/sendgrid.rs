@@ -47,7 +47,7 @@ impl Provider for SendGrid {
                 sent,
                 "sendgrid",
                 |h, _| h.get("x-message-id").and_then(|v| v.to_str().ok()).map(str::to_owned),
-                |_, _| true,
+                |_, _| Verdict::Provider,
             )
             .await
         })

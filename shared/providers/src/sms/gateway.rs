@@ -38,7 +38,12 @@ impl Provider for GatewaySms {
                 .json(&body)
                 .send()
                 .await;
-            classify(sent, "gateway", |_, b| b["messageId"].as_str().map(str::to_owned), |_, _| true).await
+            // API.md: a 4xx `{"error": "recipient_*"}` concerns the recipient.
+            let judge = |_, b: &Value| match b["error"].as_str() {
+                Some(e) if e.starts_with("recipient_") => Verdict::Recipient { suppress: false },
+                _ => Verdict::Provider,
+            };
+            classify(sent, "gateway", |_, b| b["messageId"].as_str().map(str::to_owned), judge).await
         })
     }
 }

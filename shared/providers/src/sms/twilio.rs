@@ -8,6 +8,14 @@ use crate::prelude::*;
 /// (account SID, auth token) → 201 `{sid}`. Twilio's error `code` tells
 /// permanent refusals (21211 invalid To, 21610 unsubscribed, 21614 not a
 /// mobile number, ...) from transient ones.
+/// Twilio error 21610: the recipient replied STOP to this sender.
+pub const TWILIO_UNSUBSCRIBED: u64 = 21610;
+
+/// Twilio errors about the recipient, not the request: 21211 invalid `To`,
+/// 21614 not a mobile number, 21612 not reachable from this sender's
+/// country (Twilio's error dictionary).
+pub const TWILIO_RECIPIENT_CODES: &[u64] = &[21211, 21614, 21612];
+
 pub struct Twilio {
     account: Account,
 }
@@ -61,10 +69,15 @@ impl Provider for Twilio {
                 sent,
                 "twilio",
                 |_, b| b["sid"].as_str().map(str::to_owned),
-                |status, b| {
-                    // 400 with a known recipient error is permanent; 401/403/404 (our
-                    // credentials or account) are permanent for this provider too.
-                    status != StatusCode::BAD_REQUEST || b["code"].as_u64().is_some()
+                |status, b| match b["code"].as_u64() {
+                    // The recipient unsubscribed (replied STOP): suppressed too.
+                    Some(TWILIO_UNSUBSCRIBED) => Verdict::Recipient { suppress: true },
+                    Some(code) if TWILIO_RECIPIENT_CODES.contains(&code) => Verdict::Recipient { suppress: false },
+                    // Any other coded error, and 401/403/404 (our credentials or
+                    // account), are this provider's.
+                    Some(_) => Verdict::Provider,
+                    None if status == StatusCode::BAD_REQUEST => Verdict::Retry,
+                    None => Verdict::Provider,
                 },
             )
             .await

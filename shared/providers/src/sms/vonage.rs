@@ -64,13 +64,18 @@ impl Provider for Vonage {
                         None => None,
                     }
                 },
-                |_, _| true,
+                |_, _| Verdict::Provider,
             )
             .await;
             match refusal {
                 Some((code, true)) => {
                     SendOutcome::Transient { reason: format!("vonage status {code}"), retry_after: None }
                 }
+                // Vonage's SMS API: 7 number barred, 33 number de-activated.
+                Some((code, false)) if matches!(code.as_str(), "7" | "33") => SendOutcome::Refused {
+                    reason: format!("vonage refused the recipient: status {code}"),
+                    suppress: false,
+                },
                 Some((code, false)) => SendOutcome::Permanent { reason: format!("vonage refused: status {code}") },
                 None => outcome,
             }
