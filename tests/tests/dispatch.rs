@@ -497,6 +497,9 @@ async fn bad_dispatch_settings_fail_the_cold_start_by_name() {
         ("CLINIC_QUIET_HOURS", "c1=21-7;c2"),
         ("CLINIC_QUIET_HOURS", "c1=late"),
         ("SMS_PROVIDERS", "gateway,pigeon"),
+        // A provider of another channel is no SMS provider.
+        ("SMS_PROVIDERS", "gateway,ses"),
+        ("EMAIL_PROVIDERS", "twilio"),
         ("PROVIDER_RATE_LIMITS", "gateway=fast"),
         ("MAX_TRIES_PER_PROVIDER", "0"),
         ("PROVIDER_TIMEOUT_MS", "-1"),

@@ -65,12 +65,9 @@ pub async fn receipts(env: &Env, sdk: &SdkConfig) -> Result<Receipts, vcare_runt
     })
 }
 
-pub fn router(r: Arc<Receipts>) -> Router {
-    Router::new().route(&format!("{PATH}/{{provider}}"), post(receive)).with_state(r)
-}
-
 pub async fn function(env: &Env, sdk: &SdkConfig) -> Result<HttpFunction, vcare_runtime::Error> {
-    Ok(HttpFunction::new(router(Arc::new(receipts(env, sdk).await?))))
+    let routes = Router::new().route(&format!("{PATH}/{{provider}}"), post(receive));
+    Ok(HttpFunction::serving(routes, receipts(env, sdk).await?))
 }
 
 fn query_param(query: &str, name: &str) -> Option<String> {

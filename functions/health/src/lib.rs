@@ -19,18 +19,14 @@ pub struct Health {
     adapters: Vec<Value>,
 }
 
-pub fn router(state: Arc<Health>) -> Router {
-    Router::new()
-        .route("/health", get(live))
-        .route("/health/ready", get(ready))
-        .route("/v1/communication/notifications/health", get(adapters))
-        .with_state(state)
-}
-
 /// The function as Lambda and the local gateway run it.
 pub async fn function(env: &Env, sdk: &SdkConfig) -> Result<HttpFunction, vcare_runtime::Error> {
     let health = Health { readiness: Readiness::from_env(env, sdk)?, adapters: vcare_providers::catalogue(env) };
-    Ok(HttpFunction::new(router(Arc::new(health))))
+    let routes = Router::new()
+        .route("/health", get(live))
+        .route("/health/ready", get(ready))
+        .route("/v1/communication/notifications/health", get(adapters));
+    Ok(HttpFunction::serving(routes, health))
 }
 
 /// `GET /v1/communication/notifications/health`: each provider adapter,

@@ -27,13 +27,10 @@ pub struct Events {
     secret: WebhookSecret,
 }
 
-pub fn router(events: Arc<Events>) -> Router {
-    Router::new().route("/v1/virtual-care/jitsi/events/{kind}/{what}", post(receive)).with_state(events)
-}
-
 pub async fn function(env: &Env, sdk: &SdkConfig) -> Result<HttpFunction, Error> {
     let events = Events { care: Rooms::from_env(env, sdk)?, secret: webhook_secret(env, sdk).await? };
-    Ok(HttpFunction::new(router(Arc::new(events))))
+    let routes = Router::new().route("/v1/virtual-care/jitsi/events/{kind}/{what}", post(receive));
+    Ok(HttpFunction::serving(routes, events))
 }
 
 async fn receive(

@@ -36,16 +36,12 @@ pub struct Reservations {
     secret: WebhookSecret,
 }
 
-pub fn router(r: Arc<Reservations>) -> Router {
-    Router::new()
-        .route("/v1/virtual-care/jitsi/reservations/conference", post(create))
-        .route("/v1/virtual-care/jitsi/reservations/conference/{id}", get(show).delete(remove))
-        .with_state(r)
-}
-
 pub async fn function(env: &Env, sdk: &SdkConfig) -> Result<HttpFunction, Error> {
     let r = Reservations { care: Rooms::from_env(env, sdk)?, secret: webhook_secret(env, sdk).await? };
-    Ok(HttpFunction::new(router(Arc::new(r))))
+    let routes = Router::new()
+        .route("/v1/virtual-care/jitsi/reservations/conference", post(create))
+        .route("/v1/virtual-care/jitsi/reservations/conference/{id}", get(show).delete(remove));
+    Ok(HttpFunction::serving(routes, r))
 }
 
 /// The date format mod_reservations sends and parses (Java's

@@ -23,14 +23,11 @@ pub struct Ender {
     jitsi: Option<EndMeeting>,
 }
 
-pub fn router(ender: Arc<Ender>) -> Router {
-    Router::new().route("/v1/virtual-care/rooms/{room_id}/end", post(end)).with_state(ender)
-}
-
 pub async fn function(env: &Env, sdk: &SdkConfig) -> Result<HttpFunction, vcare_runtime::Error> {
     let care = Rooms::from_env(env, sdk)?;
     let jitsi = vcare_care::end_meeting::from_env(env, sdk, &care.config).await?;
-    Ok(HttpFunction::new(router(Arc::new(Ender { care, jitsi }))))
+    let routes = Router::new().route("/v1/virtual-care/rooms/{room_id}/end", post(end));
+    Ok(HttpFunction::serving(routes, Ender { care, jitsi }))
 }
 
 async fn end(

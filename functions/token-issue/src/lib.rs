@@ -35,12 +35,9 @@ pub async fn issuer(env: &Env, sdk: &SdkConfig) -> Result<TokenIssuer, Error> {
     TokenIssuer::from_env(env, sdk).await
 }
 
-pub fn router(issuer: Arc<TokenIssuer>) -> Router {
-    Router::new().route("/v1/virtual-care/rooms/{room_id}/tokens", post(issue)).with_state(issuer)
-}
-
 pub async fn function(env: &Env, sdk: &SdkConfig) -> Result<HttpFunction, Error> {
-    Ok(HttpFunction::new(router(Arc::new(issuer(env, sdk).await?))))
+    let routes = Router::new().route("/v1/virtual-care/rooms/{room_id}/tokens", post(issue));
+    Ok(HttpFunction::serving(routes, issuer(env, sdk).await?))
 }
 
 async fn issue(

@@ -11,7 +11,7 @@ use vcare_domain::notification::Channel;
 use vcare_domain::push::PushEndpoints;
 use vcare_runtime::{ConfigError, Env, Error};
 
-use crate::{Provider, Secret, email, push, secret_setting, sms};
+use crate::{Provider, Secret, Secrets, email, push, sms};
 
 /// Every provider vcare has.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
@@ -251,7 +251,7 @@ impl Settings<'_> {
 /// an order whose settings are missing is left out, an unknown name is a
 /// configuration error.
 pub async fn build(w: &Wiring<'_>) -> Result<Vec<Box<dyn Provider>>, Error> {
-    let kms = aws_sdk_kms::Client::new(w.sdk);
+    let secrets = Secrets::new(w.sdk);
     let http = crate::http_client(w.timeout);
     let mut out: Vec<Box<dyn Provider>> = Vec::new();
     for channel in [Channel::Sms, Channel::Email, Channel::Push] {
@@ -273,7 +273,7 @@ pub async fn build(w: &Wiring<'_>) -> Result<Vec<Box<dyn Provider>>, Error> {
                         }
                     }
                     Sealed(n) => {
-                        if let Some(v) = secret_setting(w.env, &kms, n).await? {
+                        if let Some(v) = secrets.get(w.env, n).await? {
                             s.secrets.insert(n, v);
                         }
                     }

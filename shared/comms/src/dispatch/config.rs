@@ -65,7 +65,6 @@ pub async fn dispatcher(env: &Env, sdk: &SdkConfig, clock: Clock) -> Result<Disp
         },
         quiet_hours: quiet_hours(env)?,
         receipt_mac: crate::receipt_mac(env, sdk),
-        comms: Notifications { clock: clock.clone(), ..comms },
-        clock,
+        comms: Notifications { clock, ..comms },
     })
 }

@@ -25,7 +25,7 @@ use vcare_domain::lifecycle::{
 };
 use vcare_domain::notification::{Channel, Notification};
 use vcare_providers::{Provider, RateLimiter};
-use vcare_runtime::{Clock, Error};
+use vcare_runtime::Error;
 
 use crate::{DispatchMessage, Notifications};
 
@@ -40,7 +40,6 @@ pub struct Dispatcher {
     quiet_hours: PerClinic<QuietHours>,
     /// Signs the gateway's receipt `ref` (KMS HMAC, `DLR_SIGNING_KEY_ID`).
     receipt_mac: Option<vcare_crypto::KmsMac>,
-    clock: Clock,
 }
 
 /// What became of one queue message.
@@ -76,7 +75,7 @@ impl Dispatcher {
         let routes = self.provider_names();
         let settings = DispatchSettings { quiet_hours: *self.quiet_hours.of(&m.clinic_id), ..self.settings };
         for _ in 0..(routes.len() * settings.max_tries + 3) {
-            let now = self.clock.now();
+            let now = self.comms.clock.now();
             let Some(known) = self.comms.store.get(&m.clinic_id, &m.notification_id).await? else {
                 tracing::warn!(notification_id = %m.notification_id, "no such notification; message dropped");
                 return Ok(Handled::Nothing);
@@ -136,7 +135,7 @@ impl Dispatcher {
         observe(&claimed.0, &attempt_id, channel, provider, &outcome);
         let jitter = Duration::from_millis(ids::random_u64() % (settings.retry_base.as_millis() as u64 + 1));
         let backoff = lifecycle::retry_delay(&outcome, &claimed.0, channel, provider, settings, jitter);
-        let later = self.clock.now();
+        let later = self.comms.clock.now();
         let retry_at = backoff.map(|b| later + chrono::Duration::from_std(b).unwrap_or_default());
         let result =
             AttemptResult { attempt_id: &attempt_id, outcome: &outcome, receipts, cleaned: cleaned.as_ref(), retry_at };
@@ -157,7 +156,7 @@ impl Dispatcher {
     /// claim is read back and used rather than waited out and written off.
     async fn claim(&self, known: Versioned, c: Claim<'_>) -> Result<Option<Versioned>, Error> {
         let (clinic, id) = (known.0.clinic_id.clone(), known.0.notification_id.clone());
-        let (seen, now, timeout) = (known.0.clone(), self.clock.now(), self.settings.claim_timeout);
+        let (seen, now, timeout) = (known.0.clone(), self.comms.clock.now(), self.settings.claim_timeout);
         let current = match self.comms.store.update_from(known, |n| lifecycle::claim(n, &seen, c, now, timeout)).await {
             Ok((n, version, true)) => return Ok(Some((n, version))),
             Ok((n, version, false)) => (n, version),

@@ -104,7 +104,7 @@ impl Dispatcher {
         let hashes: Vec<String> =
             recipient.push_tokens.iter().filter(|t| dead.contains(&&t.token)).map(token_hash).collect();
         let keep = chrono::Duration::days(DEAD_TOKEN_DAYS);
-        if let Err(e) = self.comms.store.mark_dead_tokens(&n.clinic_id, &hashes, self.clock.now(), keep).await {
+        if let Err(e) = self.comms.store.mark_dead_tokens(&n.clinic_id, &hashes, self.comms.clock.now(), keep).await {
             tracing::warn!(error = %e, "remembering dead push tokens failed");
         }
         let sealed = self.comms.seal_recipient(&n.clinic_id, &n.notification_id, &kept).await?;
