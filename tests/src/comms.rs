@@ -282,6 +282,16 @@ pub async fn stored_with(
         delivery: Default::default(),
         awaiting_receipt_since: None,
         reconcile_at: None,
+        category: "general".into(),
+        address_hashes: [
+            (Channel::Sms, comms.address_hash(Channel::Sms, PHONE).await.unwrap()),
+            (Channel::Email, comms.address_hash(Channel::Email, EMAIL).await.unwrap()),
+        ]
+        .into_iter()
+        .filter(|(c, _)| channels.contains(c))
+        .collect(),
+        replies: vec![],
+        context: None,
     };
     let event =
         vcare_domain::events::DomainEvent::new("communication.notification.accepted", "c1", &id, now, n.summary());
@@ -345,5 +355,25 @@ pub async fn outbox_events(stack: &TestStack, notification_id: &str) -> Vec<Stri
         }
     }
     out.sort();
+    out
+}
+
+/// Every item of the stack's tables (the main table and the consent
+/// history), as text: for asserting what is never stored in clear.
+pub async fn table_text(stack: &TestStack) -> String {
+    let db = aws_sdk_dynamodb::Client::new(&stack.sdk);
+    let mut out = String::new();
+    for id in ["Table", "ConsentTable"] {
+        let table = stack.gateway.resource(id).unwrap().reference.clone();
+        let mut start = None;
+        loop {
+            let page = db.scan().table_name(&table).set_exclusive_start_key(start).send().await.unwrap();
+            out.push_str(&format!("{:?}", page.items.unwrap_or_default()));
+            start = page.last_evaluated_key;
+            if start.is_none() {
+                break;
+            }
+        }
+    }
     out
 }

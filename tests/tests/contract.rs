@@ -55,7 +55,7 @@ fn template_routes() -> BTreeSet<(String, String, bool)> {
 fn the_spec_and_the_template_declare_the_same_routes_with_the_same_auth() {
     let spec = spec_routes(&openapi());
     let template = template_routes();
-    assert_eq!(spec.len(), 21, "{spec:?}");
+    assert_eq!(spec.len(), 26, "{spec:?}");
     assert_eq!(
         spec,
         template,
@@ -314,6 +314,34 @@ async fn the_handlers_answers_match_the_spec() {
         .await,
     );
     assert_eq!(s, 401);
+
+    let prefs = "/v1/communication/recipients/{userId}/preferences";
+    let url = format!("{base}/v1/communication/recipients/u-pat/preferences");
+    let (s, _) = check("get", prefs, send(http.get(&url).bearer_auth(&patient)).await);
+    assert_eq!(s, 200);
+    let change = json!({"channels": {"push": false}, "timezone": "Asia/Kabul"});
+    let (s, _) = check("put", prefs, send(http.put(&url).bearer_auth(&patient).json(&change)).await);
+    assert_eq!(s, 200);
+    let (s, _) = check("put", prefs, send(http.put(&url).bearer_auth(&patient).json(&json!({"channels": 1}))).await);
+    assert_eq!(s, 400);
+    let (s, _) = check("get", prefs, send(http.get(&url).bearer_auth(&doctor)).await);
+    assert_eq!(s, 403);
+    let (s, _) = check(
+        "get",
+        "/v1/communication/recipients/{userId}/consents",
+        send(http.get(format!("{base}/v1/communication/recipients/u-pat/consents")).bearer_auth(&patient)).await,
+    );
+    assert_eq!(s, 200);
+    let admin = stack.token("u-admin", Some("c1"), &["clinic-admin"]);
+    let suppressions = "/v1/communication/suppressions";
+    let url = format!("{base}{suppressions}?channel=sms&address=%2B93701234567");
+    let (s, _) = check("get", suppressions, send(http.get(&url).bearer_auth(&admin)).await);
+    assert_eq!(s, 200);
+    let (s, _) = check("get", suppressions, send(http.get(&url).bearer_auth(&doctor)).await);
+    assert_eq!(s, 403);
+    let (s, _) =
+        check("delete", suppressions, send(http.delete(&url).bearer_auth(&admin).json(&json!({"reason": "r"}))).await);
+    assert_eq!(s, 404);
     stack.stop().await;
 }
 
@@ -335,6 +363,16 @@ fn the_template_is_least_privilege_watched_and_rolled_out_safely() {
                 };
                 assert!(actions.iter().all(|a| a != "*" && !a.trim_matches('"').ends_with(":*")), "{id}: {actions:?}");
                 assert_ne!(st["Resource"], json!("*"), "{id}: a resource can be named");
+                // The consent history is append-only: nobody may change or delete a line.
+                if text(&st["Resource"]).contains("ConsentTable") {
+                    for a in &actions {
+                        let a = a.trim_matches('"');
+                        assert!(
+                            matches!(a, "dynamodb:PutItem" | "dynamodb:Query" | "dynamodb:GetItem"),
+                            "{id}: {a} on the consent history"
+                        );
+                    }
+                }
             }
         }
         // The SDK's time budget is derived from FUNCTION_TIMEOUT_SECONDS

@@ -24,6 +24,7 @@ const TYPES: &[&str] = &[
     vcare_domain::events::NOTIFICATION_SENT,
     vcare_domain::events::NOTIFICATION_DELIVERED,
     vcare_domain::events::NOTIFICATION_FAILED,
+    vcare_domain::events::NOTIFICATION_SUPPRESSED,
     "appointment.created",
     "appointment.cancelled",
 ];

@@ -187,6 +187,7 @@ const SAMPLE_ORDER: &[&str] = &[
     "notification-create",
     "dispatch",
     "notification-get",
+    "preferences",
     "dlr-callback",
     "dlr-sweep",
     "outbox-relay",

@@ -165,7 +165,13 @@ impl Appointments {
             let when = local_when(room.scheduled_start, recipient.timezone.as_deref());
             let key = format!("cancel:{}:{}", room.room_id, p.user_id);
             let variables = BTreeMap::from([("when".to_owned(), when)]);
-            let notice = Notice { template: "appointment-cancelled", variables, priority: Priority::High };
+            let notice = Notice {
+                template: "appointment-cancelled",
+                variables,
+                priority: Priority::High,
+                context: None,
+                replies: Vec::new(),
+            };
             let sent = self.comms.notify(&room.clinic_id, &key, recipient, notice, now).await?;
             if sent.is_some() {
                 told += 1;

@@ -22,7 +22,8 @@ use vcare_care::tokens::TokenIssuer;
 use vcare_comms::{Notice, Notifications, Submitted};
 use vcare_domain::appointment::local_when;
 use vcare_domain::clinic::{PerClinic, ReminderWindows};
-use vcare_domain::notification::Priority;
+use vcare_domain::consent::ReplyAction;
+use vcare_domain::notification::{Context, Priority};
 use vcare_domain::room::RoomStatus;
 use vcare_runtime::{ConfigError, Env, Error, EventFunction, LambdaEvent};
 use vcare_store::Checkpoints;
@@ -132,7 +133,17 @@ impl Reminders {
                 ("joinUrl".to_owned(), link.join_url),
             ]);
             let key = format!("reminder:{room_id}:{}:{label}", p.user_id);
-            let notice = Notice { template: "appointment-reminder", variables, priority };
+            // A reply C, R or X is about this appointment and room.
+            let notice = Notice {
+                template: "appointment-reminder",
+                variables,
+                priority,
+                context: Some(Context {
+                    appointment_id: Some(room.appointment_id.clone()),
+                    room_id: Some(room.room_id.clone()),
+                }),
+                replies: vec![ReplyAction::Confirm, ReplyAction::Reschedule, ReplyAction::Cancel],
+            };
             match self.comms.notify(clinic, &key, recipient, notice, now).await {
                 Ok(Some(Submitted::Accepted(_))) => sent += 1,
                 Ok(Some(Submitted::Conflict)) => {

@@ -39,6 +39,7 @@ impl Registry {
         r.add("outbox-relay", |env, sdk| async move { outbox_relay::function(&env, &sdk).await });
         r.add("appointment-events", |env, sdk| async move { appointment_events::function(&env, &sdk).await });
         r.add("reminder-scheduler", |env, sdk| async move { reminder_scheduler::function(&env, &sdk).await });
+        r.add("preferences", |env, sdk| async move { preferences::function(&env, &sdk).await });
         r
     }
 

@@ -25,7 +25,8 @@ pub enum NotifyError {
 impl From<StoreError> for NotifyError {
     fn from(e: StoreError) -> Self {
         match e {
-            StoreError::Unavailable(_) | StoreError::Contention | StoreError::BadCursor => {
+            StoreError::BadCursor => Self::Rejected(Rejected::Invalid("cursor: not a cursor this list gave".into())),
+            StoreError::Unavailable(_) | StoreError::Contention => {
                 tracing::error!(error = %e, "storage failed");
                 Self::StorageUnavailable
             }

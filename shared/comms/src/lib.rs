@@ -1,6 +1,7 @@
 //! The communication functions' common ground: config read once, the
 //! notification store, sealing/opening personal data, the dispatch queue.
 
+mod consent;
 pub mod dispatch;
 mod error;
 pub mod outbox;
@@ -13,13 +14,14 @@ use std::collections::BTreeMap;
 use std::time::Duration;
 
 use vcare_aws::SdkConfig;
-use vcare_crypto::{CryptoError, Envelope, context};
+use vcare_crypto::{AddressHasher, CryptoError, Envelope, context};
 use vcare_domain::notification::{Channel, Notification, Recipient};
 use vcare_domain::push::PushEndpoints;
 use vcare_domain::templates::Rendered;
 use vcare_runtime::{Clock, ConfigError, Env};
-use vcare_store::NotificationStore;
+use vcare_store::{ConsentStore, NotificationStore};
 
+pub use consent::{AddressChange, CONSENT_PAGE, checked_address};
 pub use error::NotifyError;
 pub use receipts::{Receipt, ReceiptTaken};
 pub use reconcile::ReconcileError;
@@ -43,6 +45,10 @@ pub struct NotificationsConfig {
     /// Web Push endpoints vcare may call (`PUSH_SERVICE_HOSTS`,
     /// `PUSH_ALLOW_LOOPBACK`).
     pub push_endpoints: PushEndpoints,
+    /// The append-only consent history (`CONSENT_TABLE_NAME`).
+    pub consent_table_name: String,
+    /// The KMS HMAC key addresses are hashed under (`ADDRESS_HASH_KEY_ID`).
+    pub address_hash_key_id: String,
 }
 
 /// `PUSH_SERVICE_HOSTS` (default: the public push services) and
@@ -63,6 +69,8 @@ impl NotificationsConfig {
             key_max_age: Duration::from_secs(env.bounded("PII_KEY_MAX_AGE_SECONDS", 300, 1, 86_400)?),
             idempotency: chrono::Duration::hours(env.bounded("IDEMPOTENCY_HOURS", 24, 1, 24 * 30)?),
             push_endpoints: push_endpoints(env)?,
+            consent_table_name: env.required("CONSENT_TABLE_NAME")?,
+            address_hash_key_id: env.required("ADDRESS_HASH_KEY_ID")?,
         })
     }
 }
@@ -88,11 +96,19 @@ pub struct Notice {
     pub template: &'static str,
     pub variables: BTreeMap<String, String>,
     pub priority: vcare_domain::notification::Priority,
+    /// What it is about (a reply is checked against it), and the replies
+    /// it offers by SMS.
+    pub context: Option<vcare_domain::notification::Context>,
+    pub replies: Vec<vcare_domain::consent::ReplyAction>,
 }
 
 pub struct Notifications {
     pub config: NotificationsConfig,
     pub store: NotificationStore,
+    /// Preferences, suppressions, the consent history, the SMS index.
+    pub consent: ConsentStore,
+    /// Keyed hashes of addresses (never stored in clear).
+    pub hasher: AddressHasher,
     pub envelope: Envelope,
     pub sqs: aws_sdk_sqs::Client,
     pub clock: Clock,
@@ -104,8 +120,12 @@ pub fn timezone_ok(zone: &str) -> bool {
 
 impl Notifications {
     pub fn new(config: NotificationsConfig, sdk: &SdkConfig) -> Self {
+        let ddb = aws_sdk_dynamodb::Client::new(sdk);
+        let kms = aws_sdk_kms::Client::new(sdk);
         Self {
-            store: NotificationStore::new(aws_sdk_dynamodb::Client::new(sdk), config.table_name.clone()),
+            store: NotificationStore::new(ddb.clone(), config.table_name.clone()),
+            consent: ConsentStore::new(ddb, config.table_name.clone(), config.consent_table_name.clone()),
+            hasher: AddressHasher::new(vcare_crypto::KmsMac::new(kms, config.address_hash_key_id.clone())),
             envelope: Envelope::new(
                 aws_sdk_kms::Client::new(sdk),
                 config.data_key_id.clone(),
@@ -192,6 +212,8 @@ impl Notifications {
         if channels.is_empty() {
             return Ok(None);
         }
+        // Replies are offered by SMS only.
+        let replies = if channels.contains(&Channel::Sms) { notice.replies } else { Vec::new() };
         let request = vcare_domain::notification::NotificationRequest {
             recipient,
             channels,
@@ -200,6 +222,9 @@ impl Notifications {
             content: None,
             priority: notice.priority,
             send_at: None,
+            category: None,
+            context: notice.context,
+            replies,
         };
         Ok(Some(self.submit(clinic, key, request, now).await?))
     }

@@ -68,6 +68,13 @@ impl Notifications {
             request.recipient.push_tokens.retain(|t| !dead.contains(&token_hash(t)));
         }
         let id = ids::prefixed("ntf");
+        let mut address_hashes = BTreeMap::new();
+        for (channel, address) in [(Channel::Sms, &request.recipient.phone), (Channel::Email, &request.recipient.email)]
+        {
+            if let Some(a) = address.as_deref().filter(|_| request.channels.contains(&channel)) {
+                address_hashes.insert(channel, self.address_hash(channel, a).await?);
+            }
+        }
         let notification = Notification {
             notification_id: id.clone(),
             clinic_id: clinic.to_owned(),
@@ -89,6 +96,10 @@ impl Notifications {
             // Its queue message may be lost (an enqueue that fails after the
             // write): the sweep finds it then.
             reconcile_at: Some(lifecycle::reconcile_at(request.send_at.map_or(now, |at| at.max(now)))),
+            category: request.category.clone(),
+            address_hashes,
+            replies: request.replies.clone(),
+            context: request.context.clone(),
         };
         let event = DomainEvent::new(NOTIFICATION_ACCEPTED, clinic, &id, now, notification.summary());
         let delay = request.send_at.map_or(0, |at| (at - now).num_seconds());

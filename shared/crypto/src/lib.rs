@@ -11,6 +11,10 @@
 //!
 //! Sealed form: `v1.<base64url(encrypted data key)>.<base64url(nonce ‖ ciphertext ‖ tag)>`.
 
+mod address;
+
+pub use address::{AddressHasher, normalise_address};
+
 use std::collections::HashMap;
 use std::sync::Mutex;
 use std::time::{Duration, Instant};

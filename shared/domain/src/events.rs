@@ -18,6 +18,11 @@ pub const NOTIFICATION_ACCEPTED: &str = "communication.notification.accepted";
 pub const NOTIFICATION_SENT: &str = "communication.notification.sent";
 pub const NOTIFICATION_DELIVERED: &str = "communication.notification.delivered";
 pub const NOTIFICATION_FAILED: &str = "communication.notification.failed";
+pub const NOTIFICATION_SUPPRESSED: &str = "communication.notification.suppressed";
+pub const APPOINTMENT_CONFIRMED: &str = "communication.appointment.confirmed";
+pub const APPOINTMENT_RESCHEDULE_REQUESTED: &str = "communication.appointment.reschedule_requested";
+pub const APPOINTMENT_CANCEL_REQUESTED: &str = "communication.appointment.cancel_requested";
+pub const REPLY_RECEIVED: &str = "communication.reply.received";
 
 #[derive(Debug, Clone, PartialEq)]
 pub struct DomainEvent {

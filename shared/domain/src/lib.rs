@@ -4,6 +4,7 @@
 pub mod appointment;
 pub mod caller;
 pub mod clinic;
+pub mod consent;
 pub mod digest;
 pub mod events;
 pub mod ids;

@@ -59,6 +59,16 @@ pub fn language(locale: Option<&str>) -> &'static str {
     TEMPLATES.iter().map(|t| t.1).find(|l| *l == lang).unwrap_or(DEFAULT_LOCALE)
 }
 
+/// The category of a built-in template's messages.
+pub fn category(name: &str) -> Option<&'static str> {
+    match name {
+        "appointment-reminder" => Some("appointment-reminders"),
+        "appointment-cancelled" => Some("appointment-updates"),
+        "consultation-link" => Some("consultation-links"),
+        _ => None,
+    }
+}
+
 pub fn exists(name: &str) -> bool {
     TEMPLATES.iter().any(|t| t.0 == name)
 }

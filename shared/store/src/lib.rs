@@ -15,6 +15,7 @@
 //! records, so an event exists exactly when its change does.
 
 mod checkpoint;
+mod consent;
 pub mod items;
 mod notifications;
 mod outbox;
@@ -30,6 +31,7 @@ use chrono::{DateTime, Utc};
 use vcare_domain::events::DomainEvent;
 
 pub use checkpoint::Checkpoints;
+pub use consent::{ConsentPage, ConsentStore, INBOUND_KEEP_DAYS};
 pub use notifications::{Accepted, NotificationStore};
 pub use outbox::{OutboxRecord, OutboxStore};
 pub use receipts::{Applied, KeptReceipt};

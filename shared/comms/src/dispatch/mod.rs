@@ -19,11 +19,12 @@ use std::time::Duration;
 use aws_lambda_events::sqs::{SqsBatchResponse, SqsEvent};
 use chrono::{DateTime, Utc};
 use vcare_domain::clinic::{PerClinic, QuietHours};
+use vcare_domain::consent::Gate;
 use vcare_domain::ids;
 use vcare_domain::lifecycle::{
     self, AttemptResult, Claim, DispatchSettings, SendOutcome, Step, WaitReason, holds_claim, next_step,
 };
-use vcare_domain::notification::{Channel, Notification};
+use vcare_domain::notification::{Channel, Notification, Status};
 use vcare_providers::{Provider, RateLimiter};
 use vcare_runtime::Error;
 
@@ -47,6 +48,8 @@ pub struct Dispatcher {
 pub enum Handled {
     Sent,
     Failed,
+    /// Every channel was opted out or suppressed.
+    Suppressed,
     Requeued,
     Nothing,
 }
@@ -74,13 +77,22 @@ impl Dispatcher {
     pub async fn handle(&self, m: &DispatchMessage) -> Result<Handled, Error> {
         let routes = self.provider_names();
         let settings = DispatchSettings { quiet_hours: *self.quiet_hours.of(&m.clinic_id), ..self.settings };
+        // What the recipient's preferences and the clinic's suppressions
+        // allow: read once per message, only when it is about to be sent
+        // or held by quiet hours (which the recipient's own may override).
+        let mut gate: Option<Gate> = None;
         for _ in 0..(routes.len() * settings.max_tries + 3) {
             let now = self.comms.clock.now();
             let Some(known) = self.comms.store.get(&m.clinic_id, &m.notification_id).await? else {
                 tracing::warn!(notification_id = %m.notification_id, "no such notification; message dropped");
                 return Ok(Handled::Nothing);
             };
-            match next_step(&known.0, now, &routes, &settings) {
+            let mut step = next_step(&known.0, now, &routes, &settings, gate.as_ref().unwrap_or(&Gate::open()));
+            if gate.is_none() && matches!(step, Step::Send { .. } | Step::Wait { why: WaitReason::QuietHours, .. }) {
+                let read = self.comms.gate(&known.0).await?;
+                step = next_step(&known.0, now, &routes, &settings, gate.insert(read));
+            }
+            match step {
                 Step::Done => return Ok(Handled::Nothing),
                 Step::Wait { until, why } => {
                     if why == WaitReason::ClaimInFlight {
@@ -92,8 +104,20 @@ impl Dispatcher {
                     tracing::warn!(notification_id = %m.notification_id, attempt_id, "a claim outlived its timeout; written off");
                     self.comms.store.update_from(known, |c| lifecycle::write_off(c, &attempt_id, now)).await?;
                 }
+                Step::Skip { channel, reason } => {
+                    tracing::info!(notification_id = %m.notification_id, channel = channel.as_str(), reason = reason.as_str(), "channel skipped");
+                    vcare_runtime::metrics::count(
+                        "DispatchSkipped",
+                        &[("channel", channel.as_str()), ("reason", reason.as_str())],
+                    );
+                    self.comms.store.update_from(known, |c| lifecycle::skip(c, channel, reason, now)).await?;
+                }
                 Step::Exhausted => {
-                    self.comms.store.update_from(known, |c| lifecycle::fail(c, now)).await?;
+                    let (n, _, _) = self.comms.store.update_from(known, |c| lifecycle::fail(c, now)).await?;
+                    if n.status == Status::Suppressed {
+                        tracing::info!(notification_id = %m.notification_id, "every channel opted out or suppressed");
+                        return Ok(Handled::Suppressed);
+                    }
                     tracing::warn!(notification_id = %m.notification_id, "notification failed on every route");
                     return Ok(Handled::Failed);
                 }
@@ -131,6 +155,7 @@ impl Dispatcher {
             return Ok(None);
         };
         let receipts = prepared.adapter.sends_receipts();
+        let locale = prepared.locale();
         let (outcome, cleaned) = self.deliver(&claimed.0, &attempt_id, channel, prepared).await?;
         observe(&claimed.0, &attempt_id, channel, provider, &outcome);
         let jitter = Duration::from_millis(ids::random_u64() % (settings.retry_base.as_millis() as u64 + 1));
@@ -139,7 +164,13 @@ impl Dispatcher {
         let retry_at = backoff.map(|b| later + chrono::Duration::from_std(b).unwrap_or_default());
         let result =
             AttemptResult { attempt_id: &attempt_id, outcome: &outcome, receipts, cleaned: cleaned.as_ref(), retry_at };
+        // A provider's word that the number opted out is kept before the
+        // outcome: a crash between them retries the route, which refuses again.
+        self.suppress_refused(&claimed.0, channel, provider, &outcome, later).await?;
         let (after, _, _) = self.comms.store.update_from(claimed, |c| lifecycle::record(c, &result, later)).await?;
+        if outcome.is_sent() && channel == Channel::Sms {
+            self.note_sent(&after, locale, later).await;
+        }
         if outcome.is_sent() {
             return Ok(Some(Handled::Sent));
         }

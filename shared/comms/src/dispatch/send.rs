@@ -1,6 +1,8 @@
 //! One send carried out: what it needs from KMS opened beforehand, the
 //! provider called for each address, dead push tokens dropped.
 
+use chrono::{DateTime, Utc};
+use vcare_domain::consent::{ConsentSource, ReplyOffer, SentTo};
 use vcare_domain::lifecycle::{CleanedRecipient, SendOutcome, combine};
 use vcare_domain::notification::{Channel, Notification, Recipient, token_hash};
 use vcare_domain::receipt::ReceiptRef;
@@ -9,6 +11,7 @@ use vcare_providers::{Outgoing, Provider, ProviderId};
 use vcare_runtime::Error;
 
 use super::Dispatcher;
+use crate::AddressChange;
 
 /// How long a dead push token is remembered.
 const DEAD_TOKEN_DAYS: i64 = 90;
@@ -22,7 +25,60 @@ pub(super) struct Prepared<'a> {
     query: Option<String>,
 }
 
+impl Prepared<'_> {
+    pub(super) fn locale(&self) -> Option<String> {
+        self.recipient.locale.clone()
+    }
+}
+
 impl Dispatcher {
+    /// A provider said the recipient opted out (Twilio 21610): the address
+    /// goes on the clinic's suppression list (source `provider`), so no
+    /// other provider and no later notification sends to it.
+    pub(super) async fn suppress_refused(
+        &self,
+        n: &Notification,
+        channel: Channel,
+        provider: &str,
+        outcome: &SendOutcome,
+        now: DateTime<Utc>,
+    ) -> Result<(), Error> {
+        let (SendOutcome::Refused { suppress: true, .. }, Some(hash)) = (outcome, n.address_hashes.get(&channel))
+        else {
+            return Ok(());
+        };
+        let change = AddressChange {
+            channel,
+            hash,
+            user: n.recipient.user_id.as_deref(),
+            source: ConsentSource::Provider,
+            by: provider,
+            reason: None,
+            at: now,
+        };
+        let new = self.comms.suppress(&n.clinic_id, &change).await?;
+        tracing::info!(notification_id = %n.notification_id, provider, new, "the provider reports an opt-out; address suppressed");
+        Ok(())
+    }
+
+    /// An SMS sent is the newest to its number: what a reply or a keyword
+    /// from it is read against. Not kept is logged, not failed: the send
+    /// happened.
+    pub(super) async fn note_sent(&self, n: &Notification, locale: Option<String>, now: DateTime<Utc>) {
+        let Some(hash) = n.address_hashes.get(&Channel::Sms) else { return };
+        let offer = (!n.replies.is_empty()).then(|| ReplyOffer {
+            notification_id: n.notification_id.clone(),
+            replies: n.replies.clone(),
+            context: n.context.clone(),
+            at: now,
+        });
+        let sent =
+            SentTo { clinic_id: n.clinic_id.clone(), user_id: n.recipient.user_id.clone(), locale, at: now, offer };
+        if let Err(e) = self.comms.consent.note_sent(hash, &sent).await {
+            tracing::warn!(notification_id = %n.notification_id, error = %e, "the SMS index was not updated");
+        }
+    }
+
     /// Everything a send needs from KMS — the recipient and the message
     /// opened, the receipt URL signed — done *before* the attempt is
     /// claimed: with KMS down the message fails and comes back with no

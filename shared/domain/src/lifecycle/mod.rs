@@ -19,13 +19,14 @@ mod transitions;
 use chrono::{DateTime, Duration, Utc};
 
 use crate::clinic::QuietHours;
+use crate::consent::{Gate, SkipReason};
 use crate::notification::{Channel, Notification, Status, failures, next_route, quiet_until};
 
 pub use budget::{CLAIM_MARGIN_SECONDS, MIN_RECEIVES, TimeBudget};
 pub use outcome::{SendOutcome, backoff, combine};
 pub use transitions::{
-    AttemptResult, Change, Claim, CleanedRecipient, WRITTEN_OFF, claim, fail, hold, holds_claim, record, wait_end,
-    write_off,
+    AttemptResult, Change, Claim, CleanedRecipient, WRITTEN_OFF, all_skipped, claim, fail, hold, holds_claim, record,
+    skip, wait_end, write_off,
 };
 
 /// SQS's longest message delay: one wait is at most this long.
@@ -70,6 +71,9 @@ pub enum Step<'a> {
     /// A claim outlived [`DispatchSettings::claim_timeout`]: its container
     /// is gone. Record it as a transient failure with no outcome, then go on.
     WriteOff { attempt_id: String },
+    /// The next route's channel is closed to this recipient (opted out or
+    /// suppressed): record it skipped, then go on with the next channel.
+    Skip { channel: Channel, reason: SkipReason },
     /// Claim this route, then call its provider.
     Send { channel: Channel, provider: &'a str },
     /// Every route is exhausted: the notification fails.
@@ -77,12 +81,15 @@ pub enum Step<'a> {
 }
 
 /// Decides the next step. `routes` are the configured (channel, provider)
-/// pairs in failover order.
+/// pairs in failover order; `gate` is what the recipient's preferences and
+/// the clinic's suppressions allow ([`Gate::open`] when not read yet): its
+/// quiet hours and time zone override the clinic's and the request's.
 pub fn next_step<'a>(
     n: &Notification,
     now: DateTime<Utc>,
     routes: &'a [(Channel, &'a str)],
     settings: &DispatchSettings,
+    gate: &Gate,
 ) -> Step<'a> {
     if n.status.rank() >= Status::Sent.rank() {
         return Step::Done;
@@ -90,7 +97,9 @@ pub fn next_step<'a>(
     if let Some(due) = n.send_at.filter(|at| *at > now + Duration::seconds(1)) {
         return Step::Wait { until: due, why: WaitReason::SendAt };
     }
-    if let Some(due) = quiet_until(now, n.timezone.as_deref(), n.priority, settings.quiet_hours) {
+    let timezone = gate.timezone.as_deref().or(n.timezone.as_deref());
+    let hours = gate.quiet_hours.unwrap_or(settings.quiet_hours);
+    if let Some(due) = quiet_until(now, timezone, n.priority, hours) {
         return Step::Wait { until: due, why: WaitReason::QuietHours };
     }
     if let Some(claim) = n.attempts.last().filter(|a| a.status == Status::Sending) {
@@ -102,7 +111,10 @@ pub fn next_step<'a>(
         return Step::WriteOff { attempt_id: claim.attempt_id.clone() };
     }
     match next_route(&n.channels, &n.attempts, routes, settings.max_tries) {
-        Some((channel, provider)) => Step::Send { channel, provider },
+        Some((channel, provider)) => match gate.closed(channel) {
+            Some(reason) => Step::Skip { channel, reason },
+            None => Step::Send { channel, provider },
+        },
         None => Step::Exhausted,
     }
 }

@@ -27,6 +27,10 @@ pub fn notification(status: Status) -> Notification {
         delivery: Default::default(),
         awaiting_receipt_since: None,
         reconcile_at: None,
+        category: "general".into(),
+        address_hashes: Default::default(),
+        replies: Vec::new(),
+        context: None,
     }
 }
 

@@ -185,7 +185,7 @@ fn run(script: &[Act]) -> Run {
     };
     for step in 0.. {
         assert!(step < 100, "a run ends");
-        match next_step(&n, now, ROUTES, &st) {
+        match next_step(&n, now, ROUTES, &st, &Gate::open()) {
             Step::Done => break,
             Step::Wait { until, why } => {
                 assert_eq!(why, WaitReason::ClaimInFlight);
@@ -196,7 +196,12 @@ fn run(script: &[Act]) -> Run {
                 let before = n.clone();
                 apply(&mut n, change, &mut events);
                 assert_eq!(write_off(&n, &attempt_id, now), None, "a redelivered write-off is no change");
-                assert_eq!(next_step(&before, now, ROUTES, &st), Step::WriteOff { attempt_id });
+                assert_eq!(next_step(&before, now, ROUTES, &st, &Gate::open()), Step::WriteOff { attempt_id });
+            }
+            Step::Skip { channel, reason } => {
+                let change = skip(&n, channel, reason, now);
+                apply(&mut n, change, &mut events);
+                assert_eq!(skip(&n, channel, reason, now), None, "a channel is skipped once");
             }
             Step::Exhausted => {
                 let change = fail(&n, now);
@@ -287,7 +292,7 @@ fn every_order_of_outcomes_ends_sent_or_failed_once_within_each_routes_tries() {
             }
         }
         assert_eq!(end.reconcile_at, None, "{why}");
-        assert_eq!(next_step(&end, at("2027-01-01T00:00:00Z"), ROUTES, &st), Step::Done, "{why}");
+        assert_eq!(next_step(&end, at("2027-01-01T00:00:00Z"), ROUTES, &st, &Gate::open()), Step::Done, "{why}");
     }
 }
 

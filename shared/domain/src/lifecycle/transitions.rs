@@ -6,7 +6,8 @@
 use chrono::{DateTime, Duration, Utc};
 
 use super::{MAX_WAIT_SECONDS, SendOutcome, reconcile_at};
-use crate::events::{DomainEvent, NOTIFICATION_FAILED, NOTIFICATION_SENT};
+use crate::consent::SkipReason;
+use crate::events::{DomainEvent, NOTIFICATION_FAILED, NOTIFICATION_SENT, NOTIFICATION_SUPPRESSED};
 use crate::notification::{Attempt, Channel, Notification, Status};
 use crate::receipt::Delivery;
 
@@ -146,19 +147,57 @@ pub fn write_off(current: &Notification, attempt_id: &str, now: DateTime<Utc>) -
 }
 
 /// Every route is exhausted: `failed` (and its event), the reasons kept in
-/// the attempts. Not when, since the decision, another container claimed a
-/// route or sent it (the state the store re-reads is not exhausted then).
+/// the attempts — or `suppressed` (and its event) when every channel of
+/// the request was skipped, opted out or suppressed. Not when, since the
+/// decision, another container claimed a route or sent it (the state the
+/// store re-reads is not exhausted then).
 pub fn fail(current: &Notification, now: DateTime<Utc>) -> Change {
     let claimed = current.attempts.last().is_some_and(|a| a.status == Status::Sending);
     if current.status.rank() >= Status::Sent.rank() || claimed {
         return None;
     }
     let mut next = current.clone();
-    next.status = Status::Failed;
+    let (status, kind) = if all_skipped(current) {
+        (Status::Suppressed, NOTIFICATION_SUPPRESSED)
+    } else {
+        (Status::Failed, NOTIFICATION_FAILED)
+    };
+    next.status = status;
     next.reconcile_at = None;
     next.updated_at = now;
-    let event = DomainEvent::new(NOTIFICATION_FAILED, &next.clinic_id, &next.notification_id, now, next.summary());
+    let event = DomainEvent::new(kind, &next.clinic_id, &next.notification_id, now, next.summary());
     Some((next, vec![event]))
+}
+
+/// Whether every channel of the request was skipped.
+pub fn all_skipped(n: &Notification) -> bool {
+    n.channels.iter().all(|c| n.attempts.iter().any(|a| a.channel == *c && a.status == Status::Skipped))
+}
+
+/// A channel closed to the recipient: a `skipped` attempt with the reason,
+/// which ends the channel, no provider called. `None` when the channel is
+/// already ended, or the notification moved on (sent, final, claimed).
+pub fn skip(current: &Notification, channel: Channel, reason: SkipReason, now: DateTime<Utc>) -> Change {
+    let claimed = current.attempts.last().is_some_and(|a| a.status == Status::Sending);
+    let ended = current.attempts.iter().any(|a| a.channel == channel && a.ends_channel);
+    if current.status.rank() >= Status::Sent.rank() || claimed || ended {
+        return None;
+    }
+    let mut next = current.clone();
+    next.attempts.push(Attempt {
+        attempt_id: crate::ids::prefixed("att"),
+        channel,
+        provider: String::new(),
+        status: Status::Skipped,
+        at: now,
+        error: Some(reason.as_str().to_owned()),
+        provider_message_id: None,
+        permanent: true,
+        ends_channel: true,
+    });
+    next.updated_at = now;
+    next.reconcile_at = Some(reconcile_at(now));
+    Some((next, Vec::new()))
 }
 
 /// Where one wait of a notification ends: at `until`, but at most one queue

@@ -64,6 +64,11 @@ pub enum Status {
     Undelivered,
     Failed,
     Expired,
+    /// Final: every channel of the request was opted out or suppressed.
+    Suppressed,
+    /// An attempt's only: its channel was opted out or suppressed, so no
+    /// provider was called.
+    Skipped,
 }
 
 impl Status {
@@ -72,7 +77,7 @@ impl Status {
             Self::Queued => 0,
             Self::Sending => 1,
             Self::Sent => 2,
-            Self::Delivered | Self::Undelivered | Self::Failed | Self::Expired => 3,
+            Self::Delivered | Self::Undelivered | Self::Failed | Self::Expired | Self::Suppressed | Self::Skipped => 3,
         }
     }
 
@@ -93,6 +98,8 @@ impl Status {
             Self::Undelivered => "undelivered",
             Self::Failed => "failed",
             Self::Expired => "expired",
+            Self::Suppressed => "suppressed",
+            Self::Skipped => "skipped",
         }
     }
 }

@@ -7,6 +7,7 @@ use serde::{Deserialize, Serialize};
 
 use super::*;
 use crate::Rejected;
+use crate::consent::{DEFAULT_CATEGORY, ReplyAction, is_category};
 use crate::ids::is_valid_external_id;
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
@@ -65,6 +66,25 @@ pub struct NotificationRequest {
     pub priority: Priority,
     #[serde(default)]
     pub send_at: Option<String>,
+    /// What the message is about, for preferences: default the template's,
+    /// else `general`.
+    #[serde(default)]
+    pub category: Option<String>,
+    #[serde(default)]
+    pub context: Option<Context>,
+    /// The reply words the message offers (SMS).
+    #[serde(default)]
+    pub replies: Vec<ReplyAction>,
+}
+
+/// What a message is about: a reply to it is checked against this.
+#[derive(Debug, Clone, PartialEq, Eq, Default, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase", deny_unknown_fields)]
+pub struct Context {
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub appointment_id: Option<String>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub room_id: Option<String>,
 }
 
 /// What to send: a named template with variables, or literal content.
@@ -82,6 +102,9 @@ pub struct NewNotification {
     pub message: Message,
     pub priority: Priority,
     pub send_at: Option<DateTime<Utc>>,
+    pub category: String,
+    pub context: Option<Context>,
+    pub replies: Vec<ReplyAction>,
 }
 
 /// E.164: `+`, a non-zero country digit, 7 to 15 digits in all.
@@ -115,7 +138,7 @@ pub fn is_email(email: &str) -> bool {
 }
 
 /// BCP 47-ish: `fa`, `fa-AF`, `ps-AF`, `en-GB`.
-fn is_locale(l: &str) -> bool {
+pub(crate) fn is_locale(l: &str) -> bool {
     let mut parts = l.split('-');
     let lang = parts.next().unwrap_or_default();
     (2..=3).contains(&lang.len())
@@ -246,12 +269,34 @@ impl NotificationRequest {
                 Some(at)
             }
         };
+        let category = match (self.category, &message) {
+            (Some(c), _) if !is_category(&c) => return Err(Invalid("category: 1 to 64 of a-z 0-9 -".into())),
+            (Some(c), _) => c,
+            (None, Message::Template { name, .. }) => {
+                crate::templates::category(name).unwrap_or(DEFAULT_CATEGORY).to_owned()
+            }
+            (None, Message::Content(_)) => DEFAULT_CATEGORY.to_owned(),
+        };
+        if let Some(c) = &self.context
+            && [&c.appointment_id, &c.room_id].into_iter().flatten().any(|id| !is_valid_external_id(id))
+        {
+            return Err(Invalid("context: ids are 1 to 128 of A-Z a-z 0-9 . _ : @ -".into()));
+        }
+        let mut replies = self.replies;
+        replies.sort();
+        replies.dedup();
+        if !replies.is_empty() && !self.channels.contains(&Channel::Sms) {
+            return Err(Impossible("replies: offered by SMS only; channels has no sms".into()));
+        }
         Ok(NewNotification {
             recipient: self.recipient,
             channels: self.channels,
             message,
             priority: self.priority,
             send_at,
+            category,
+            context: self.context,
+            replies,
         })
     }
 }

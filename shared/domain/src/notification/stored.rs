@@ -6,6 +6,7 @@ use chrono::{DateTime, Utc};
 use serde::{Deserialize, Serialize};
 
 use super::*;
+use crate::consent::ReplyAction;
 use crate::receipt::Delivery;
 
 /// One try to deliver through one provider of one channel.
@@ -71,6 +72,21 @@ pub struct Notification {
     /// sweep puts it back on the dispatch queue. `None` once sent or final.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub reconcile_at: Option<DateTime<Utc>>,
+    /// What the message is about, for the recipient's preferences.
+    #[serde(default = "general")]
+    pub category: String,
+    /// Keyed hashes of the recipient's SMS and e-mail addresses (never the
+    /// addresses): what the clinic's suppression list is checked against.
+    #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
+    pub address_hashes: BTreeMap<Channel, String>,
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub replies: Vec<ReplyAction>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub context: Option<Context>,
+}
+
+fn general() -> String {
+    crate::consent::DEFAULT_CATEGORY.to_owned()
 }
 
 impl Notification {
@@ -111,7 +127,7 @@ impl Notification {
             "attempts": self.attempts.iter().map(|a| {
                 let receipt = self.delivery.get(&a.attempt_id).filter(|d| d.provider_status.is_some());
                 serde_json::json!({
-                    "channel": a.channel, "provider": a.provider, "status": self.attempt_status(a), "at": a.at,
+                    "channel": a.channel, "provider": (!a.provider.is_empty()).then_some(&a.provider), "status": self.attempt_status(a), "at": a.at,
                     "error": a.error,
                     "errorCode": receipt.and_then(|d| d.code.clone()),
                     "providerStatus": receipt.and_then(|d| d.provider_status.clone()),
@@ -119,6 +135,7 @@ impl Notification {
             }).collect::<Vec<_>>(),
             "recipient": self.recipient,
             "priority": self.priority,
+            "category": self.category,
             "sendAt": self.send_at,
             "createdAt": self.created_at,
             "updatedAt": self.updated_at,
