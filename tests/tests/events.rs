@@ -25,6 +25,10 @@ const TYPES: &[&str] = &[
     vcare_domain::events::NOTIFICATION_DELIVERED,
     vcare_domain::events::NOTIFICATION_FAILED,
     vcare_domain::events::NOTIFICATION_SUPPRESSED,
+    vcare_domain::events::APPOINTMENT_CONFIRMED,
+    vcare_domain::events::APPOINTMENT_RESCHEDULE_REQUESTED,
+    vcare_domain::events::APPOINTMENT_CANCEL_REQUESTED,
+    vcare_domain::events::REPLY_RECEIVED,
     "appointment.created",
     "appointment.cancelled",
 ];

@@ -1,6 +1,8 @@
-//! `dlr-callback`: `POST /v1/communication/dlr/{provider}` — delivery
-//! receipts from the in-country gateway, Twilio and Vonage.
+//! `dlr-callback`: what SMS providers post to vcare, signature-checked:
+//! delivery receipts (`POST /v1/communication/dlr/{provider}`, below) and
+//! inbound SMS (`POST /v1/communication/inbound/{provider}`, [`inbound`]).
 //!
+//! Receipts:
 //! 1. The provider's signature, checked before anything is read or
 //!    written: the gateway's `sig` (KMS `VerifyMac` over the URL's `ref`),
 //!    `X-Twilio-Signature` over the full URL and every parameter, Vonage's
@@ -14,29 +16,34 @@
 //!    event; a receipt before its attempt is kept pending for the sweep.
 //! 4. 204.
 
-use std::sync::Arc;
-
 use axum::Router;
-use axum::body::Bytes;
-use axum::extract::{Path, RawQuery, State};
-use axum::http::{HeaderMap, StatusCode};
+use axum::http::HeaderMap;
 use axum::routing::post;
 use vcare_aws::SdkConfig;
-use vcare_comms::{Notifications, Receipt, ReceiptTaken};
+use vcare_comms::Notifications;
+use vcare_comms::inbound::Inbound;
 use vcare_crypto::KmsMac;
-use vcare_domain::receipt::ReceiptRef;
 use vcare_http::{HttpFunction, Problem};
 use vcare_providers::receipts::{
-    Params, ParsedReceipt, VonageSigning, gateway_receipt, receipt_hash, twilio_receipt, twilio_valid, vonage_receipt,
-    vonage_valid,
+    Params, ParsedReceipt, VonageSigning, gateway_receipt, twilio_receipt, twilio_valid, vonage_receipt, vonage_valid,
 };
 use vcare_providers::{Secret, Secrets};
 use vcare_runtime::{Clock, ConfigError, Env};
 
+mod inbound;
+mod receipt;
+
 pub const PATH: &str = "/v1/communication/dlr";
+pub const INBOUND_PATH: &str = "/v1/communication/inbound";
+
+/// The largest post either route reads.
+pub const MAX_BODY_BYTES: usize = 16 * 1024;
 
 pub struct Receipts {
     comms: Notifications,
+    inbound: Inbound,
+    /// The gateway's inbound secret (`SMS_GATEWAY_INBOUND_SECRET`).
+    gateway_inbound: Option<Secret>,
     mac: Option<KmsMac>,
     /// The public base URL receipts are posted to (`DLR_CALLBACK_BASE_URL`):
     /// Twilio signs the full URL it called.
@@ -56,6 +63,8 @@ pub async fn receipts(env: &Env, sdk: &SdkConfig) -> Result<Receipts, vcare_runt
         .map_err(|reason| ConfigError::Invalid { name: "VONAGE_SIGNATURE_METHOD".into(), reason })?;
     Ok(Receipts {
         comms: Notifications::from_env(env, sdk)?,
+        inbound: Inbound::from_env(env, sdk)?,
+        gateway_inbound: secrets.get(env, "SMS_GATEWAY_INBOUND_SECRET").await?,
         mac: vcare_comms::receipt_mac(env, sdk),
         public_base: env.get("DLR_CALLBACK_BASE_URL").map(|b| b.trim_end_matches('/').to_owned()),
         twilio_token: secrets.get(env, "TWILIO_AUTH_TOKEN").await?,
@@ -66,7 +75,9 @@ pub async fn receipts(env: &Env, sdk: &SdkConfig) -> Result<Receipts, vcare_runt
 }
 
 pub async fn function(env: &Env, sdk: &SdkConfig) -> Result<HttpFunction, vcare_runtime::Error> {
-    let routes = Router::new().route(&format!("{PATH}/{{provider}}"), post(receive));
+    let routes = Router::new()
+        .route(&format!("{PATH}/{{provider}}"), post(receipt::receive))
+        .route(&format!("{INBOUND_PATH}/{{provider}}"), post(inbound::receive));
     Ok(HttpFunction::serving(routes, receipts(env, sdk).await?))
 }
 
@@ -115,7 +126,6 @@ impl Receipts {
         headers: &HeaderMap,
         body: &[u8],
     ) -> Result<(Params, ParsedReceipt), Problem> {
-        let header = |name: &str| headers.get(name).and_then(|v| v.to_str().ok());
         let malformed = || Problem::bad_request("not a delivery receipt this endpoint understands");
         match provider {
             "gateway" => {
@@ -135,84 +145,46 @@ impl Receipts {
                 Ok((json_params(body).ok_or_else(malformed)?, parsed))
             }
             "twilio" => {
-                let (Some(token), Some(base)) = (&self.twilio_token, &self.public_base) else {
-                    return Err(bad_signature(provider));
-                };
-                let params = form(body);
-                let url = match query {
-                    "" => format!("{base}{PATH}/twilio"),
-                    q => format!("{base}{PATH}/twilio?{q}"),
-                };
-                if !twilio_valid(token.expose(), &url, &params, header("x-twilio-signature")) {
-                    return Err(bad_signature(provider));
-                }
+                let params = self.twilio_signed(PATH, query, headers, body)?;
                 let parsed = twilio_receipt(&params).ok_or_else(malformed)?;
                 Ok((params, parsed))
             }
             "vonage" => {
-                let Some((signing, secret)) = &self.vonage else { return Err(bad_signature(provider)) };
-                let params = if is_json(headers) { json_params(body).unwrap_or_default() } else { form(body) };
-                let now = self.clock.now().timestamp();
-                if !vonage_valid(
-                    *signing,
-                    secret.expose(),
-                    &params,
-                    body,
-                    header("authorization"),
-                    now,
-                    self.vonage_max_skew,
-                ) {
-                    return Err(bad_signature(provider));
-                }
+                let params = self.vonage_signed(headers, body)?;
                 let parsed = vonage_receipt(&params).ok_or_else(malformed)?;
                 Ok((params, parsed))
             }
             _ => Err(Problem::not_found("no such receipt provider")),
         }
     }
-}
 
-async fn receive(
-    State(r): State<Arc<Receipts>>,
-    Path(provider): Path<String>,
-    RawQuery(query): RawQuery,
-    headers: HeaderMap,
-    body: Bytes,
-) -> Result<StatusCode, Problem> {
-    let query = query.unwrap_or_default();
-    let (params, parsed) = r.authentic(&provider, &query, &headers, &body).await?;
-    // Authentic; now where it belongs. The provider's echo of the attempt
-    // (signed) must name the same attempt as the URL's ref.
-    let reference = query_param(&query, "ref")
-        .as_deref()
-        .and_then(ReceiptRef::parse)
-        .ok_or_else(|| Problem::bad_request("the receipt URL has no valid ref"))?;
-    if parsed.echoed_reference.as_ref().is_some_and(|echo| *echo != reference.attempt_id) {
-        return Err(bad_signature(&provider));
+    /// Twilio's parameters, if `X-Twilio-Signature` signs them and the full
+    /// URL Twilio called (`path` under the public base).
+    fn twilio_signed(&self, path: &str, query: &str, headers: &HeaderMap, body: &[u8]) -> Result<Params, Problem> {
+        let (Some(token), Some(base)) = (&self.twilio_token, &self.public_base) else {
+            return Err(bad_signature("twilio"));
+        };
+        let params = form(body);
+        let url = match query {
+            "" => format!("{base}{path}/twilio"),
+            q => format!("{base}{path}/twilio?{q}"),
+        };
+        let signature = headers.get("x-twilio-signature").and_then(|v| v.to_str().ok());
+        if !twilio_valid(token.expose(), &url, &params, signature) {
+            return Err(bad_signature("twilio"));
+        }
+        Ok(params)
     }
-    let now = r.clock.now();
-    let receipt = Receipt {
-        provider: &provider,
-        reference: &reference,
-        provider_status: &parsed.provider_status,
-        code: parsed.code.as_deref(),
-        status: parsed.status,
-        hash: receipt_hash(&provider, &params),
-        raw: &body,
-    };
-    let ReceiptTaken { new, applied } = r.comms.take_receipt(&receipt, now).await?;
-    if let Some(done) = parsed.done_at {
-        let lag = (now - done).num_milliseconds() as f64;
-        vcare_runtime::metrics::record("DlrLag", lag, "Milliseconds", &[("provider", &provider)]);
+
+    /// Vonage's parameters (form or JSON), if its `sig` or signed JWT checks.
+    fn vonage_signed(&self, headers: &HeaderMap, body: &[u8]) -> Result<Params, Problem> {
+        let Some((signing, secret)) = &self.vonage else { return Err(bad_signature("vonage")) };
+        let params = if is_json(headers) { json_params(body).unwrap_or_default() } else { form(body) };
+        let now = self.clock.now().timestamp();
+        let authorization = headers.get("authorization").and_then(|v| v.to_str().ok());
+        if !vonage_valid(*signing, secret.expose(), &params, body, authorization, now, self.vonage_max_skew) {
+            return Err(bad_signature("vonage"));
+        }
+        Ok(params)
     }
-    tracing::info!(
-        provider,
-        notification_id = %reference.notification_id,
-        attempt_id = %reference.attempt_id,
-        provider_status = %parsed.provider_status,
-        applied = ?applied,
-        repeat = !new,
-        "delivery receipt"
-    );
-    Ok(StatusCode::NO_CONTENT)
 }

@@ -4,6 +4,7 @@
 mod consent;
 pub mod dispatch;
 mod error;
+pub mod inbound;
 pub mod outbox;
 pub mod readiness;
 mod receipts;
@@ -15,6 +16,7 @@ use std::time::Duration;
 
 use vcare_aws::SdkConfig;
 use vcare_crypto::{AddressHasher, CryptoError, Envelope, context};
+use vcare_domain::clinic::{ClinicName, PerClinic};
 use vcare_domain::notification::{Channel, Notification, Recipient};
 use vcare_domain::push::PushEndpoints;
 use vcare_domain::templates::Rendered;
@@ -49,6 +51,9 @@ pub struct NotificationsConfig {
     pub consent_table_name: String,
     /// The KMS HMAC key addresses are hashed under (`ADDRESS_HASH_KEY_ID`).
     pub address_hash_key_id: String,
+    /// What messages call each clinic (`CLINIC_NAMES`): the `clinic`
+    /// variable of every template.
+    pub clinic_names: PerClinic<ClinicName>,
 }
 
 /// `PUSH_SERVICE_HOSTS` (default: the public push services) and
@@ -60,6 +65,12 @@ pub fn push_endpoints(env: &Env) -> Result<PushEndpoints, ConfigError> {
 }
 
 impl NotificationsConfig {
+    /// What messages call `clinic`: its configured name, else its id.
+    pub fn clinic_name<'a>(&'a self, clinic: &'a str) -> &'a str {
+        let name = &self.clinic_names.of(clinic).0;
+        if name.is_empty() { clinic } else { name }
+    }
+
     pub fn from_env(env: &Env) -> Result<Self, ConfigError> {
         Ok(Self {
             table_name: env.required("TABLE_NAME")?,
@@ -71,6 +82,8 @@ impl NotificationsConfig {
             push_endpoints: push_endpoints(env)?,
             consent_table_name: env.required("CONSENT_TABLE_NAME")?,
             address_hash_key_id: env.required("ADDRESS_HASH_KEY_ID")?,
+            clinic_names: PerClinic::parse(ClinicName::default(), env.get("CLINIC_NAMES").unwrap_or(""))
+                .map_err(|reason| ConfigError::Invalid { name: "CLINIC_NAMES".into(), reason })?,
         })
     }
 }

@@ -58,7 +58,34 @@ impl Notifications {
         body: NotificationRequest,
         now: DateTime<Utc>,
     ) -> Result<Submitted, NotifyError> {
-        let mut request = body.validate(now, timezone_ok, &self.config.push_endpoints)?;
+        self.accept(clinic, key, body, now, false).await
+    }
+
+    /// [`Self::submit`] for vcare's own answer to a patient's SMS (its
+    /// reserved category: no suppression holds it).
+    pub(crate) async fn submit_answer(
+        &self,
+        clinic: &str,
+        key: &str,
+        body: NotificationRequest,
+        now: DateTime<Utc>,
+    ) -> Result<Submitted, NotifyError> {
+        self.accept(clinic, key, body, now, true).await
+    }
+
+    async fn accept(
+        &self,
+        clinic: &str,
+        key: &str,
+        body: NotificationRequest,
+        now: DateTime<Utc>,
+        answer: bool,
+    ) -> Result<Submitted, NotifyError> {
+        let mut request = body.validate_as(now, timezone_ok, &self.config.push_endpoints, answer)?;
+        // Templates name the clinic: the deployment's name for it, never the caller's.
+        if let Message::Template { variables, .. } = &mut request.message {
+            variables.insert("clinic".to_owned(), self.config.clinic_name(clinic).to_owned());
+        }
         let messages = render(&request)?;
         let request_hash = sha256_hex(&serde_json::to_vec(&request).unwrap_or_default());
         if !request.recipient.push_tokens.is_empty() {

@@ -107,6 +107,24 @@ impl FromStr for ReminderWindows {
     }
 }
 
+/// A clinic's name as patients know it (`CLINIC_NAMES`, like
+/// `c-1=Kabul Family Clinic`): SMS name it, so a patient knows who writes
+/// and whom a STOP stops. Empty: unnamed (the clinic id stands in).
+#[derive(Debug, Clone, PartialEq, Eq, Default)]
+pub struct ClinicName(pub String);
+
+impl FromStr for ClinicName {
+    type Err = String;
+
+    fn from_str(s: &str) -> Result<Self, String> {
+        let name = s.trim();
+        if name.is_empty() || name.chars().count() > 40 || name.chars().any(char::is_control) {
+            return Err("a name of 1 to 40 characters".into());
+        }
+        Ok(ClinicName(name.to_owned()))
+    }
+}
+
 /// One setting: the deployment's default and each clinic's own.
 #[derive(Debug, Clone, PartialEq)]
 pub struct PerClinic<T> {

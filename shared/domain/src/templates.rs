@@ -41,6 +41,33 @@ const TEMPLATES: &[(&str, &str, &str, &str)] = &[
     ("consultation-link", "en", "Join your video consultation", "Join your video consultation: {{ joinUrl }}"),
     ("consultation-link", "fa", "پیوستن به مشاوره تصویری", "برای پیوستن به مشاوره تصویری: {{ joinUrl }}"),
     ("consultation-link", "ps", "ویډیويي مشورې ته ننوتل", "ویډیويي مشورې ته د ننوتلو لپاره: {{ joinUrl }}"),
+    // vcare's answers to a patient's own SMS (STOP, START, HELP, replies): SMS only.
+    ("sms-stopped", "en", "", "{{ clinic }}: you will get no more SMS from us. Reply START to resubscribe."),
+    ("sms-stopped", "fa", "", "{{ clinic }}: دیگر پیامکی از ما نمی‌گیرید. برای عضویت دوباره START بفرستید."),
+    ("sms-stopped", "ps", "", "{{ clinic }}: نور به زموږ پیغامونه نه ترلاسه کوئ. د بیا ګډون لپاره START ولیږئ."),
+    ("sms-started", "en", "", "{{ clinic }}: you will get SMS from us again. Reply STOP to opt out."),
+    ("sms-started", "fa", "", "{{ clinic }}: دوباره از ما پیامک می‌گیرید. برای لغو STOP بفرستید."),
+    ("sms-started", "ps", "", "{{ clinic }}: بیا به زموږ پیغامونه ترلاسه کوئ. د لغوه کولو لپاره STOP ولیږئ."),
+    (
+        "sms-help",
+        "en",
+        "",
+        "{{ clinic }}: appointment and consultation messages. Reply STOP to opt out, START to resubscribe.",
+    ),
+    ("sms-help", "fa", "", "{{ clinic }}: پیام‌های نوبت و مشاوره. برای لغو STOP و برای عضویت دوباره START بفرستید."),
+    ("sms-help", "ps", "", "{{ clinic }}: د نوبت او مشورې پیغامونه. د لغوه لپاره STOP، د بیا ګډون لپاره START ولیږئ."),
+    ("reply-confirmed", "en", "", "{{ clinic }}: thank you, your appointment is confirmed."),
+    ("reply-confirmed", "fa", "", "{{ clinic }}: سپاس، نوبت شما تأیید شد."),
+    ("reply-confirmed", "ps", "", "{{ clinic }}: مننه، ستاسو نوبت تایید شو."),
+    ("reply-reschedule", "en", "", "{{ clinic }}: thank you, we will contact you to find a new time."),
+    ("reply-reschedule", "fa", "", "{{ clinic }}: سپاس، برای زمان تازه با شما تماس می‌گیریم."),
+    ("reply-reschedule", "ps", "", "{{ clinic }}: مننه، د نوي وخت لپاره به درسره اړیکه ونیسو."),
+    ("reply-cancel", "en", "", "{{ clinic }}: thank you, we have your request to cancel and will confirm it."),
+    ("reply-cancel", "fa", "", "{{ clinic }}: سپاس، درخواست لغو شما رسید و آن را تأیید می‌کنیم."),
+    ("reply-cancel", "ps", "", "{{ clinic }}: مننه، ستاسو د لغوه غوښتنه ترلاسه شوه او تایید به یې کړو."),
+    ("reply-closed", "en", "", "{{ clinic }}: this consultation was cancelled or has ended; nothing was changed."),
+    ("reply-closed", "fa", "", "{{ clinic }}: این مشاوره لغو شده یا پایان یافته است؛ چیزی تغییر نکرد."),
+    ("reply-closed", "ps", "", "{{ clinic }}: دا مشوره لغوه شوې یا پای ته رسېدلې؛ هېڅ نه دی بدل شوی."),
 ];
 
 pub const DEFAULT_LOCALE: &str = "en";

@@ -11,6 +11,7 @@
 
 mod catalogue;
 pub mod email;
+pub mod inbound;
 pub mod public_dns;
 pub mod push;
 mod rate;

@@ -2,7 +2,7 @@
 //! provider called for each address, dead push tokens dropped.
 
 use chrono::{DateTime, Utc};
-use vcare_domain::consent::{ConsentSource, ReplyOffer, SentTo};
+use vcare_domain::consent::{ANSWER_CATEGORY, ConsentSource, ReplyOffer, SentTo};
 use vcare_domain::lifecycle::{CleanedRecipient, SendOutcome, combine};
 use vcare_domain::notification::{Channel, Notification, Recipient, token_hash};
 use vcare_domain::receipt::ReceiptRef;
@@ -65,7 +65,10 @@ impl Dispatcher {
     /// from it is read against. Not kept is logged, not failed: the send
     /// happened.
     pub(super) async fn note_sent(&self, n: &Notification, locale: Option<String>, now: DateTime<Utc>) {
-        let Some(hash) = n.address_hashes.get(&Channel::Sms) else { return };
+        // vcare's answers to the patient's own SMS are not what a reply is about.
+        let Some(hash) = n.address_hashes.get(&Channel::Sms).filter(|_| n.category != ANSWER_CATEGORY) else {
+            return;
+        };
         let offer = (!n.replies.is_empty()).then(|| ReplyOffer {
             notification_id: n.notification_id.clone(),
             replies: n.replies.clone(),

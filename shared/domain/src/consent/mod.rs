@@ -29,6 +29,23 @@ pub const CATEGORIES: &[&str] = &[
 ];
 pub const DEFAULT_CATEGORY: &str = "general";
 
+/// vcare's answers to a patient's own SMS (STOP, START, HELP, a reply):
+/// they answer what the patient just sent, so no suppression or
+/// preference holds them. Reserved: a request may not name it.
+pub const ANSWER_CATEGORY: &str = "sms-answers";
+
+/// An SMS a patient sent, as a provider reported it (signature checked).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct InboundSms {
+    /// The provider's id of the message: the same message posted again has it.
+    pub message_id: String,
+    /// The sender, E.164.
+    pub from: String,
+    /// The number it was sent to, E.164, when the provider says.
+    pub to: Option<String>,
+    pub text: String,
+}
+
 /// `[a-z0-9-]{1,64}`.
 pub fn is_category(s: &str) -> bool {
     (1..=64).contains(&s.len()) && s.bytes().all(|b| b.is_ascii_lowercase() || b.is_ascii_digit() || b == b'-')
@@ -110,6 +127,9 @@ impl Gate {
 /// recipient's preferences (if any are stored) and which of the channels'
 /// addresses are suppressed. A suppression wins over a preference.
 pub fn gate(prefs: Option<&Preferences>, category: &str, channels: &[Channel], suppressed: &[Channel]) -> Gate {
+    if category == ANSWER_CATEGORY {
+        return Gate::open();
+    }
     let closed = channels
         .iter()
         .filter_map(|c| {

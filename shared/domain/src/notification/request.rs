@@ -7,7 +7,7 @@ use serde::{Deserialize, Serialize};
 
 use super::*;
 use crate::Rejected;
-use crate::consent::{DEFAULT_CATEGORY, ReplyAction, is_category};
+use crate::consent::{ANSWER_CATEGORY, DEFAULT_CATEGORY, ReplyAction, is_category};
 use crate::ids::is_valid_external_id;
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
@@ -163,6 +163,18 @@ impl NotificationRequest {
         timezone_ok: impl Fn(&str) -> bool,
         push: &crate::push::PushEndpoints,
     ) -> Result<NewNotification, Rejected> {
+        self.validate_as(now, timezone_ok, push, false)
+    }
+
+    /// [`Self::validate`], for vcare's own answers to a patient's SMS
+    /// (`answers`: the reserved [`ANSWER_CATEGORY`] is allowed).
+    pub fn validate_as(
+        self,
+        now: DateTime<Utc>,
+        timezone_ok: impl Fn(&str) -> bool,
+        push: &crate::push::PushEndpoints,
+        answers: bool,
+    ) -> Result<NewNotification, Rejected> {
         use Rejected::{Impossible, Invalid};
         let r = &self.recipient;
         if let Some(u) = &r.user_id
@@ -271,6 +283,9 @@ impl NotificationRequest {
         };
         let category = match (self.category, &message) {
             (Some(c), _) if !is_category(&c) => return Err(Invalid("category: 1 to 64 of a-z 0-9 -".into())),
+            (Some(c), _) if c == ANSWER_CATEGORY && !answers => {
+                return Err(Invalid(format!("category: {ANSWER_CATEGORY} is vcare's own")));
+            }
             (Some(c), _) => c,
             (None, Message::Template { name, .. }) => {
                 crate::templates::category(name).unwrap_or(DEFAULT_CATEGORY).to_owned()

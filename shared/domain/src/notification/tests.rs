@@ -176,3 +176,34 @@ fn masks_keep_too_little_to_use() {
     assert_eq!(mask_phone("+93701234567"), "+93******567");
     assert_eq!(mask_email("zahra@example.org"), "z***@example.org");
 }
+
+#[test]
+fn a_request_may_not_take_vcares_own_answer_category_and_replies_need_sms() {
+    let now = chrono::Utc::now();
+    let push = crate::push::PushEndpoints::parse("", false).unwrap();
+    let request = |extra: serde_json::Value| {
+        let mut body = serde_json::json!({
+            "recipient": {"phone": "+93701234567", "email": "a@example.org"},
+            "channels": ["email"], "content": {"body": "hi"},
+        });
+        for (k, v) in extra.as_object().unwrap() {
+            body[k] = v.clone();
+        }
+        serde_json::from_value::<NotificationRequest>(body).unwrap()
+    };
+    let answers = request(serde_json::json!({"category": crate::consent::ANSWER_CATEGORY}));
+    assert!(matches!(answers.clone().validate(now, |_| true, &push), Err(crate::Rejected::Invalid(_))));
+    assert!(answers.validate_as(now, |_| true, &push, true).is_ok());
+    let bad = request(serde_json::json!({"category": "Not A Category"}));
+    assert!(matches!(bad.validate(now, |_| true, &push), Err(crate::Rejected::Invalid(_))));
+    let replies = request(serde_json::json!({"replies": ["confirm"]}));
+    assert!(matches!(replies.validate(now, |_| true, &push), Err(crate::Rejected::Impossible(_))));
+    let ok = request(serde_json::json!({"replies": ["cancel", "confirm", "confirm"], "channels": ["sms"]}));
+    let ok = ok.validate(now, |_| true, &push).unwrap();
+    assert_eq!(ok.replies, [crate::consent::ReplyAction::Confirm, crate::consent::ReplyAction::Cancel]);
+    assert_eq!(ok.category, "general");
+    let templated = serde_json::json!({"recipient": {"phone": "+93701234567"}, "channels": ["sms"],
+        "template": "appointment-reminder", "variables": {"when": "x"}});
+    let t = serde_json::from_value::<NotificationRequest>(templated).unwrap().validate(now, |_| true, &push).unwrap();
+    assert_eq!(t.category, "appointment-reminders", "the template's category");
+}
