@@ -73,8 +73,10 @@ fn every_function_is_a_member_a_dependency_registered_and_deployed() {
 }
 
 /// Each provider's settings come from one list (`ProviderId::settings`):
-/// the template gives dispatch every one of them and health those that
-/// decide whether a provider is configured, plus each channel's order.
+/// the template gives dispatch every one of them, and health and every
+/// function that accepts notifications those that decide whether a
+/// provider is configured, plus each channel's order (a request none of
+/// whose channels can be sent is refused at accept).
 #[test]
 fn the_template_gives_each_function_what_its_providers_need() {
     let template = template();
@@ -85,7 +87,14 @@ fn the_template_gives_each_function_what_its_providers_need() {
     let orders: Vec<String> =
         [Channel::Sms, Channel::Email, Channel::Push].map(|c| vcare_providers::order_setting(c).0.to_owned()).into();
     let mut missing = Vec::new();
-    for (function, all) in [("DispatchFunction", true), ("HealthFunction", false)] {
+    for (function, all) in [
+        ("DispatchFunction", true),
+        ("HealthFunction", false),
+        ("NotificationCreateFunction", false),
+        ("AppointmentEventsFunction", false),
+        ("ReminderSchedulerFunction", false),
+        ("DlrCallbackFunction", false),
+    ] {
         let env = env_of(function);
         for id in ProviderId::ALL {
             for name in id.env_names(all) {

@@ -137,6 +137,19 @@ async fn bad_requests_are_problems_and_write_nothing() {
             422,
         ),
         ("bad zone", Some("j"), with(&|b| b["recipient"]["timezone"] = json!("Kabul")), 400),
+        // This stack configures e-mail only (EmailFrom: SES): SMS and push have no provider.
+        ("no provider for any channel", Some("o"), with(&|b| b["channels"] = json!(["sms", "push"])), 422),
+        ("vcare's own category", Some("p"), with(&|b| b["category"] = json!("sms-answers")), 400),
+        (
+            "replies without sms",
+            Some("q"),
+            with(&|b| {
+                b["channels"] = json!(["email"]);
+                b["replies"] = json!(["confirm"]);
+            }),
+            422,
+        ),
+        ("unknown reply", Some("r"), with(&|b| b["replies"] = json!(["maybe"])), 400),
         ("unknown field", Some("k"), with(&|b| b["cc"] = json!("x")), 400),
         (
             "huge body",
@@ -159,6 +172,9 @@ async fn bad_requests_are_problems_and_write_nothing() {
             "{what}: the problem echoes personal data: {text}"
         );
     }
+    let (_, unroutable) =
+        api.accept(Some("o2"), &with(&|b| b["channels"] = json!(["sms", "push"])), &api.service).await;
+    assert_eq!(unroutable["detail"], "channels: no provider is configured for sms, push", "{unroutable}");
     let (_, missing) = api.accept(Some("m"), &with(&|b| b["variables"] = json!({"joinUrl": "x"})), &api.service).await;
     assert!(missing["detail"].as_str().unwrap().contains("when"), "{missing}");
     let (status, _) = api.accept(Some("n"), &request(), &api.stack.token("u-pat", Some("c1"), &["patient"])).await;

@@ -79,7 +79,7 @@ async fn dead_letters_are_listed_without_content_and_redriven_after_a_dry_run() 
 async fn state_lookups_secret_rotation_and_outbox_replay() {
     let stack = quiet().await;
     // A notification, shown masked.
-    let id = accept(&stack, &body(&["sms"], "high"), "k-ops").await;
+    let id = accept(&stack, &body(&["email"], "high"), "k-ops").await;
     let shown = ops(&stack, &["show", "notification", "c1", &id], "").await.unwrap();
     assert_eq!((shown["notificationId"].as_str(), shown["status"].as_str()), (Some(id.as_str()), Some("queued")));
     assert!(!shown.to_string().contains("701234567"), "masked: {shown}");

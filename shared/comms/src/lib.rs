@@ -54,6 +54,10 @@ pub struct NotificationsConfig {
     /// What messages call each clinic (`CLINIC_NAMES`): the `clinic`
     /// variable of every template.
     pub clinic_names: PerClinic<ClinicName>,
+    /// The channels a configured provider can send on (the providers'
+    /// settings and each channel's order): a request none of whose
+    /// channels is among them is refused at accept.
+    pub routable: Vec<Channel>,
 }
 
 /// `PUSH_SERVICE_HOSTS` (default: the public push services) and
@@ -84,6 +88,7 @@ impl NotificationsConfig {
             address_hash_key_id: env.required("ADDRESS_HASH_KEY_ID")?,
             clinic_names: PerClinic::parse(ClinicName::default(), env.get("CLINIC_NAMES").unwrap_or(""))
                 .map_err(|reason| ConfigError::Invalid { name: "CLINIC_NAMES".into(), reason })?,
+            routable: vcare_providers::routable(env),
         })
     }
 }
@@ -202,8 +207,9 @@ impl Notifications {
     }
 
     /// Sends a template to a recipient on every channel they can be reached
-    /// on (push, then SMS, then e-mail), under `key`: the same key again
-    /// sends nothing twice. `None`: no way to reach them.
+    /// on (push, then SMS, then e-mail) that has a configured provider,
+    /// under `key`: the same key again sends nothing twice. `None`: no way
+    /// to reach them.
     pub async fn notify(
         &self,
         clinic: &str,
@@ -222,7 +228,11 @@ impl Notifications {
         if recipient.email.is_some() {
             channels.push(Channel::Email);
         }
+        // Only channels a configured provider can send on: a recipient with
+        // none of them cannot be reached (not a failure to retry).
+        channels.retain(|c| self.config.routable.contains(c));
         if channels.is_empty() {
+            tracing::warn!(template = notice.template, "no configured provider reaches the recipient; not sent");
             return Ok(None);
         }
         // Replies are offered by SMS only.

@@ -82,6 +82,12 @@ impl Notifications {
         answer: bool,
     ) -> Result<Submitted, NotifyError> {
         let mut request = body.validate_as(now, timezone_ok, &self.config.push_endpoints, answer)?;
+        if !request.channels.iter().any(|c| self.config.routable.contains(c)) {
+            let names: Vec<&str> = request.channels.iter().map(|c| c.as_str()).collect();
+            return Err(
+                Rejected::Impossible(format!("channels: no provider is configured for {}", names.join(", "))).into()
+            );
+        }
         // Templates name the clinic: the deployment's name for it, never the caller's.
         if let Message::Template { variables, .. } = &mut request.message {
             variables.insert("clinic".to_owned(), self.config.clinic_name(clinic).to_owned());

@@ -16,6 +16,7 @@ pub mod receipt;
 pub mod requests;
 pub mod room;
 pub mod room_records;
+pub mod sms;
 pub mod templates;
 
 /// Why a request cannot be done. `Invalid` is a 400 (a field fails its rule),

@@ -156,6 +156,19 @@ pub fn order(env: &Env, channel: Channel) -> Vec<String> {
     env.get(name).unwrap_or(default).split(',').map(|s| s.trim().to_owned()).filter(|s| !s.is_empty()).collect()
 }
 
+/// The channels that can be sent on: those whose order names a configured
+/// provider.
+pub fn routable(env: &Env) -> Vec<Channel> {
+    [Channel::Sms, Channel::Push, Channel::Email]
+        .into_iter()
+        .filter(|c| {
+            order(env, *c)
+                .iter()
+                .any(|name| ProviderId::parse(name).is_some_and(|p| p.channel() == *c && p.configured(env)))
+        })
+        .collect()
+}
+
 /// Each provider with its channel and state: `active` (configured and in
 /// the channel's order, with its position), `configured` (not in the
 /// order), `disabled`.

@@ -47,7 +47,7 @@ pub(crate) fn callback(base: &Option<String>, m: &Outgoing<'_>) -> Option<String
     })
 }
 
-pub use catalogue::{ProviderId, Setting, Wiring, build, catalogue, configured, order, order_setting};
+pub use catalogue::{ProviderId, Setting, Wiring, build, catalogue, configured, order, order_setting, routable};
 pub use email::{SendGrid, Ses};
 pub use push::{Apns, FCM_SCOPE, Fcm, WebPush, webpush_encrypt};
 pub use rate::{RateLimiter, rate_limits};
