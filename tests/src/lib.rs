@@ -80,6 +80,10 @@ impl Drop for TempDir {
 }
 
 /// A fresh stack name: short, lowercase, unique.
+/// The public base of the test stacks' join links: 30 characters, the
+/// length the SMS segment targets assume (API.md "Join links").
+pub const JOIN_LINK_BASE: &str = "https://vc.kabul-family.clinic";
+
 pub fn stack_name() -> String {
     format!("t{}", &uuid::Uuid::new_v4().simple().to_string()[..10])
 }
@@ -93,6 +97,7 @@ pub fn config(template: PathBuf, stack: &str, keys: &Path) -> GatewayConfig {
         parameters: BTreeMap::from([
             ("AuthIssuer".to_owned(), DEV_ISSUER.to_owned()),
             ("AuthAudience".to_owned(), DEV_AUDIENCE.to_owned()),
+            ("JoinLinkBaseUrl".to_owned(), JOIN_LINK_BASE.to_owned()),
         ]),
         jwks: Jwks::Dev(keys.to_path_buf()),
         retry_delay: Duration::from_secs(1),

@@ -178,6 +178,7 @@ const SAMPLE_ORDER: &[&str] = &[
     "room-create",
     "room-get",
     "token-issue",
+    "join-links",
     "issue-report",
     "image-share",
     "history",

@@ -18,6 +18,7 @@ use aws_lambda_events::cloudwatch_events::CloudWatchEvent;
 use chrono::{DateTime, Duration, DurationRound, Utc};
 use serde::Serialize;
 use vcare_aws::SdkConfig;
+use vcare_care::links::Links;
 use vcare_care::tokens::TokenIssuer;
 use vcare_comms::{Notice, Notifications, Submitted};
 use vcare_domain::appointment::local_when;
@@ -32,6 +33,9 @@ pub const CHECKPOINT: &str = "reminders";
 
 pub struct Reminders {
     tokens: TokenIssuer,
+    /// Short join links (`JOIN_LINK_BASE_URL` set): reminders carry
+    /// `/j/<code>`, not a token; without it, the token's URL.
+    links: Option<Links>,
     comms: Notifications,
     checkpoints: Checkpoints,
     windows: PerClinic<ReminderWindows>,
@@ -60,6 +64,7 @@ pub async fn reminders(env: &Env, sdk: &SdkConfig) -> Result<Reminders, Error> {
     Ok(Reminders {
         comms: Notifications::from_env(env, sdk)?,
         checkpoints: Checkpoints::new(tokens.care.store.client().clone(), table),
+        links: env.get("JOIN_LINK_BASE_URL").is_some().then(|| Links::from_env(env, sdk)).transpose()?,
         tokens,
         windows,
         catch_up: env.bounded("REMINDER_CATCH_UP_MINUTES", 60, 1, 24 * 60)?,
@@ -124,13 +129,16 @@ impl Reminders {
         for p in &room.participants {
             let Some(contact) = store.contact(&room, &p.user_id).await? else { continue };
             let recipient = self.comms.open_contact(clinic, room_id, &p.user_id, &contact.sealed_contact).await?;
-            // Issued "at" the reminder's due minute: the same run again makes the
-            // same token, the same request, so a retry re-queues a reminder whose
-            // first enqueue failed instead of conflicting with it.
-            let link = self.tokens.issue(&room, p, room.scheduled_start - window).await?;
+            // The same run again makes the same link (or token, issued "at" the
+            // reminder's due minute), the same request, so a retry re-queues a
+            // reminder whose first enqueue failed instead of conflicting with it.
+            let join_url = match &self.links {
+                Some(links) => links.url(&links.link_for(&self.tokens, &room, &p.user_id).await?),
+                None => self.tokens.issue(&room, p, room.scheduled_start - window).await?.join_url,
+            };
             let variables = BTreeMap::from([
                 ("when".to_owned(), local_when(room.scheduled_start, recipient.timezone.as_deref())),
-                ("joinUrl".to_owned(), link.join_url),
+                ("joinUrl".to_owned(), join_url),
             ]);
             let key = format!("reminder:{room_id}:{}:{label}", p.user_id);
             // A reply C, R or X is about this appointment and room.

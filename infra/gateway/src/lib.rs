@@ -133,6 +133,8 @@ impl GatewayConfig {
         let addr = env.parsed_or("VCARE_HTTP_ADDR", SocketAddr::from(([127, 0, 0, 1], 3031))).map_err(bad)?;
         // Receipts come back to this gateway unless told otherwise.
         parameters.entry("DlrCallbackBaseUrl".into()).or_insert_with(|| format!("http://{addr}"));
+        // Join links open on this gateway too.
+        parameters.entry("JoinLinkBaseUrl".into()).or_insert_with(|| format!("http://{addr}"));
         let mut secrets = BTreeMap::new();
         for name in parsed.parameters().keys().filter(|n| n.ends_with("Ciphertext")) {
             let var = screaming_snake(name.trim_end_matches("Ciphertext"));

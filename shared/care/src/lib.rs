@@ -4,6 +4,7 @@
 pub mod end_meeting;
 mod error;
 pub mod images;
+pub mod links;
 pub mod tokens;
 
 use chrono::{DateTime, Duration, Utc};

@@ -52,3 +52,25 @@ pub struct EndPending {
     pub error: String,
     pub at: DateTime<Utc>,
 }
+
+/// A participant's short join link (`/j/<code>`): who it is for, in which
+/// room, until when. It carries no token; one is minted at click time for
+/// its owner only, inside the join window.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct JoinLink {
+    pub code: String,
+    pub clinic_id: String,
+    pub room_id: String,
+    pub user_id: String,
+    /// The room's end plus grace: the link is dead after it.
+    pub valid_until: DateTime<Utc>,
+}
+
+/// Characters in a link code: 12 of base64url, 72 bits.
+pub const LINK_CODE_CHARS: usize = 12;
+
+/// Whether `code` could be a link code (checked before any read).
+pub fn is_link_code(code: &str) -> bool {
+    code.len() == LINK_CODE_CHARS && code.bytes().all(|b| b.is_ascii_alphanumeric() || b == b'-' || b == b'_')
+}

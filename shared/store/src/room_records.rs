@@ -6,7 +6,7 @@ use serde::Serialize;
 use serde::de::DeserializeOwned;
 use vcare_domain::events::DomainEvent;
 use vcare_domain::room::Room;
-use vcare_domain::room_records::{EndPending, ImageRecord, IssueRecord, ReservationRecord, SealedContact};
+use vcare_domain::room_records::{EndPending, ImageRecord, IssueRecord, JoinLink, ReservationRecord, SealedContact};
 
 use crate::items::Item;
 use crate::{RoomStore, StoreError};
@@ -83,5 +83,32 @@ impl RoomStore {
     /// Keeps a failed end of meeting for a retry; the first failure stays.
     pub async fn keep_end_pending(&self, room: &Room, pending: &EndPending) -> Result<bool, StoreError> {
         self.put_child_if_absent(room, END_PENDING, attrs(pending)?).await
+    }
+}
+
+fn link_key(code: &str) -> Item {
+    crate::items::key(format!("LINK#{code}"), "LINK")
+}
+
+impl RoomStore {
+    /// Keeps a join link (the same link again is the same item); it
+    /// expires a day after the link does.
+    pub async fn keep_link(&self, link: &JoinLink) -> Result<(), StoreError> {
+        let mut item = attrs(link)?;
+        item.extend(link_key(&link.code));
+        item.insert("kind".into(), crate::s("join-link"));
+        let ttl = link.valid_until.timestamp() + 86_400;
+        item.insert("expiresAt".into(), aws_sdk_dynamodb::types::AttributeValue::N(ttl.to_string()));
+        self.ddb.put_item().table_name(&self.table).set_item(Some(item)).send().await.map_err(crate::unavailable)?;
+        Ok(())
+    }
+
+    pub async fn link(&self, code: &str) -> Result<Option<JoinLink>, StoreError> {
+        let Some(mut item) = crate::items::get_item(&self.ddb, &self.table, link_key(code)).await? else {
+            return Ok(None);
+        };
+        item.remove("kind");
+        item.remove("expiresAt");
+        value(item).map(Some)
     }
 }

@@ -16,8 +16,8 @@ use crate::items::MAX_ATTEMPTS;
 
 #[derive(Debug, Clone)]
 pub struct RoomStore {
-    ddb: Client,
-    table: String,
+    pub(crate) ddb: Client,
+    pub(crate) table: String,
 }
 
 #[derive(Debug, Clone, PartialEq, Eq)]

@@ -1,0 +1,107 @@
+//! Short join links (API.md "Join links"): `<JoinLinkBaseUrl>/j/<code>`
+//! stands for one participant of one room. It carries no token: opening
+//! it inside the room's join window mints one, then, for the link's owner
+//! only; before the window it says when it opens; after it, or once the
+//! room is ended or cancelled, the link is dead. A reminder with a short
+//! link fits in far fewer SMS segments than one with a JWT in its URL.
+//!
+//! The code is 12 base64url characters (72 bits) of a keyed hash of
+//! clinic, room and user (the KMS-derived key addresses are hashed with,
+//! under its own label): every container makes the same link for the same
+//! participant, so a retried reminder carries the same text, and nobody
+//! without the key can guess one.
+
+use chrono::{DateTime, Utc};
+use vcare_aws::SdkConfig;
+use vcare_crypto::{AddressHasher, KmsMac};
+use vcare_domain::Rejected;
+use vcare_domain::room::{NotJoinable, Room};
+use vcare_domain::room_records::{JoinLink, LINK_CODE_CHARS, is_link_code};
+use vcare_runtime::{Env, Error};
+use vcare_store::RoomStore;
+
+use crate::RoomError;
+use crate::tokens::TokenIssuer;
+
+pub struct Links {
+    store: RoomStore,
+    hasher: AddressHasher,
+    base_url: String,
+}
+
+/// What opening a link comes to.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Opened {
+    /// Inside the join window: the provider's join URL with a token minted now.
+    Join(String),
+    /// Before the window: when it opens.
+    NotYet(DateTime<Utc>),
+    /// Unknown, expired, or its room ended or was cancelled.
+    Gone,
+}
+
+impl Links {
+    pub fn new(store: RoomStore, hasher: AddressHasher, base_url: &str) -> Self {
+        Self { store, hasher, base_url: base_url.trim_end_matches('/').to_owned() }
+    }
+
+    /// `JOIN_LINK_BASE_URL` (required), `ADDRESS_HASH_KEY_ID`, `TABLE_NAME`.
+    pub fn from_env(env: &Env, sdk: &SdkConfig) -> Result<Self, Error> {
+        let store = RoomStore::new(aws_sdk_dynamodb::Client::new(sdk), env.required("TABLE_NAME")?);
+        let mac = KmsMac::new(aws_sdk_kms::Client::new(sdk), env.required("ADDRESS_HASH_KEY_ID")?);
+        Ok(Self::new(store, AddressHasher::new(mac), &env.required("JOIN_LINK_BASE_URL")?))
+    }
+
+    pub fn url(&self, link: &JoinLink) -> String {
+        format!("{}/j/{}", self.base_url, link.code)
+    }
+
+    /// The link of `user_id`, a listed participant of `room`, valid until
+    /// the room's end plus grace; kept (the same link again is the same item).
+    pub async fn link_for(&self, issuer: &TokenIssuer, room: &Room, user_id: &str) -> Result<JoinLink, RoomError> {
+        if room.participant(user_id).is_none() {
+            return Err(Rejected::Impossible("userId: not a participant of this room".into()).into());
+        }
+        let subject = format!("{}:{}:{user_id}", room.clinic_id, room.room_id);
+        let hash = self.hasher.hash("join-link", &subject).await.map_err(|e| {
+            tracing::error!(error = %e, "hashing a join link failed");
+            RoomError::Unavailable
+        })?;
+        let link = JoinLink {
+            code: hash[..LINK_CODE_CHARS].to_owned(),
+            clinic_id: room.clinic_id.clone(),
+            room_id: room.room_id.clone(),
+            user_id: user_id.to_owned(),
+            valid_until: issuer.care.config.join.closes(room),
+        };
+        self.store.keep_link(&link).await?;
+        Ok(link)
+    }
+
+    /// Opens the link `code` at `now`: a token for its owner only, minted
+    /// by `issuer`, only inside the window.
+    pub async fn open(&self, issuer: &TokenIssuer, code: &str, now: DateTime<Utc>) -> Result<Opened, RoomError> {
+        if !is_link_code(code) {
+            return Ok(Opened::Gone);
+        }
+        let Some(link) = self.store.link(code).await?.filter(|l| now <= l.valid_until) else {
+            return Ok(Opened::Gone);
+        };
+        let Some((room, _)) = self.store.get(&link.clinic_id, &link.room_id).await? else {
+            return Ok(Opened::Gone);
+        };
+        let Some(participant) = room.participant(&link.user_id) else { return Ok(Opened::Gone) };
+        match room.joinable(&issuer.care.config.join, now) {
+            Ok(()) => {
+                let token = issuer.issue(&room, participant, now).await.map_err(|e| {
+                    tracing::error!(error = %e, "signing a join token failed");
+                    RoomError::Unavailable
+                })?;
+                vcare_runtime::metrics::count("JoinLinksOpened", &[]);
+                Ok(Opened::Join(token.join_url))
+            }
+            Err(NotJoinable::TooEarly { opens }) => Ok(Opened::NotYet(opens)),
+            Err(NotJoinable::Closed(_) | NotJoinable::TooLate) => Ok(Opened::Gone),
+        }
+    }
+}
