@@ -148,6 +148,16 @@ async fn appointment_events_make_the_room_and_a_cancellation_tells_each_particip
 }
 
 /// The JWT in a join link, checked as Prosody would (HS256, the app secret).
+/// Opens the `/j/<code>` link in an SMS text on the stack, without
+/// following the redirect: the status and the `Location`.
+async fn open_link(stack: &vcare_tests::TestStack, text: &str) -> (u16, String) {
+    let code = text.split("/j/").nth(1).expect("a join link").chars().take(12).collect::<String>();
+    let client = reqwest::Client::builder().redirect(reqwest::redirect::Policy::none()).build().unwrap();
+    let r = client.get(format!("{}/j/{code}", stack.base)).send().await.unwrap();
+    let location = r.headers().get("location").map(|l| l.to_str().unwrap().to_owned()).unwrap_or_default();
+    (r.status().as_u16(), location)
+}
+
 fn join_claims(text: &str) -> Value {
     let jwt = text.split("?jwt=").nth(1).expect("a join link with a token").split_whitespace().next().unwrap();
     let mut v = jsonwebtoken::Validation::new(jsonwebtoken::Algorithm::HS256);
@@ -202,14 +212,23 @@ async fn reminders_go_once_per_window_with_a_join_link_and_the_consultation_even
     let texts = sms_to(&p.gateway.requests(), PATIENT_PHONE);
     assert_eq!(texts.len(), 2, "one per room and window, never twice: {texts:?}");
     for (text, r) in texts.iter().zip([&room, &later_room]) {
-        assert!(text.starts_with("یادآوری"), "in Persian: {text}");
-        assert!(text.contains(&format!("/{}?jwt=", r.jitsi_room)), "{text}");
-        let claims = join_claims(text);
-        assert_eq!(
-            (claims["room"].as_str(), claims["context"]["user"]["id"].as_str()),
-            (Some(r.jitsi_room.as_str()), Some("u-pat"))
-        );
-        assert_eq!(claims["context"]["user"]["moderator"], "false", "as Prosody reads it");
+        assert!(text.contains("مشاوره تصویری"), "in Persian: {text}");
+        // A short link, no token in the SMS; it offers the replies and says how to stop.
+        assert!(text.contains(&format!("{}/j/", vcare_tests::JOIN_LINK_BASE)) && !text.contains("jwt"), "{text}");
+        assert!(text.contains("تأیید C") && text.contains("STOP"), "{text}");
+        let (status, location) = open_link(&stack, text).await;
+        if r.room_id == room.room_id {
+            // In the join window: the link mints the patient's token now.
+            assert_eq!(status, 302, "{text}");
+            let claims = join_claims(&location);
+            assert_eq!(
+                (claims["room"].as_str(), claims["context"]["user"]["id"].as_str()),
+                (Some(r.jitsi_room.as_str()), Some("u-pat"))
+            );
+            assert_eq!(claims["context"]["user"]["moderator"], "false", "as Prosody reads it");
+        } else {
+            assert_eq!(status, 200, "before its window the link says when it opens");
+        }
     }
 
     // The consultation happens (Prosody's event_sync), and its events leave in order.

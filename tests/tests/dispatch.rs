@@ -31,7 +31,7 @@ async fn each_provider_gets_its_own_wire_format() {
     assert_eq!(j["from"], "vcare");
     assert_eq!(
         j["text"],
-        "Reminder: your video consultation is at Tuesday 10:00. Join: https://meet.vcare.local/secretroomname"
+        "c1: video consultation Tuesday 10:00. Join: https://meet.vcare.local/secretroomname STOP to opt out."
     );
     assert!(j["reference"].as_str().unwrap().starts_with("att_"));
     let id = accept(&stack, &body(&["email"], "high"), "k-ses").await;
@@ -58,7 +58,7 @@ async fn each_provider_gets_its_own_wire_format() {
     let j = r.json();
     assert_eq!(j["personalizations"][0]["to"][0]["email"], EMAIL);
     assert_eq!(j["from"]["email"], "no-reply@vcare.example");
-    assert_eq!(j["subject"], "Your video consultation at Tuesday 10:00");
+    assert_eq!(j["subject"], "c1: your video consultation at Tuesday 10:00");
     stack.stop().await;
 }
 
@@ -112,7 +112,7 @@ async fn push_goes_through_fcm_v1_with_a_cached_oauth_token_and_dead_tokens_are_
     assert_eq!(sends[0].json()["message"]["token"], "tok-live");
     assert_eq!(
         sends[0].json()["message"]["notification"]["body"],
-        "Reminder: your video consultation is at Tuesday 10:00. Join: https://meet.vcare.local/secretroomname"
+        "c1: video consultation Tuesday 10:00. Join: https://meet.vcare.local/secretroomname"
     );
     // The OAuth2 exchange: a service-account JWT for the messaging scope.
     let grants = p.oauth.requests();
@@ -202,10 +202,7 @@ async fn web_push_is_encrypted_for_the_subscription_and_signed_with_vapid() {
     assert_eq!(r.headers["content-encoding"], "aes128gcm");
     assert!(r.headers.contains_key("ttl"));
     let message: Value = serde_json::from_slice(&decrypt_push(&r.bytes, &ua_private, &ua_public, &auth)).unwrap();
-    assert_eq!(
-        message["body"],
-        "Reminder: your video consultation is at Tuesday 10:00. Join: https://meet.vcare.local/secretroomname"
-    );
+    assert_eq!(message["body"], "c1: video consultation Tuesday 10:00. Join: https://meet.vcare.local/secretroomname");
     // VAPID: `vapid t=<ES256 JWT for the push service's origin>, k=<public key>`.
     let vapid = r.headers["authorization"].strip_prefix("vapid t=").unwrap();
     let (jwt, k) = vapid.split_once(", k=").unwrap();

@@ -89,8 +89,14 @@ impl Notifications {
             );
         }
         // Templates name the clinic: the deployment's name for it, never the caller's.
+        // and say which replies the message offers: both the deployment's, never the caller's.
         if let Message::Template { variables, .. } = &mut request.message {
             variables.insert("clinic".to_owned(), self.config.clinic_name(clinic).to_owned());
+            variables.remove("replies");
+            if !request.replies.is_empty() {
+                let offered: Vec<&str> = request.replies.iter().map(|r| r.as_str()).collect();
+                variables.insert("replies".to_owned(), offered.join(","));
+            }
         }
         let messages = render(&request)?;
         let request_hash = sha256_hex(&serde_json::to_vec(&request).unwrap_or_default());

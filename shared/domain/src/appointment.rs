@@ -109,7 +109,8 @@ impl AppointmentCreated {
 /// A time as a person reads it: local to their zone when known.
 pub fn local_when(t: DateTime<Utc>, timezone: Option<&str>) -> String {
     match timezone.and_then(|z| z.parse::<chrono_tz::Tz>().ok()) {
-        Some(tz) => format!("{} ({tz})", t.with_timezone(&tz).format("%Y-%m-%d %H:%M")),
+        // The recipient's own time: the zone's name would cost SMS segments.
+        Some(tz) => t.with_timezone(&tz).format("%Y-%m-%d %H:%M").to_string(),
         None => format!("{} UTC", t.format("%Y-%m-%d %H:%M")),
     }
 }
@@ -121,7 +122,7 @@ mod tests {
     #[test]
     fn times_read_locally() {
         let t = DateTime::parse_from_rfc3339("2026-11-24T10:00:00Z").unwrap().with_timezone(&Utc);
-        assert_eq!(local_when(t, Some("Asia/Kabul")), "2026-11-24 14:30 (Asia/Kabul)");
+        assert_eq!(local_when(t, Some("Asia/Kabul")), "2026-11-24 14:30");
         assert_eq!(local_when(t, None), "2026-11-24 10:00 UTC");
         assert_eq!(local_when(t, Some("Mars/Olympus")), "2026-11-24 10:00 UTC");
     }

@@ -12,35 +12,65 @@ use crate::notification::Channel;
 
 /// (name, locale, e-mail subject, body). Bodies serve SMS, push and e-mail.
 const TEMPLATES: &[(&str, &str, &str, &str)] = &[
+    // Every message names the clinic (`clinic`, the deployment's name for
+    // it); by SMS it says how to opt out, and the replies it offers
+    // (`replies`, set when the request offers any). Written to fit: the fa
+    // reminder with a 30-character join-link base and a 19-character clinic
+    // name is 2 UCS-2 segments (README "SMS segments").
     (
         "appointment-reminder",
         "en",
-        "Your video consultation at {{ when }}",
-        "Reminder: your video consultation is at {{ when }}.{% if joinUrl is defined %} Join: {{ joinUrl }}{% endif %}",
+        "{{ clinic }}: your video consultation at {{ when }}",
+        "{{ clinic }}: video consultation {{ when }}.{% if joinUrl is defined %} Join: {{ joinUrl }}{% endif %}{% if channel == \"sms\" %}{% if replies is defined %} Reply C to confirm, R to reschedule, X to cancel.{% endif %} STOP to opt out.{% endif %}",
     ),
     (
         "appointment-reminder",
         "fa",
-        "مشاوره تصویری شما در {{ when }}",
-        "یادآوری: مشاوره تصویری شما در {{ when }} است.{% if joinUrl is defined %} پیوند ورود: {{ joinUrl }}{% endif %}",
+        "{{ clinic }}: مشاوره تصویری شما در {{ when }}",
+        "{{ clinic }}: مشاوره تصویری {{ when }}.{% if joinUrl is defined %} {{ joinUrl }}{% endif %}{% if channel == \"sms\" %}{% if replies is defined %} تأیید C، تغییر R، لغو X،{% endif %} توقف STOP{% endif %}",
     ),
     (
         "appointment-reminder",
         "ps",
-        "ستاسو ویډیويي مشوره په {{ when }}",
-        "یادونه: ستاسو ویډیويي مشوره په {{ when }} ده.{% if joinUrl is defined %} د ننوتلو لینک: {{ joinUrl }}{% endif %}",
+        "{{ clinic }}: ستاسو ویډیويي مشوره په {{ when }}",
+        "{{ clinic }}: ویډیويي مشوره {{ when }}.{% if joinUrl is defined %} {{ joinUrl }}{% endif %}{% if channel == \"sms\" %}{% if replies is defined %} تایید C، بدلون R، لغوه X{% endif %} بندول STOP{% endif %}",
     ),
     (
         "appointment-cancelled",
         "en",
-        "Your video consultation was cancelled",
-        "Your video consultation at {{ when }} has been cancelled.",
+        "{{ clinic }}: your video consultation was cancelled",
+        "{{ clinic }}: your video consultation at {{ when }} has been cancelled.{% if channel == \"sms\" %} STOP to opt out.{% endif %}",
     ),
-    ("appointment-cancelled", "fa", "مشاوره تصویری شما لغو شد", "مشاوره تصویری شما در {{ when }} لغو شد."),
-    ("appointment-cancelled", "ps", "ستاسو ویډیويي مشوره لغوه شوه", "ستاسو ویډیويي مشوره په {{ when }} لغوه شوه."),
-    ("consultation-link", "en", "Join your video consultation", "Join your video consultation: {{ joinUrl }}"),
-    ("consultation-link", "fa", "پیوستن به مشاوره تصویری", "برای پیوستن به مشاوره تصویری: {{ joinUrl }}"),
-    ("consultation-link", "ps", "ویډیويي مشورې ته ننوتل", "ویډیويي مشورې ته د ننوتلو لپاره: {{ joinUrl }}"),
+    (
+        "appointment-cancelled",
+        "fa",
+        "{{ clinic }}: مشاوره تصویری شما لغو شد",
+        "{{ clinic }}: مشاوره تصویری {{ when }} لغو شد.{% if channel == \"sms\" %} توقف STOP{% endif %}",
+    ),
+    (
+        "appointment-cancelled",
+        "ps",
+        "{{ clinic }}: ستاسو ویډیويي مشوره لغوه شوه",
+        "{{ clinic }}: مشوره {{ when }} لغوه شوه.{% if channel == \"sms\" %} بندول STOP{% endif %}",
+    ),
+    (
+        "consultation-link",
+        "en",
+        "{{ clinic }}: join your video consultation",
+        "{{ clinic }}: join your video consultation: {{ joinUrl }}{% if channel == \"sms\" %} STOP to opt out.{% endif %}",
+    ),
+    (
+        "consultation-link",
+        "fa",
+        "{{ clinic }}: پیوستن به مشاوره تصویری",
+        "{{ clinic }}: پیوستن به مشاوره تصویری: {{ joinUrl }}{% if channel == \"sms\" %} توقف STOP{% endif %}",
+    ),
+    (
+        "consultation-link",
+        "ps",
+        "{{ clinic }}: ویډیويي مشورې ته ننوتل",
+        "{{ clinic }}: ویډیويي مشورې ته ننوتل: {{ joinUrl }}{% if channel == \"sms\" %} بندول STOP{% endif %}",
+    ),
     // vcare's answers to a patient's own SMS (STOP, START, HELP, replies): SMS only.
     ("sms-stopped", "en", "", "{{ clinic }}: you will get no more SMS from us. Reply START to resubscribe."),
     ("sms-stopped", "fa", "", "{{ clinic }}: دیگر پیامکی از ما نمی‌گیرید. برای عضویت دوباره START بفرستید."),
@@ -122,8 +152,9 @@ pub fn render(
         env.add_template(id, source).map_err(|_| Rejected::Impossible(format!("template {name} is broken")))?;
         let template = env.get_template(id).map_err(|_| Rejected::Impossible(format!("template {name} is broken")))?;
         for var in template.undeclared_variables(false) {
-            // `joinUrl` is optional where the template tests `is defined`.
-            let optional = source.contains(&format!("{var} is defined"));
+            // `joinUrl` is optional where the template tests `is defined`;
+            // `channel` is the one being rendered.
+            let optional = source.contains(&format!("{var} is defined")) || var == "channel";
             if !optional && !variables.contains_key(&var) && !missing.contains(&var) {
                 missing.push(var);
             }
@@ -133,8 +164,10 @@ pub fn render(
         missing.sort();
         return Err(Rejected::Impossible(format!("variables missing for template {name}: {}", missing.join(", "))));
     }
-    let context =
-        Value::from(variables.iter().map(|(k, v)| (k.clone(), Value::from(v.as_str()))).collect::<BTreeMap<_, _>>());
+    let mut values: BTreeMap<String, Value> =
+        variables.iter().map(|(k, v)| (k.clone(), Value::from(v.as_str()))).collect();
+    values.insert("channel".to_owned(), Value::from(channel.as_str()));
+    let context = Value::from(values);
     let run = |id: &str| {
         env.get_template(id)
             .and_then(|t| t.render(context.clone()))
@@ -153,31 +186,44 @@ mod tests {
 
     #[test]
     fn renders_per_locale_and_channel() {
-        let v = vars(&[("when", "10:00"), ("joinUrl", "https://meet/x")]);
+        let v = vars(&[("clinic", "Kabul Family Clinic"), ("when", "10:00"), ("joinUrl", "https://meet/x")]);
         let en = render("appointment-reminder", Some("en-GB"), Channel::Sms, &v).unwrap();
-        assert_eq!(en.body, "Reminder: your video consultation is at 10:00. Join: https://meet/x");
+        assert_eq!(en.body, "Kabul Family Clinic: video consultation 10:00. Join: https://meet/x STOP to opt out.");
         assert_eq!(en.subject, None);
         let fa = render("appointment-reminder", Some("fa-AF"), Channel::Email, &v).unwrap();
-        assert!(fa.body.contains("10:00") && fa.body.starts_with("یادآوری"));
+        assert!(fa.body.contains("10:00") && fa.body.contains("مشاوره"));
+        assert!(!fa.body.contains("STOP"), "opting out by SMS is said by SMS only");
         assert!(fa.subject.unwrap().contains("10:00"));
         let ps = render("appointment-cancelled", Some("ps"), Channel::Push, &v).unwrap();
-        assert!(ps.body.contains("لغوه"));
-        // Unknown languages fall back to English; joinUrl is optional.
-        let de = render("appointment-reminder", Some("de-DE"), Channel::Sms, &vars(&[("when", "10:00")])).unwrap();
-        assert_eq!(de.body, "Reminder: your video consultation is at 10:00.");
+        assert!(ps.body.contains("لغوه") && !ps.body.contains("STOP"));
+        // Unknown languages fall back to English; joinUrl is optional; replies when offered.
+        let mut offered = vars(&[("clinic", "K"), ("when", "10:00"), ("replies", "confirm,reschedule,cancel")]);
+        let de = render("appointment-reminder", Some("de-DE"), Channel::Sms, &offered).unwrap();
+        assert_eq!(
+            de.body,
+            "K: video consultation 10:00. Reply C to confirm, R to reschedule, X to cancel. STOP to opt out."
+        );
+        offered.remove("replies");
+        assert_eq!(
+            render("appointment-reminder", None, Channel::Sms, &offered).unwrap().body,
+            "K: video consultation 10:00. STOP to opt out."
+        );
     }
 
     #[test]
     fn missing_variables_and_unknown_templates_are_422() {
         let err = render("appointment-reminder", None, Channel::Sms, &BTreeMap::new()).unwrap_err();
-        assert_eq!(err, Rejected::Impossible("variables missing for template appointment-reminder: when".into()));
+        assert_eq!(
+            err,
+            Rejected::Impossible("variables missing for template appointment-reminder: clinic, when".into())
+        );
         assert!(matches!(render("nope", None, Channel::Sms, &BTreeMap::new()), Err(Rejected::Impossible(_))));
     }
 
     #[test]
     fn hostile_variables_stay_text() {
-        let v = vars(&[("when", "{{ 7*7 }}{% raw %}<script>")]);
-        let r = render("appointment-cancelled", None, Channel::Sms, &v).unwrap();
-        assert_eq!(r.body, "Your video consultation at {{ 7*7 }}{% raw %}<script> has been cancelled.");
+        let v = vars(&[("clinic", "C"), ("when", "{{ 7*7 }}{% raw %}<script>")]);
+        let r = render("appointment-cancelled", None, Channel::Email, &v).unwrap();
+        assert_eq!(r.body, "C: your video consultation at {{ 7*7 }}{% raw %}<script> has been cancelled.");
     }
 }
