@@ -16,7 +16,7 @@
 use std::collections::{BTreeMap, HashMap};
 
 use aws_sdk_dynamodb::Client;
-use aws_sdk_dynamodb::types::{AttributeValue, Delete, KeysAndAttributes, TransactWriteItem};
+use aws_sdk_dynamodb::types::{AttributeValue, Delete, KeysAndAttributes, TransactWriteItem, Update};
 use base64::Engine;
 use base64::engine::general_purpose::URL_SAFE_NO_PAD;
 use chrono::{DateTime, Utc};
@@ -265,43 +265,41 @@ impl ConsentStore {
         Ok(ConsentPage { items, next_cursor })
     }
 
-    /// Remembers the newest SMS sent to a number; an older one arriving
-    /// late changes nothing. A message that offered no replies keeps the
-    /// offer of the one before.
-    pub async fn note_sent(&self, hash: &str, sent: &SentTo) -> Result<(), StoreError> {
-        let mut update = self
-            .ddb
-            .update_item()
-            .table_name(&self.table)
-            .set_key(Some(sent_to_key(hash)))
-            .condition_expression("attribute_not_exists(lastAt) OR lastAt < :t")
-            .expression_attribute_values(":t", s(sort_time(sent.at)))
-            .expression_attribute_values(":c", s(&sent.clinic_id))
-            .expression_attribute_values(":k", s("sent-to"));
+    /// The newest SMS sent to a number, as an update for the transaction
+    /// that records it sent: the clinic, user, language and time; the
+    /// message's offer of replies when it made one (one that offered none
+    /// keeps the offer before it). No condition: it must never fail the
+    /// record (two SMS to one number at the same instant: the later write wins).
+    pub(crate) fn sent_to_update(table: &str, hash: &str, sent: &SentTo) -> Result<TransactWriteItem, StoreError> {
         let mut set = vec!["lastAt = :t", "clinicId = :c", "kind = :k"];
         let mut remove = Vec::new();
-        for (name, value, placeholder) in [("userId", &sent.user_id, ":u"), ("locale", &sent.locale, ":l")] {
+        let mut values = vec![(":t", s(sort_time(sent.at))), (":c", s(&sent.clinic_id)), (":k", s("sent-to"))];
+        for (name, value, placeholder, assignment) in
+            [("userId", &sent.user_id, ":u", "userId = :u"), ("locale", &sent.locale, ":l", "locale = :l")]
+        {
             match value {
                 Some(v) => {
-                    update = update.expression_attribute_values(placeholder, s(v));
-                    set.push(if name == "userId" { "userId = :u" } else { "locale = :l" });
+                    values.push((placeholder, s(v)));
+                    set.push(assignment);
                 }
                 None => remove.push(name),
             }
         }
         if let Some(offer) = &sent.offer {
-            update = update.expression_attribute_values(":o", json(offer)?);
+            values.push((":o", json(offer)?));
             set.push("offer = :o");
         }
         let mut expression = format!("SET {}", set.join(", "));
         if !remove.is_empty() {
             expression.push_str(&format!(" REMOVE {}", remove.join(", ")));
         }
-        match update.update_expression(expression).send().await {
-            Ok(_) => Ok(()),
-            Err(e) if e.as_service_error().is_some_and(|e| e.is_conditional_check_failed_exception()) => Ok(()),
-            Err(e) => Err(unavailable(e)),
+        let mut update =
+            Update::builder().table_name(table).set_key(Some(sent_to_key(hash))).update_expression(expression);
+        for (name, value) in values {
+            update = update.expression_attribute_values(name, value);
         }
+        let update = update.build().map_err(|e| StoreError::Corrupt(e.to_string()))?;
+        Ok(TransactWriteItem::builder().update(update).build())
     }
 
     pub async fn sent_to(&self, hash: &str) -> Result<Option<SentTo>, StoreError> {

@@ -133,6 +133,26 @@ where
     T: Serialize + DeserializeOwned + Clone,
     F: Fn(&T) -> Option<(T, Vec<DomainEvent>)>,
 {
+    update_versioned_with(ddb, table, key, kind, index, known, change, &[]).await
+}
+
+/// [`update_versioned_from`], with `also` written in the same transaction
+/// when the change applies (items that must never fail it: no conditions).
+#[allow(clippy::too_many_arguments)]
+pub async fn update_versioned_with<T, F>(
+    ddb: &Client,
+    table: &str,
+    key: Item,
+    kind: &str,
+    index: fn(&T) -> Item,
+    known: (T, u64),
+    change: F,
+    also: &[TransactWriteItem],
+) -> Result<(T, u64, bool), StoreError>
+where
+    T: Serialize + DeserializeOwned + Clone,
+    F: Fn(&T) -> Option<(T, Vec<DomainEvent>)>,
+{
     let mut current = known;
     for _ in 0..MAX_ATTEMPTS {
         let (value, version) = &current;
@@ -142,6 +162,7 @@ where
         item.extend(index(&next));
         let mut items = vec![put_where(table, item, Some("version = :v"), &expected)?];
         items.extend(outbox(table, &events)?);
+        items.extend(also.iter().cloned());
         match ddb.transact_write_items().set_transact_items(Some(items)).send().await {
             Ok(_) => return Ok((next, version + 1, true)),
             Err(e) if condition_failed_at(&e, 0).is_some() => {

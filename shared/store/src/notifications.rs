@@ -1,12 +1,13 @@
 use aws_sdk_dynamodb::Client;
 use aws_sdk_dynamodb::types::AttributeValue;
 use chrono::{DateTime, Utc};
+use vcare_domain::consent::SentTo;
 use vcare_domain::events::DomainEvent;
 use vcare_domain::notification::Notification;
 
 use crate::items::{
     Item, condition_failed_at, get_versioned, key, put, put_where, string, update_versioned, update_versioned_from,
-    versioned_item,
+    update_versioned_with, versioned_item,
 };
 use crate::receipts::notification_pk;
 use crate::reconcile::notification_index;
@@ -132,6 +133,25 @@ impl NotificationStore {
     {
         let key = notification_key(&known.0.clinic_id, &known.0.notification_id);
         update_versioned_from(&self.ddb, &self.table, key, "notification", notification_index, known, change).await
+    }
+
+    /// [`Self::update_from`] for an SMS being recorded sent: the number's
+    /// entry in the SMS index (what a reply or keyword from it is read
+    /// against) is written in the same transaction, not in a call of its own.
+    pub async fn update_from_noting<F>(
+        &self,
+        known: (Notification, u64),
+        change: F,
+        hash: &str,
+        sent: &SentTo,
+    ) -> Result<(Notification, u64, bool), StoreError>
+    where
+        F: Fn(&Notification) -> Option<(Notification, Vec<DomainEvent>)>,
+    {
+        let key = notification_key(&known.0.clinic_id, &known.0.notification_id);
+        let also = [crate::ConsentStore::sent_to_update(&self.table, hash, sent)?];
+        update_versioned_with(&self.ddb, &self.table, key, "notification", notification_index, known, change, &also)
+            .await
     }
 
     /// See [`crate::items::update_versioned`].

@@ -19,7 +19,7 @@ use std::time::Duration;
 use aws_lambda_events::sqs::{SqsBatchResponse, SqsEvent};
 use chrono::{DateTime, Utc};
 use vcare_domain::clinic::{PerClinic, QuietHours};
-use vcare_domain::consent::Gate;
+use vcare_domain::consent::{Gate, sent_to};
 use vcare_domain::ids;
 use vcare_domain::lifecycle::{
     self, AttemptResult, Claim, DispatchSettings, SendOutcome, Step, WaitReason, holds_claim, next_step,
@@ -167,10 +167,14 @@ impl Dispatcher {
         // A provider's word that the number opted out is kept before the
         // outcome: a crash between them retries the route, which refuses again.
         self.suppress_refused(&claimed.0, channel, provider, &outcome, later).await?;
-        let (after, _, _) = self.comms.store.update_from(claimed, |c| lifecycle::record(c, &result, later)).await?;
-        if outcome.is_sent() && channel == Channel::Sms {
-            self.note_sent(&after, locale, later).await;
-        }
+        let record = |c: &Notification| lifecycle::record(c, &result, later);
+        // An SMS sent is the newest to its number, in the same transaction.
+        let noted =
+            if outcome.is_sent() && channel == Channel::Sms { sent_to(&claimed.0, locale, later) } else { None };
+        let (after, _, _) = match noted {
+            Some((hash, sent)) => self.comms.store.update_from_noting(claimed, record, &hash, &sent).await?,
+            None => self.comms.store.update_from(claimed, record).await?,
+        };
         if outcome.is_sent() {
             return Ok(Some(Handled::Sent));
         }

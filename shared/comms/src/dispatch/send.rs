@@ -2,7 +2,7 @@
 //! provider called for each address, dead push tokens dropped.
 
 use chrono::{DateTime, Utc};
-use vcare_domain::consent::{ANSWER_CATEGORY, ConsentSource, ReplyOffer, SentTo};
+use vcare_domain::consent::ConsentSource;
 use vcare_domain::lifecycle::{CleanedRecipient, SendOutcome, combine};
 use vcare_domain::notification::{Channel, Notification, Recipient, token_hash};
 use vcare_domain::receipt::ReceiptRef;
@@ -59,27 +59,6 @@ impl Dispatcher {
         let new = self.comms.suppress(&n.clinic_id, &change).await?;
         tracing::info!(notification_id = %n.notification_id, provider, new, "the provider reports an opt-out; address suppressed");
         Ok(())
-    }
-
-    /// An SMS sent is the newest to its number: what a reply or a keyword
-    /// from it is read against. Not kept is logged, not failed: the send
-    /// happened.
-    pub(super) async fn note_sent(&self, n: &Notification, locale: Option<String>, now: DateTime<Utc>) {
-        // vcare's answers to the patient's own SMS are not what a reply is about.
-        let Some(hash) = n.address_hashes.get(&Channel::Sms).filter(|_| n.category != ANSWER_CATEGORY) else {
-            return;
-        };
-        let offer = (!n.replies.is_empty()).then(|| ReplyOffer {
-            notification_id: n.notification_id.clone(),
-            replies: n.replies.clone(),
-            context: n.context.clone(),
-            at: now,
-        });
-        let sent =
-            SentTo { clinic_id: n.clinic_id.clone(), user_id: n.recipient.user_id.clone(), locale, at: now, offer };
-        if let Err(e) = self.comms.consent.note_sent(hash, &sent).await {
-            tracing::warn!(notification_id = %n.notification_id, error = %e, "the SMS index was not updated");
-        }
     }
 
     /// Everything a send needs from KMS — the recipient and the message

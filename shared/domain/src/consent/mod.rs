@@ -13,7 +13,7 @@ use chrono::{DateTime, Utc};
 use serde::{Deserialize, Serialize};
 
 use crate::clinic::QuietHours;
-use crate::notification::Channel;
+use crate::notification::{Channel, Notification};
 
 pub use keywords::*;
 pub use preferences::*;
@@ -188,4 +188,21 @@ pub struct SentTo {
 /// The consent history's subject for an address no user is known for.
 pub fn address_subject(channel: Channel, hash: &str) -> String {
     format!("addr:{}:{hash}", channel.as_str())
+}
+
+/// The number's entry in the SMS index once `n` is sent by SMS (what a
+/// reply or a keyword from it is read against): its clinic, user and
+/// language, and its offer of replies. `None` for vcare's own answers to a
+/// patient's SMS, which are not what a reply is about, and for a
+/// notification without the number's hash.
+pub fn sent_to(n: &Notification, locale: Option<String>, now: DateTime<Utc>) -> Option<(String, SentTo)> {
+    let hash = n.address_hashes.get(&Channel::Sms).filter(|_| n.category != ANSWER_CATEGORY)?;
+    let offer = (!n.replies.is_empty()).then(|| ReplyOffer {
+        notification_id: n.notification_id.clone(),
+        replies: n.replies.clone(),
+        context: n.context.clone(),
+        at: now,
+    });
+    let sent = SentTo { clinic_id: n.clinic_id.clone(), user_id: n.recipient.user_id.clone(), locale, at: now, offer };
+    Some((hash.clone(), sent))
 }
