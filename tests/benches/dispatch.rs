@@ -60,8 +60,10 @@ async fn main() {
                 println!("  AWS calls per message (warm): {:.1} — {:?}", total as f64 / 10.0, calls);
             }
         }
-        // The floor: the same AWS calls (one GetItem, two conditional
-        // single-item transactions per message), ten at once, no handler.
+        // The floor: the same DynamoDB calls (one GetItem, the gate's
+        // BatchGetItem of the preferences and the suppression, two
+        // conditional single-item transactions per message), ten at once,
+        // no handler.
         let mut floor = Vec::new();
         let ddb = aws_sdk_dynamodb::Client::new(&stack.sdk);
         let table = stack.gateway.resource("Table").unwrap().reference.clone();
@@ -81,6 +83,19 @@ async fn main() {
                         .consistent_read(true)
                         .send()
                         .await;
+                    let keys = aws_sdk_dynamodb::types::KeysAndAttributes::builder()
+                        .keys(
+                            [("pk".to_owned(), V::S(format!("PREF#{i}"))), ("sk".to_owned(), V::S("PREF".into()))]
+                                .into(),
+                        )
+                        .keys(
+                            [("pk".to_owned(), V::S(format!("SUPP#{i}"))), ("sk".to_owned(), V::S("SUPP".into()))]
+                                .into(),
+                        )
+                        .consistent_read(true)
+                        .build()
+                        .unwrap();
+                    let _ = ddb.batch_get_item().request_items(&table, keys).send().await;
                     for v in 0..2 {
                         let put = Put::builder()
                             .table_name(&table)

@@ -14,7 +14,7 @@ use serde_json::{Value, json};
 use vcare_domain::notification::{Channel, Priority};
 use vcare_runtime::Function;
 use vcare_tests::comms::{PUBLIC_BASE, Providers, TWILIO_TOKEN, comms, stored_with};
-use vcare_tests::measure::{ms, stats};
+use vcare_tests::measure::report_against_floor;
 
 #[tokio::main]
 async fn main() {
@@ -101,11 +101,11 @@ async fn main() {
         }
     }
     let n = handler.len();
-    let (h50, h99, hmin, hmax) = stats(handler);
-    let (f50, f99, fmin, fmax) = stats(bare);
-    println!("dlr-callback warm, {n} Twilio receipts that advance the state (local AWS endpoint)");
-    println!("  handler          median {} p99 {} min {} max {}", ms(h50), ms(h99), ms(hmin), ms(hmax));
-    println!("  the two writes   median {} p99 {} min {} max {}", ms(f50), ms(f99), ms(fmin), ms(fmax));
-    println!("  handler / writes (medians): {:.3}", h50.as_secs_f64() / f50.as_secs_f64());
+    report_against_floor(
+        &format!("dlr-callback warm, {n} Twilio receipts that advance the state (local AWS endpoint)"),
+        handler,
+        "the two writes",
+        bare,
+    );
     stack.stop().await;
 }

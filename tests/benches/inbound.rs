@@ -17,7 +17,7 @@ use vcare_domain::notification::{Channel, Priority};
 use vcare_providers::inbound::gateway_inbound_signature;
 use vcare_runtime::Function;
 use vcare_tests::comms::{PHONE, Providers, comms, stored_with};
-use vcare_tests::measure::{ms, stats};
+use vcare_tests::measure::report_against_floor;
 
 const SECRET: &str = "bench-inbound-secret";
 
@@ -114,11 +114,11 @@ async fn main() {
         assert_eq!(response["statusCode"], 204, "{response}");
     }
     let n = handler.len();
-    let (h50, h99, hmin, hmax) = stats(handler);
-    let (f50, f99, fmin, fmax) = stats(bare);
-    println!("inbound SMS warm, {n} signed gateway STOP/START from a known number (local AWS endpoint)");
-    println!("  handler          median {} p99 {} min {} max {}", ms(h50), ms(h99), ms(hmin), ms(hmax));
-    println!("  the writes       median {} p99 {} min {} max {}", ms(f50), ms(f99), ms(fmin), ms(fmax));
-    println!("  handler / writes (medians): {:.3}", h50.as_secs_f64() / f50.as_secs_f64());
+    report_against_floor(
+        &format!("inbound SMS warm, {n} signed gateway STOP/START from a known number (local AWS endpoint)"),
+        handler,
+        "the writes",
+        bare,
+    );
     stack.stop().await;
 }

@@ -36,3 +36,14 @@ pub async fn doctor_room(stack: &crate::TestStack, appointment: &str) -> serde_j
     assert_eq!(status, 201, "{room}");
     room
 }
+
+/// Prints a handler's timings against its floor (the calls it must make,
+/// made bare) and the ratio of their medians, under `title`.
+pub fn report_against_floor(title: &str, handler: Vec<Duration>, floor_label: &str, floor: Vec<Duration>) {
+    let (h50, h99, hmin, hmax) = stats(handler);
+    let (f50, f99, fmin, fmax) = stats(floor);
+    println!("{title}");
+    println!("  handler          median {} p99 {} min {} max {}", ms(h50), ms(h99), ms(hmin), ms(hmax));
+    println!("  {floor_label:<16} median {} p99 {} min {} max {}", ms(f50), ms(f99), ms(fmin), ms(fmax));
+    println!("  handler / {floor_label} (medians): {:.3}", h50.as_secs_f64() / f50.as_secs_f64());
+}
