@@ -70,6 +70,15 @@ async fn a_link_mints_its_owners_token_only_in_the_window_and_dies_with_the_room
     assert_eq!(make_link(&stack, &svc, room_id, "u-stranger").await.0, 422);
     let other_clinic = stack.token("svc", Some("c2"), &["service"]);
     assert_eq!(make_link(&stack, &other_clinic, room_id, "u-pat").await.0, 404);
+    // Garbage bodies: 400 problem+json, no link.
+    let links = format!("{}/v1/virtual-care/rooms/{room_id}/links", stack.base);
+    for bad in [json!({"userId": 7}), json!({}), json!({"userId": "u-pat", "admin": true}), json!([1])] {
+        let (status, ct, out) = stack.send(stack.http.post(&links).bearer_auth(&dr).json(&bad)).await;
+        assert_eq!(status, 400, "{bad}: {out}");
+        assert!(ct.starts_with("application/problem+json"), "{ct}");
+    }
+    let (status, _, _) = stack.send(stack.http.post(&links).bearer_auth(&dr).body("not json")).await;
+    assert!(status == 400 || status == 415, "{status}");
 
     // Unknown and malformed codes: the 404 page, naming no one.
     for bad in ["AAAAAAAAAAAA", "short", "aaaaaaaaaaaaaaaaaaaaaaaaa", "%2E%2E%2F"] {

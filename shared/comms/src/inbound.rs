@@ -312,3 +312,31 @@ impl Answer<'_> {
         }
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn env(pairs: &[(&str, &str)]) -> Env {
+        Env::from_map(pairs.iter().map(|(k, v)| ((*k).to_owned(), (*v).to_owned())).collect())
+    }
+
+    #[test]
+    fn bad_inbound_settings_fail_the_cold_start_by_name_and_never_echo_a_value() {
+        for (name, bad) in [
+            ("CLINIC_KEYWORDS", "c-1=stop:x"),
+            ("CLINIC_KEYWORDS", "c-1=fa/jump:x"),
+            ("CLINIC_SMS_NUMBERS", "c-1=0701234567"),
+            ("CLINIC_SMS_NUMBERS", "not a clinic=+93700000001"),
+            ("REPLY_WINDOW_HOURS", "0"),
+            ("TWILIO_HANDLES_OPT_OUT", "sometimes"),
+        ] {
+            let err = InboundSettings::from_env(&env(&[(name, bad)])).unwrap_err().to_string();
+            assert!(err.contains(name), "{name}: {err}");
+            assert!(!err.contains("0701234567"), "{err}");
+        }
+        let ok = InboundSettings::from_env(&env(&[("CLINIC_SMS_NUMBERS", "c-1=+93700000001, +93700000002")])).unwrap();
+        assert_eq!(ok.clinic_of_number("+93700000002"), Some("c-1"));
+        assert_eq!(ok.clinic_of_number("+93700000003"), None);
+    }
+}

@@ -212,4 +212,14 @@ mod tests {
             assert!(err.starts_with(why), "{bad}: {err}");
         }
     }
+
+    #[test]
+    fn clinic_names_are_short_printable_text() {
+        let names: PerClinic<ClinicName> = PerClinic::parse(ClinicName::default(), "c-1=Kabul Family Clinic").unwrap();
+        assert_eq!(names.of("c-1").0, "Kabul Family Clinic");
+        assert_eq!(names.of("c-2"), &ClinicName::default());
+        for bad in ["c-1=", "c-1=   ", "c-1=a name far longer than forty characters, surely", "c-1=a\u{7}b"] {
+            assert!(PerClinic::<ClinicName>::parse(ClinicName::default(), bad).is_err(), "{bad:?}");
+        }
+    }
 }
