@@ -261,7 +261,16 @@ pub async fn stored_with(
     };
     let messages = channels
         .iter()
-        .map(|c| (*c, Rendered { subject: Some("Reminder".into()), body: "Your consultation is at 10:00.".into() }))
+        .map(|c| {
+            (
+                *c,
+                Rendered {
+                    subject: Some("Reminder".into()),
+                    body: "Your consultation is at 10:00.".into(),
+                    html: None,
+                },
+            )
+        })
         .collect();
     let n = Notification {
         notification_id: id.clone(),
@@ -292,10 +301,11 @@ pub async fn stored_with(
         .collect(),
         replies: vec![],
         context: None,
+        template: None,
     };
     let event =
         vcare_domain::events::DomainEvent::new("communication.notification.accepted", "c1", &id, now, n.summary());
-    let accepted = comms.store.accept(&n, &id, "h", &event, now, chrono::Duration::hours(1)).await.unwrap();
+    let accepted = comms.store.accept(&n, &id, "h", &event, now, chrono::Duration::hours(1), None).await.unwrap();
     // `Existing` with the same request: the SDK retried an accept that had
     // already been written (a slow endpoint); the notification is there.
     assert!(

@@ -10,7 +10,7 @@ use std::io::Write;
 use serde_json::Value;
 use vcare_domain::notification::Channel;
 use vcare_domain::sms::{Encoding, segments};
-use vcare_domain::templates::render;
+use vcare_domain::templates::render_named as render;
 
 const TEMPLATES: &[&str] = &["appointment-reminder", "appointment-cancelled", "consultation-link"];
 const LOCALES: &[&str] = &["en", "fa", "ps"];

@@ -298,6 +298,7 @@ impl Answer<'_> {
             category: Some(ANSWER_CATEGORY.to_owned()),
             context: None,
             replies: Vec::new(),
+            template_version: None,
         };
         let key = format!("inbound:{}:{}", self.provider, self.m.message_id);
         match self.comms.submit_answer(self.clinic, &key, request, self.now).await? {

@@ -9,19 +9,21 @@ pub mod outbox;
 pub mod readiness;
 mod receipts;
 mod reconcile;
+mod schedules;
 mod submit;
+pub mod templates;
 
 use std::collections::BTreeMap;
 use std::time::Duration;
 
 use vcare_aws::SdkConfig;
 use vcare_crypto::{AddressHasher, CryptoError, Envelope, context};
-use vcare_domain::clinic::{ClinicName, PerClinic};
+use vcare_domain::clinic::{ClinicName, DefaultLocale, PerClinic};
 use vcare_domain::notification::{Channel, Notification, Recipient};
 use vcare_domain::push::PushEndpoints;
 use vcare_domain::templates::Rendered;
 use vcare_runtime::{Clock, ConfigError, Env};
-use vcare_store::{ConsentStore, NotificationStore};
+use vcare_store::{ConsentStore, NotificationStore, ScheduleStore, TemplateStore};
 
 pub use consent::{AddressChange, CONSENT_PAGE, checked_address};
 pub use error::NotifyError;
@@ -58,6 +60,11 @@ pub struct NotificationsConfig {
     /// settings and each channel's order): a request none of whose
     /// channels is among them is refused at accept.
     pub routable: Vec<Channel>,
+    /// Each clinic's default locale (`CLINIC_LOCALES`, default `en`).
+    pub default_locales: PerClinic<DefaultLocale>,
+    /// How long a container trusts a cached clinic template
+    /// (`TEMPLATE_CACHE_SECONDS`, default 60).
+    pub template_cache_age: Duration,
 }
 
 /// `PUSH_SERVICE_HOSTS` (default: the public push services) and
@@ -89,6 +96,9 @@ impl NotificationsConfig {
             clinic_names: PerClinic::parse(ClinicName::default(), env.get("CLINIC_NAMES").unwrap_or(""))
                 .map_err(|reason| ConfigError::Invalid { name: "CLINIC_NAMES".into(), reason })?,
             routable: vcare_providers::routable(env),
+            default_locales: PerClinic::parse(DefaultLocale::default(), env.get("CLINIC_LOCALES").unwrap_or(""))
+                .map_err(|reason| ConfigError::Invalid { name: "CLINIC_LOCALES".into(), reason })?,
+            template_cache_age: Duration::from_secs(env.bounded("TEMPLATE_CACHE_SECONDS", 60, 0, 3_600)?),
         })
     }
 }
@@ -130,6 +140,11 @@ pub struct Notifications {
     pub envelope: Envelope,
     pub sqs: aws_sdk_sqs::Client,
     pub clock: Clock,
+    /// Clinic templates, and the container's cache of them.
+    pub templates: TemplateStore,
+    pub templates_cache: templates::TemplateCache,
+    /// Schedules and the due index.
+    pub schedules: ScheduleStore,
 }
 
 pub fn timezone_ok(zone: &str) -> bool {
@@ -142,6 +157,9 @@ impl Notifications {
         let kms = aws_sdk_kms::Client::new(sdk);
         Self {
             store: NotificationStore::new(ddb.clone(), config.table_name.clone()),
+            templates: TemplateStore::new(ddb.clone(), config.table_name.clone()),
+            templates_cache: templates::TemplateCache::new(config.template_cache_age),
+            schedules: ScheduleStore::new(ddb.clone(), config.table_name.clone()),
             consent: ConsentStore::new(ddb, config.table_name.clone(), config.consent_table_name.clone()),
             hasher: AddressHasher::new(vcare_crypto::KmsMac::new(kms, config.address_hash_key_id.clone())),
             envelope: Envelope::new(
@@ -248,12 +266,13 @@ impl Notifications {
             category: None,
             context: notice.context,
             replies,
+            template_version: None,
         };
         Ok(Some(self.submit(clinic, key, request, now).await?))
     }
 
     /// Puts the notification on the dispatch queue, delayed up to SQS's 15
-    /// minutes (a later `sendAt` is re-enqueued by dispatch until due).
+    /// minutes (a later `sendAt` waits in the due index).
     pub async fn enqueue(&self, clinic: &str, id: &str, delay_seconds: i64) -> Result<(), BackendError> {
         let body = serde_json::to_string(&DispatchMessage { clinic_id: clinic.into(), notification_id: id.into() })
             .map_err(|_| BackendError::Malformed)?;

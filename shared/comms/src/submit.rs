@@ -6,13 +6,14 @@ use std::collections::BTreeMap;
 
 use chrono::{DateTime, Utc};
 use vcare_domain::Rejected;
+use vcare_domain::due::{self, Due, DueKind};
 use vcare_domain::events::{DomainEvent, NOTIFICATION_ACCEPTED};
 use vcare_domain::ids;
 use vcare_domain::lifecycle;
 use vcare_domain::notification::{
     Channel, MaskedRecipient, Message, NewNotification, Notification, NotificationRequest, Status, token_hash,
 };
-use vcare_domain::templates::{self, Rendered};
+use vcare_domain::templates::{self, Rendered, Template};
 use vcare_store::Accepted;
 
 use crate::{Notifications, NotifyError, timezone_ok};
@@ -32,14 +33,17 @@ pub use vcare_domain::digest::sha256_hex;
 
 /// The text each channel will carry (templates rendered strictly: a
 /// missing variable is a rejection now, not a failed send later).
-fn render(n: &NewNotification) -> Result<BTreeMap<Channel, Rendered>, Rejected> {
+fn render(n: &NewNotification, template: Option<&Template>) -> Result<BTreeMap<Channel, Rendered>, Rejected> {
     let mut out = BTreeMap::new();
     for channel in &n.channels {
-        let rendered = match &n.message {
-            Message::Template { name, variables } => {
-                templates::render(name, n.recipient.locale.as_deref(), *channel, variables)?
+        let rendered = match (&n.message, template) {
+            (Message::Template { variables, .. }, Some(t)) => {
+                templates::render(t, n.recipient.locale.as_deref(), *channel, variables)?
             }
-            Message::Content(c) => Rendered { subject: c.subject.clone(), body: c.body.clone() },
+            (Message::Content(c), _) => Rendered { subject: c.subject.clone(), body: c.body.clone(), html: None },
+            (Message::Template { name, .. }, None) => {
+                return Err(Rejected::Impossible(format!("template: no template named {name}")));
+            }
         };
         out.insert(*channel, rendered);
     }
@@ -81,6 +85,7 @@ impl Notifications {
         now: DateTime<Utc>,
         answer: bool,
     ) -> Result<Submitted, NotifyError> {
+        let category_given = body.category.is_some();
         let mut request = body.validate_as(now, timezone_ok, &self.config.push_endpoints, answer)?;
         if !request.channels.iter().any(|c| self.config.routable.contains(c)) {
             let names: Vec<&str> = request.channels.iter().map(|c| c.as_str()).collect();
@@ -98,7 +103,25 @@ impl Notifications {
                 variables.insert("replies".to_owned(), offered.join(","));
             }
         }
-        let messages = render(&request)?;
+        // The clinic's template of the name, else the built-in: its
+        // category (unless the request names one) and replies go with it.
+        let template = match &request.message {
+            Message::Template { name, version, .. } => Some(self.resolve_template(clinic, name, *version).await?),
+            Message::Content(_) => None,
+        };
+        if let Some(t) = template.as_deref().filter(|t| t.version.is_some()) {
+            if !category_given {
+                request.category = t.category.clone();
+            }
+            if request.replies.is_empty() && request.channels.contains(&Channel::Sms) && !t.replies.is_empty() {
+                request.replies = t.replies.clone();
+                if let Message::Template { variables, .. } = &mut request.message {
+                    let offered: Vec<&str> = request.replies.iter().map(|r| r.as_str()).collect();
+                    variables.insert("replies".to_owned(), offered.join(","));
+                }
+            }
+        }
+        let messages = render(&request, template.as_deref())?;
         let request_hash = sha256_hex(&serde_json::to_vec(&request).unwrap_or_default());
         if !request.recipient.push_tokens.is_empty() {
             // Tokens a provider already declared dead are left out.
@@ -139,15 +162,27 @@ impl Notifications {
             address_hashes,
             replies: request.replies.clone(),
             context: request.context.clone(),
+            template: template.as_deref().map(Template::reference),
         };
         let event = DomainEvent::new(NOTIFICATION_ACCEPTED, clinic, &id, now, notification.summary());
         let delay = request.send_at.map_or(0, |at| (at - now).num_seconds());
+        // A far `sendAt` waits in the due index (written with the
+        // notification), not as a queue message re-sent every 15 minutes.
+        let release = due::release_at(request.send_at, now);
+        let waiting = release
+            .map(|at| Due { at, kind: DueKind::Release, clinic: clinic.to_owned(), id: id.clone() })
+            .map(|d| self.schedules.due().put(&d))
+            .transpose()?;
         let key_hash = sha256_hex(key.as_bytes());
-        let accepted =
-            self.store.accept(&notification, &key_hash, &request_hash, &event, now, self.config.idempotency).await?;
+        let accepted = self
+            .store
+            .accept(&notification, &key_hash, &request_hash, &event, now, self.config.idempotency, waiting)
+            .await?;
         Ok(match accepted {
             Accepted::New => {
-                self.enqueue(clinic, &id, delay).await?;
+                if release.is_none() {
+                    self.enqueue(clinic, &id, delay).await?;
+                }
                 Submitted::Accepted(id)
             }
             Accepted::Existing { notification_id, same_request: true } => {
@@ -157,7 +192,7 @@ impl Notifications {
                 match self.store.get(clinic, &notification_id).await? {
                     None => Submitted::InProgress,
                     Some((current, _)) => {
-                        if current.status == Status::Queued {
+                        if current.status == Status::Queued && due::release_at(current.send_at, now).is_none() {
                             self.enqueue(clinic, &notification_id, delay).await?;
                         }
                         Submitted::Accepted(notification_id)

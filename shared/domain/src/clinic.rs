@@ -223,3 +223,23 @@ mod tests {
         }
     }
 }
+
+/// A clinic's default locale (`CLINIC_LOCALES`): where a recipient whose
+/// language a template lacks falls back to.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct DefaultLocale(pub String);
+
+impl Default for DefaultLocale {
+    fn default() -> Self {
+        Self(crate::templates::DEFAULT_LOCALE.to_owned())
+    }
+}
+
+impl FromStr for DefaultLocale {
+    type Err = String;
+
+    fn from_str(s: &str) -> Result<Self, String> {
+        let ok = (2..=35).contains(&s.len()) && s.bytes().all(|b| b.is_ascii_alphanumeric() || b == b'-');
+        if ok { Ok(Self(s.to_owned())) } else { Err("a locale is a BCP 47 tag like fa-AF".into()) }
+    }
+}

@@ -6,6 +6,7 @@ pub mod caller;
 pub mod clinic;
 pub mod consent;
 pub mod digest;
+pub mod due;
 pub mod events;
 pub mod ids;
 pub mod jitsi;
@@ -16,6 +17,7 @@ pub mod receipt;
 pub mod requests;
 pub mod room;
 pub mod room_records;
+pub mod schedule;
 pub mod sms;
 pub mod templates;
 

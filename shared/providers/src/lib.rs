@@ -35,6 +35,8 @@ pub struct Outgoing<'a> {
     pub to: &'a str,
     pub subject: Option<&'a str>,
     pub body: &'a str,
+    /// An e-mail's HTML part (its text part is `body`).
+    pub html: Option<&'a str>,
     pub callback_query: Option<&'a str>,
 }
 

@@ -8,6 +8,9 @@
 //! | membership | `ROOM#<clinic>#<roomId>` | `MEMBER#<userId>` | `USER#<clinic>#<userId>` / `<start>#<roomId>` |
 //! | image, issue, reservation, contact, pending end | `ROOM#<clinic>#<roomId>` | `IMAGE#…`, `ISSUE#…`, `RESERVATION`, `CONTACT#<userId>`, `JITSI_END` | |
 //! | notification, raw receipt | see `receipts` | | |
+//! | template version, active head | `TPL#<clinic>#<name>` | `V#<n>`, `HEAD` | head: `TPLS#<clinic>` / `<name>` |
+//! | schedule | `SCHED#<clinic>#<id>` | `SCHED` | `SCHEDU#<clinic>#<userId>` / `<createdAt>#<id>` |
+//! | due entry | `DUE#<shard>` | `<instant>#<kind>#<clinic>#<id>` | |
 //! | outbox record | `OUTBOX#<eventId>` | `OUTBOX` | `OUTBOX#PENDING` / `<time>#<eventId>` (sparse) |
 //!
 //! Every state change is one `TransactWriteItems`: the new state under a
@@ -16,6 +19,7 @@
 
 mod checkpoint;
 mod consent;
+mod due;
 pub mod items;
 mod notifications;
 mod outbox;
@@ -23,6 +27,8 @@ mod receipts;
 mod reconcile;
 mod room_records;
 mod rooms;
+mod schedules;
+mod templates;
 
 use std::collections::HashMap;
 
@@ -32,10 +38,13 @@ use vcare_domain::events::DomainEvent;
 
 pub use checkpoint::Checkpoints;
 pub use consent::{ConsentPage, ConsentStore, INBOUND_KEEP_DAYS};
+pub use due::{DueStore, SHARDS as DUE_SHARDS};
 pub use notifications::{Accepted, NotificationStore};
 pub use outbox::{OutboxRecord, OutboxStore};
 pub use receipts::{Applied, KeptReceipt};
 pub use rooms::{Created, HistoryPage, RoomStore, decode_cursor, start_bucket};
+pub use schedules::{ScheduleCreated, ScheduleStore};
+pub use templates::TemplateStore;
 
 /// How long an outbox record stays after it was written (TTL), published or
 /// not; the relay's sweep runs far more often.

@@ -53,6 +53,7 @@ impl NotificationStore {
         event: &DomainEvent,
         now: DateTime<Utc>,
         keep: chrono::Duration,
+        also: Option<aws_sdk_dynamodb::types::TransactWriteItem>,
     ) -> Result<Accepted, StoreError> {
         let idem_key = key(format!("IDEMP#{}#{key_hash}", n.clinic_id), "IDEMP");
         let mut idem = idem_key.clone();
@@ -76,6 +77,7 @@ impl NotificationStore {
             )?,
         ];
         items.extend(outbox(&self.table, std::slice::from_ref(event))?);
+        items.extend(also);
         let read_back = async || -> Result<Option<(String, bool)>, StoreError> {
             let got = self
                 .ddb

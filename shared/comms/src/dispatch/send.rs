@@ -114,6 +114,7 @@ impl Dispatcher {
                 to: address,
                 subject: message.subject.as_deref(),
                 body: &message.body,
+                html: message.html.as_deref(),
                 callback_query: query.as_deref(),
             };
             outcomes.push(adapter.send(&outgoing).await);

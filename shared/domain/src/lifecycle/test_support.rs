@@ -31,6 +31,7 @@ pub fn notification(status: Status) -> Notification {
         address_hashes: Default::default(),
         replies: Vec::new(),
         context: None,
+        template: None,
     }
 }
 

@@ -58,6 +58,9 @@ pub struct NotificationRequest {
     pub channels: Vec<Channel>,
     #[serde(default)]
     pub template: Option<String>,
+    /// A clinic template's version (default: its active one).
+    #[serde(default)]
+    pub template_version: Option<u64>,
     #[serde(default)]
     pub variables: BTreeMap<String, String>,
     #[serde(default)]
@@ -90,7 +93,7 @@ pub struct Context {
 /// What to send: a named template with variables, or literal content.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize)]
 pub enum Message {
-    Template { name: String, variables: BTreeMap<String, String> },
+    Template { name: String, version: Option<u64>, variables: BTreeMap<String, String> },
     Content(Content),
 }
 
@@ -252,9 +255,15 @@ impl NotificationRequest {
                     }
                     chars_at_most(&format!("variables.{k}"), v, MAX_VARIABLE_CHARS)?;
                 }
-                Message::Template { name, variables: self.variables }
+                if self.template_version == Some(0) {
+                    return Err(Invalid("templateVersion: 1 or more".into()));
+                }
+                Message::Template { name, version: self.template_version, variables: self.variables }
             }
             (None, Some(content)) => {
+                if self.template_version.is_some() {
+                    return Err(Invalid("templateVersion goes with template, not content".into()));
+                }
                 if !self.variables.is_empty() {
                     return Err(Invalid("variables go with template, not content".into()));
                 }

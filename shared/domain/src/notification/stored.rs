@@ -83,6 +83,9 @@ pub struct Notification {
     pub replies: Vec<ReplyAction>,
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub context: Option<Context>,
+    /// The template it was rendered from (a clinic's version, or the built-in).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub template: Option<crate::templates::TemplateRef>,
 }
 
 fn general() -> String {
@@ -137,6 +140,8 @@ impl Notification {
             "priority": self.priority,
             "category": self.category,
             "sendAt": self.send_at,
+            "template": self.template.as_ref().map(|t| &t.name),
+            "templateVersion": self.template.as_ref().and_then(|t| t.version),
             "createdAt": self.created_at,
             "updatedAt": self.updated_at,
         })

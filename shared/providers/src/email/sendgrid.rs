@@ -29,11 +29,13 @@ impl Provider for SendGrid {
     }
     fn send<'a>(&'a self, m: &'a Outgoing<'a>) -> BoxFuture<'a, SendOutcome> {
         Box::pin(async move {
+            let mut content = vec![json!({"type": "text/plain", "value": m.body})];
+            content.extend(m.html.map(|h| json!({"type": "text/html", "value": h})));
             let body = json!({
                 "personalizations": [{"to": [{"email": m.to}], "custom_args": {"vcare_reference": m.reference}}],
                 "from": {"email": self.account.from},
                 "subject": m.subject.unwrap_or("vcare"),
-                "content": [{"type": "text/plain", "value": m.body}],
+                "content": content,
             });
             let sent = self
                 .account

@@ -27,7 +27,12 @@ impl Provider for Ses {
             let (Ok(subject), Ok(body)) = (content(m.subject.unwrap_or("vcare")), content(m.body)) else {
                 return SendOutcome::Permanent { reason: "ses: message could not be built".into() };
             };
-            let message = Message::builder().subject(subject).body(Body::builder().text(body).build()).build();
+            let html = match m.html.map(content).transpose() {
+                Ok(html) => html,
+                Err(_) => return SendOutcome::Permanent { reason: "ses: message could not be built".into() },
+            };
+            let message =
+                Message::builder().subject(subject).body(Body::builder().text(body).set_html(html).build()).build();
             let sent = self
                 .client
                 .send_email()

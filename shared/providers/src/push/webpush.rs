@@ -245,7 +245,7 @@ mod tests {
 
     async fn send(push: &WebPush, endpoint: &str) -> SendOutcome {
         let to = subscription(endpoint);
-        let m = Outgoing { reference: "att_1", to: &to, subject: None, body: "hi", callback_query: None };
+        let m = Outgoing { reference: "att_1", to: &to, subject: None, body: "hi", html: None, callback_query: None };
         push.send(&m).await
     }
 

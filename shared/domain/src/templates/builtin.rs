@@ -1,14 +1,10 @@
-//! Named message templates per locale (en, fa, ps), rendered with minijinja
-//! in strict mode: a variable a template uses but the request lacks is a
-//! 422 at accept time, never a failed send later. Variables are values, not
-//! template source, so hostile input cannot inject template code.
+//! vcare's built-in templates per locale (en, fa, ps). A clinic's template
+//! of the same name shadows one of these.
 
 use std::collections::BTreeMap;
 
-use minijinja::{Environment, UndefinedBehavior, Value};
-
-use crate::Rejected;
-use crate::notification::Channel;
+use super::{DEFAULT_LOCALE, EmailText, LocaleText, Template};
+use crate::consent::DEFAULT_CATEGORY;
 
 /// (name, locale, e-mail subject, body). Bodies serve SMS, push and e-mail.
 const TEMPLATES: &[(&str, &str, &str, &str)] = &[
@@ -100,22 +96,6 @@ const TEMPLATES: &[(&str, &str, &str, &str)] = &[
     ("reply-closed", "ps", "", "{{ clinic }}: دا مشوره لغوه شوې یا پای ته رسېدلې؛ هېڅ نه دی بدل شوی."),
 ];
 
-pub const DEFAULT_LOCALE: &str = "en";
-
-/// A message ready for a channel.
-#[derive(Debug, Clone, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
-pub struct Rendered {
-    pub subject: Option<String>,
-    pub body: String,
-}
-
-/// The template's language for a recipient locale: `fa-AF` → `fa`; an
-/// unknown language falls back to English.
-pub fn language(locale: Option<&str>) -> &'static str {
-    let lang = locale.and_then(|l| l.split('-').next()).unwrap_or(DEFAULT_LOCALE).to_ascii_lowercase();
-    TEMPLATES.iter().map(|t| t.1).find(|l| *l == lang).unwrap_or(DEFAULT_LOCALE)
-}
-
 /// The category of a built-in template's messages.
 pub fn category(name: &str) -> Option<&'static str> {
     match name {
@@ -130,100 +110,40 @@ pub fn exists(name: &str) -> bool {
     TEMPLATES.iter().any(|t| t.0 == name)
 }
 
-/// Renders template `name` for `locale` and `channel` (e-mail gets the
-/// subject). Unknown template or missing variables: 422.
-pub fn render(
-    name: &str,
-    locale: Option<&str>,
-    channel: Channel,
-    variables: &BTreeMap<String, String>,
-) -> Result<Rendered, Rejected> {
-    let lang = language(locale);
-    let (_, _, subject, body) = TEMPLATES
+/// The built-in `name` as a [`Template`]: the body is the SMS text and the
+/// e-mail's, the subject the e-mail's; push borrows the SMS text.
+pub fn builtin(name: &str) -> Option<Template> {
+    let locales: BTreeMap<String, LocaleText> = TEMPLATES
         .iter()
-        .find(|t| t.0 == name && t.1 == lang)
-        .or_else(|| TEMPLATES.iter().find(|t| t.0 == name && t.1 == DEFAULT_LOCALE))
-        .ok_or_else(|| Rejected::Impossible(format!("template: no template named {name}")))?;
-    let mut env = Environment::new();
-    env.set_undefined_behavior(UndefinedBehavior::Strict);
-    let sources = [("subject", *subject), ("body", *body)];
-    let mut missing: Vec<String> = Vec::new();
-    for (id, source) in sources {
-        env.add_template(id, source).map_err(|_| Rejected::Impossible(format!("template {name} is broken")))?;
-        let template = env.get_template(id).map_err(|_| Rejected::Impossible(format!("template {name} is broken")))?;
-        for var in template.undeclared_variables(false) {
-            // `joinUrl` is optional where the template tests `is defined`;
-            // `channel` is the one being rendered.
-            let optional = source.contains(&format!("{var} is defined")) || var == "channel";
-            if !optional && !variables.contains_key(&var) && !missing.contains(&var) {
-                missing.push(var);
-            }
-        }
+        .filter(|t| t.0 == name)
+        .map(|(_, locale, subject, body)| {
+            let email = (!subject.is_empty()).then(|| EmailText {
+                subject: (*subject).to_owned(),
+                text: (*body).to_owned(),
+                html: None,
+            });
+            ((*locale).to_owned(), LocaleText { sms: Some((*body).to_owned()), push: None, email })
+        })
+        .collect();
+    if locales.is_empty() {
+        return None;
     }
-    if !missing.is_empty() {
-        missing.sort();
-        return Err(Rejected::Impossible(format!("variables missing for template {name}: {}", missing.join(", "))));
-    }
-    let mut values: BTreeMap<String, Value> =
-        variables.iter().map(|(k, v)| (k.clone(), Value::from(v.as_str()))).collect();
-    values.insert("channel".to_owned(), Value::from(channel.as_str()));
-    let context = Value::from(values);
-    let run = |id: &str| {
-        env.get_template(id)
-            .and_then(|t| t.render(context.clone()))
-            .map_err(|e| Rejected::Impossible(format!("template {name} cannot be rendered: {}", e.kind())))
-    };
-    Ok(Rendered { subject: (channel == Channel::Email).then(|| run("subject")).transpose()?, body: run("body")? })
+    Some(Template {
+        name: name.to_owned(),
+        version: None,
+        category: category(name).unwrap_or(DEFAULT_CATEGORY).to_owned(),
+        variables: Vec::new(),
+        locales,
+        replies: Vec::new(),
+        default_locale: DEFAULT_LOCALE.to_owned(),
+        created_at: None,
+        created_by: None,
+    })
 }
 
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    fn vars(pairs: &[(&str, &str)]) -> BTreeMap<String, String> {
-        pairs.iter().map(|(k, v)| ((*k).to_owned(), (*v).to_owned())).collect()
-    }
-
-    #[test]
-    fn renders_per_locale_and_channel() {
-        let v = vars(&[("clinic", "Kabul Family Clinic"), ("when", "10:00"), ("joinUrl", "https://meet/x")]);
-        let en = render("appointment-reminder", Some("en-GB"), Channel::Sms, &v).unwrap();
-        assert_eq!(en.body, "Kabul Family Clinic: video consultation 10:00. Join: https://meet/x STOP to opt out.");
-        assert_eq!(en.subject, None);
-        let fa = render("appointment-reminder", Some("fa-AF"), Channel::Email, &v).unwrap();
-        assert!(fa.body.contains("10:00") && fa.body.contains("مشاوره"));
-        assert!(!fa.body.contains("STOP"), "opting out by SMS is said by SMS only");
-        assert!(fa.subject.unwrap().contains("10:00"));
-        let ps = render("appointment-cancelled", Some("ps"), Channel::Push, &v).unwrap();
-        assert!(ps.body.contains("لغوه") && !ps.body.contains("STOP"));
-        // Unknown languages fall back to English; joinUrl is optional; replies when offered.
-        let mut offered = vars(&[("clinic", "K"), ("when", "10:00"), ("replies", "confirm,reschedule,cancel")]);
-        let de = render("appointment-reminder", Some("de-DE"), Channel::Sms, &offered).unwrap();
-        assert_eq!(
-            de.body,
-            "K: video consultation 10:00. Reply C to confirm, R to reschedule, X to cancel. STOP to opt out."
-        );
-        offered.remove("replies");
-        assert_eq!(
-            render("appointment-reminder", None, Channel::Sms, &offered).unwrap().body,
-            "K: video consultation 10:00. STOP to opt out."
-        );
-    }
-
-    #[test]
-    fn missing_variables_and_unknown_templates_are_422() {
-        let err = render("appointment-reminder", None, Channel::Sms, &BTreeMap::new()).unwrap_err();
-        assert_eq!(
-            err,
-            Rejected::Impossible("variables missing for template appointment-reminder: clinic, when".into())
-        );
-        assert!(matches!(render("nope", None, Channel::Sms, &BTreeMap::new()), Err(Rejected::Impossible(_))));
-    }
-
-    #[test]
-    fn hostile_variables_stay_text() {
-        let v = vars(&[("clinic", "C"), ("when", "{{ 7*7 }}{% raw %}<script>")]);
-        let r = render("appointment-cancelled", None, Channel::Email, &v).unwrap();
-        assert_eq!(r.body, "C: your video consultation at {{ 7*7 }}{% raw %}<script> has been cancelled.");
-    }
+/// Every built-in's name, once.
+pub fn names() -> Vec<&'static str> {
+    let mut names: Vec<&str> = TEMPLATES.iter().map(|t| t.0).collect();
+    names.dedup();
+    names
 }
