@@ -168,16 +168,17 @@ fn join_claims(text: &str) -> Value {
         .claims
 }
 
-/// The end-to-end story: appointment → room → the 10-minute
-/// reminder with a join link, once however often the scheduler runs, a
-/// missed minute caught up → the participants join and leave → the room's
-/// events leave the relay in order with stable ids.
+/// The end-to-end story: appointment → room (with its reminders
+/// in the due index) → the 10-minute reminder with a join link, once
+/// however often the scheduler runs, a missed minute caught up → the
+/// participants join and leave → the room's events leave the relay in
+/// order with stable ids.
 #[tokio::test]
 async fn reminders_go_once_per_window_with_a_join_link_and_the_consultation_events_follow_in_order() {
     let p = Providers::start().await;
     let stack = vcare_tests::comms::stack(&p, "gateway", "ses").await;
     let env = stack.gateway.function("ReminderSchedulerFunction").unwrap().def.environment.clone();
-    let scheduler = reminder_scheduler::reminders(&vcare_runtime::Env::from_map(env), &stack.sdk).await.unwrap();
+    let scheduler = reminder_scheduler::scheduler(&vcare_runtime::Env::from_map(env), &stack.sdk).await.unwrap();
     let now = Utc::now();
     let minute = now.duration_trunc(chrono::Duration::minutes(1)).unwrap();
     // Starts in 10 minutes (and 20 s): its 10-minute reminder is due this minute.
@@ -189,20 +190,25 @@ async fn reminders_go_once_per_window_with_a_join_link_and_the_consultation_even
     put_on_queue(&stack, &appointment_created("apt-later", later).to_string()).await;
     let later_room = room_of(&stack, "apt-later").await;
 
-    // Two runs for the same minute at once (overlapping invocations), then
-    // one more afterwards (a retry): one reminder per participant.
-    let (first, again) = tokio::join!(scheduler.run(now), scheduler.run(now));
+    // Before it is due, a run leaves it; then two runs at once
+    // (overlapping invocations), then one more afterwards (a retry): one
+    // reminder per participant.
+    let due = start - chrono::Duration::minutes(10);
+    let early = scheduler.run(due - chrono::Duration::seconds(1)).await.unwrap();
+    assert_eq!(early.reminders, 0, "{early:?}");
+    let t = due + chrono::Duration::seconds(1);
+    let (first, again) = tokio::join!(scheduler.run(t), scheduler.run(t));
     let (first, again) = (first.unwrap(), again.unwrap());
-    assert_eq!((first.minutes, again.minutes), (1, 1), "both did the minute");
+    assert!(first.entries >= 1 && again.entries >= 1, "both read it: {first:?} {again:?}");
     assert!(first.reminders + again.reminders >= 2, "the doctor and the patient: {first:?} {again:?}");
-    assert_eq!(scheduler.run(now).await.unwrap().minutes, 0, "the minute is done");
+    let retry = scheduler.run(t).await.unwrap();
+    assert_eq!((retry.entries, retry.reminders), (0, 0), "the entry is done: {retry:?}");
     vcare_tests::eventually(Duration::from_secs(30), "the patient's reminder", || async {
         (!sms_to(&p.gateway.requests(), PATIENT_PHONE).is_empty()).then_some(())
     })
     .await;
-    // Three minutes later, after missing two: the later room's 1-hour reminder.
-    let caught_up = scheduler.run(now + chrono::Duration::minutes(3)).await.unwrap();
-    assert_eq!(caught_up.minutes, 3, "{caught_up:?}");
+    // Two minutes after it was due (runs missed): the later room's 1-hour reminder.
+    let caught_up = scheduler.run(later - chrono::Duration::minutes(58)).await.unwrap();
     assert_eq!(caught_up.reminders, 2, "{caught_up:?}");
     vcare_tests::eventually(Duration::from_secs(30), "both reminders sent", || async {
         (sms_to(&p.gateway.requests(), PATIENT_PHONE).len() >= 2).then_some(())

@@ -185,7 +185,9 @@ const SAMPLE_ORDER: &[&str] = &[
     "jitsi-reservations",
     "jitsi-events",
     "room-end",
+    "templates",
     "notification-create",
+    "schedules",
     "dispatch",
     "notification-get",
     "preferences",
@@ -428,14 +430,14 @@ async fn bad_settings_of_the_event_and_receipt_functions_fail_the_cold_start_by_
         ),
         (
             "REMINDER_WINDOWS",
-            reminder_scheduler::reminders(&env("ReminderSchedulerFunction", "REMINDER_WINDOWS", "tomorrow"), sdk)
+            reminder_scheduler::scheduler(&env("ReminderSchedulerFunction", "REMINDER_WINDOWS", "tomorrow"), sdk)
                 .await
                 .err()
                 .map(|e| e.to_string()),
         ),
         (
             "CLINIC_REMINDER_WINDOWS",
-            reminder_scheduler::reminders(
+            reminder_scheduler::scheduler(
                 &env("ReminderSchedulerFunction", "CLINIC_REMINDER_WINDOWS", "c1=10m;c2"),
                 sdk,
             )
@@ -444,8 +446,8 @@ async fn bad_settings_of_the_event_and_receipt_functions_fail_the_cold_start_by_
             .map(|e| e.to_string()),
         ),
         (
-            "REMINDER_CATCH_UP_MINUTES",
-            reminder_scheduler::reminders(&env("ReminderSchedulerFunction", "REMINDER_CATCH_UP_MINUTES", "0"), sdk)
+            "SCHEDULE_CATCH_UP_MINUTES",
+            reminder_scheduler::scheduler(&env("ReminderSchedulerFunction", "SCHEDULE_CATCH_UP_MINUTES", "0"), sdk)
                 .await
                 .err()
                 .map(|e| e.to_string()),

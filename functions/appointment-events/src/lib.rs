@@ -108,7 +108,7 @@ impl Appointments {
         let now = self.care.now();
         let room = request.into_room(clinic, ids::room_id(), ids::jitsi_room(), now);
         let event = DomainEvent::about_room(ROOM_CREATED, &room, now);
-        let room = match self.care.store.create(&room, &fingerprint, &event).await? {
+        let room = match self.care.create(&room, &fingerprint, &event).await? {
             Created::New(room) => room,
             Created::Existing { room, same_request } => {
                 if !same_request {

@@ -18,25 +18,11 @@ use axum::{Json, Router};
 use serde_json::json;
 use vcare_aws::SdkConfig;
 use vcare_comms::{Notifications, Submitted};
-use vcare_domain::notification::{MAX_IDEMPOTENCY_KEY, NotificationRequest, Status};
-use vcare_http::{ApiJson, Authenticated, HttpFunction, Problem, Role, require_role};
+use vcare_domain::notification::{NotificationRequest, Status};
+use vcare_http::{ApiJson, Authenticated, HttpFunction, Problem, Role, idempotency_key, require_role};
 use vcare_runtime::Env;
 
 pub const SENDERS: &[Role] = &[Role::Service, Role::Doctor, Role::Nurse, Role::ClinicAdmin];
-
-fn idempotency_key(headers: &HeaderMap) -> Result<String, Problem> {
-    let key = headers
-        .get("idempotency-key")
-        .ok_or_else(|| Problem::bad_request("the Idempotency-Key header is required"))?
-        .to_str()
-        .map_err(|_| Problem::bad_request("Idempotency-Key: printable ASCII"))?;
-    if key.is_empty() || key.len() > MAX_IDEMPOTENCY_KEY || !key.bytes().all(|b| b.is_ascii_graphic()) {
-        return Err(Problem::bad_request(format!(
-            "Idempotency-Key: 1 to {MAX_IDEMPOTENCY_KEY} printable ASCII characters"
-        )));
-    }
-    Ok(key.to_owned())
-}
 
 async fn accept(
     State(comms): State<Arc<Notifications>>,

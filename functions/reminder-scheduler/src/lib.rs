@@ -1,17 +1,24 @@
-//! `reminder-scheduler`, every minute: appointment reminders, exactly once.
+//! `reminder-scheduler`, every minute: everything the due index holds for
+//! now — schedule occurrences, notifications whose far `sendAt` has come
+//! near, and appointment reminders (written with the room, one per window).
 //!
-//! For each minute since the last run (a checkpoint; at most
-//! `REMINDER_CATCH_UP_MINUTES`, 60, back, so a missed minute is caught up)
-//! and each reminder window (`REMINDER_WINDOWS`, default `24h,1h,10m`;
-//! a clinic may have its own in `CLINIC_REMINDER_WINDOWS`), the rooms that
-//! start that far ahead are found in the rooms' start-minute index (no
-//! scans). Each participant with a contact gets one reminder per window,
-//! in their language, with a join link (a join token as `token-issue`
-//! signs it, issued at the reminder's due minute), under the key `reminder:<room>:<user>:<window>`:
-//! overlapping runs, retries and catch-ups never send twice. Reminders an
-//! hour or less ahead are `high` priority (quiet hours do not hold them).
+//! A run reads the index up to the end of its minute (each of its shards,
+//! a query per page: work proportional to what is due, never to how many
+//! schedules exist), and does each entry:
+//! - within `SCHEDULE_CATCH_UP_MINUTES` (60) late: fired, each as a
+//!   notification through the normal accept path under a key of its own
+//!   (`schedule:<id>:<instant>`, `reminder:<room>:<user>:<window>`), so
+//!   overlapping runs, retries and catch-ups never send twice;
+//! - older: skipped (a schedule moves on to its next occurrence), each
+//!   skipped occurrence counted in the `ScheduleOccurrencesSkipped` metric;
+//! - a waiting notification is queued however late (it was accepted).
+//!
+//! Entries an occurrence made due again (a catch-up of several) are taken
+//! in the same run, up to [`MAX_PASSES`] reads.
 
-use std::collections::BTreeMap;
+mod reminders;
+
+use std::collections::HashSet;
 use std::sync::Arc;
 
 use aws_lambda_events::cloudwatch_events::CloudWatchEvent;
@@ -20,151 +27,123 @@ use serde::Serialize;
 use vcare_aws::SdkConfig;
 use vcare_care::links::Links;
 use vcare_care::tokens::TokenIssuer;
-use vcare_comms::{Notice, Notifications, Submitted};
-use vcare_domain::appointment::local_when;
-use vcare_domain::clinic::{PerClinic, ReminderWindows};
-use vcare_domain::consent::ReplyAction;
-use vcare_domain::notification::{Context, Priority};
-use vcare_domain::room::RoomStatus;
-use vcare_runtime::{ConfigError, Env, Error, EventFunction, LambdaEvent};
-use vcare_store::Checkpoints;
+use vcare_comms::{DueDone, Notifications};
+use vcare_domain::due::{DueKind, Verdict, judge};
+use vcare_runtime::{Env, Error, EventFunction, LambdaEvent, metrics};
 
-pub const CHECKPOINT: &str = "reminders";
+/// Entries one read takes at most.
+pub const DUE_BATCH: usize = 2_000;
+/// Reads of the index one run makes at most.
+pub const MAX_PASSES: usize = 5;
 
-pub struct Reminders {
+pub struct Scheduler {
     tokens: TokenIssuer,
     /// Short join links (`JOIN_LINK_BASE_URL` set): reminders carry
     /// `/j/<code>`, not a token; without it, the token's URL.
     links: Option<Links>,
     comms: Notifications,
-    checkpoints: Checkpoints,
-    windows: PerClinic<ReminderWindows>,
-    catch_up: i64,
+    catch_up: Duration,
 }
 
+/// What one run did.
 #[derive(Debug, Default, Clone, PartialEq, Eq, Serialize)]
 #[serde(rename_all = "camelCase")]
 pub struct Run {
-    pub minutes: usize,
-    /// Reminders accepted now or before (an overlapping run's are counted too).
+    /// Due entries read, and the read requests that took.
+    pub entries: usize,
+    pub reads: usize,
+    /// Schedule occurrences that became notifications (now or by an overlapping run).
+    pub fired: usize,
+    /// Appointment reminders accepted now or before.
     pub reminders: usize,
+    /// Waiting notifications queued.
+    pub released: usize,
+    /// Occurrences and reminders too late to send, and occurrences refused at accept.
+    pub skipped: u64,
+    pub refused: usize,
 }
 
-pub async fn reminders(env: &Env, sdk: &SdkConfig) -> Result<Reminders, Error> {
-    let invalid = |name: &str| {
-        let name = name.to_owned();
-        move |reason: String| ConfigError::Invalid { name, reason }
-    };
-    let default: ReminderWindows =
-        env.get("REMINDER_WINDOWS").unwrap_or("24h,1h,10m").parse().map_err(invalid("REMINDER_WINDOWS"))?;
-    let windows = PerClinic::parse(default, env.get("CLINIC_REMINDER_WINDOWS").unwrap_or(""))
-        .map_err(invalid("CLINIC_REMINDER_WINDOWS"))?;
+pub async fn scheduler(env: &Env, sdk: &SdkConfig) -> Result<Scheduler, Error> {
     let tokens = TokenIssuer::from_env(env, sdk).await?;
-    let table = tokens.care.config.table_name.clone();
-    Ok(Reminders {
+    Ok(Scheduler {
         comms: Notifications::from_env(env, sdk)?,
-        checkpoints: Checkpoints::new(tokens.care.store.client().clone(), table),
         links: env.get("JOIN_LINK_BASE_URL").is_some().then(|| Links::from_env(env, sdk)).transpose()?,
         tokens,
-        windows,
-        catch_up: env.bounded("REMINDER_CATCH_UP_MINUTES", 60, 1, 24 * 60)?,
+        catch_up: Duration::minutes(env.bounded("SCHEDULE_CATCH_UP_MINUTES", 60, 1, 24 * 60)?),
     })
 }
 
 pub async fn function(env: &Env, sdk: &SdkConfig) -> Result<impl vcare_runtime::Function + use<>, Error> {
-    let r = Arc::new(reminders(env, sdk).await?);
+    let s = Arc::new(scheduler(env, sdk).await?);
     Ok(EventFunction::new(move |_: LambdaEvent<CloudWatchEvent>| {
-        let r = r.clone();
-        async move { r.run(Utc::now()).await }
+        let s = s.clone();
+        async move { s.run(Utc::now()).await }
     }))
 }
 
-impl Reminders {
-    /// Every minute from the checkpoint up to `now`'s, then the checkpoint.
+impl Scheduler {
+    /// Everything due up to the end of `now`'s minute.
     pub async fn run(&self, now: DateTime<Utc>) -> Result<Run, Error> {
-        let current = now.duration_trunc(Duration::minutes(1))?;
-        let oldest = current - Duration::minutes(self.catch_up - 1);
-        let from = match self.checkpoints.get(CHECKPOINT).await? {
-            Some(last) => (last + Duration::minutes(1)).max(oldest),
-            None => current,
-        };
+        let until = now.duration_trunc(Duration::minutes(1))? + Duration::minutes(1);
         let mut run = Run::default();
-        let mut minute = from;
-        while minute <= current {
-            run.reminders += self.minute(minute, now).await?;
-            run.minutes += 1;
-            minute += Duration::minutes(1);
+        let mut seen = HashSet::new();
+        for _ in 0..MAX_PASSES {
+            let (entries, reads) = self.comms.schedules.due().due_before(until, DUE_BATCH).await?;
+            run.reads += reads;
+            let fresh: Vec<_> = entries.into_iter().filter(|d| seen.insert((d.at, d.kind, d.id.clone()))).collect();
+            if fresh.is_empty() {
+                break;
+            }
+            run.entries += fresh.len();
+            for due in fresh {
+                let verdict = judge(&due, now, self.catch_up);
+                if due.kind == DueKind::Reminder {
+                    run.reminders += self.reminder(&due, verdict, now, &mut run.skipped).await?;
+                    continue;
+                }
+                match self.comms.run_due(&due, verdict, self.catch_up, now).await? {
+                    DueDone::Fired => run.fired += 1,
+                    DueDone::Released => run.released += 1,
+                    DueDone::Skipped(n) => {
+                        run.skipped += n;
+                        metrics::count_n("ScheduleOccurrencesSkipped", n, &[]);
+                    }
+                    DueDone::Refused => {
+                        run.refused += 1;
+                        metrics::count("ScheduleOccurrencesRefused", &[]);
+                    }
+                    DueDone::Stale | DueDone::Later => {}
+                }
+            }
         }
-        self.checkpoints.advance(CHECKPOINT, current).await?;
+        if run.fired + run.released + run.reminders > 0 {
+            tracing::info!(fired = run.fired, released = run.released, reminders = run.reminders, "due entries done");
+        }
         Ok(run)
     }
 
-    /// The reminders due in `minute`: rooms starting one window later.
-    async fn minute(&self, minute: DateTime<Utc>, now: DateTime<Utc>) -> Result<usize, Error> {
-        let mut all: Vec<Duration> = self.windows.default.0.clone();
-        all.extend(self.windows.clinics.values().flat_map(|w| w.0.iter().copied()));
-        all.sort();
-        all.dedup();
-        let mut sent = 0;
-        for window in all {
-            for (clinic, room_id) in self.tokens.care.store.starting_in(minute + window).await? {
-                if !self.windows.of(&clinic).0.contains(&window) {
-                    continue;
-                }
-                sent += self.remind(&clinic, &room_id, window, now).await?;
+    /// An appointment reminder's entry: sent if on time and the room still
+    /// starts when it did, then removed.
+    async fn reminder(
+        &self,
+        due: &vcare_domain::due::Due,
+        verdict: Verdict,
+        now: DateTime<Utc>,
+        skipped: &mut u64,
+    ) -> Result<usize, Error> {
+        let sent = match verdict {
+            Verdict::Wait => return Ok(0),
+            Verdict::Skip => {
+                *skipped += 1;
+                metrics::count("ScheduleOccurrencesSkipped", &[("kind", "reminder")]);
+                0
             }
-        }
-        Ok(sent)
-    }
-
-    async fn remind(&self, clinic: &str, room_id: &str, window: Duration, now: DateTime<Utc>) -> Result<usize, Error> {
-        let store = &self.tokens.care.store;
-        let Some((room, _)) = store.get(clinic, room_id).await? else { return Ok(0) };
-        if room.status != RoomStatus::Scheduled {
-            return Ok(0);
-        }
-        let label = ReminderWindows::label(window);
-        let priority = if window <= Duration::hours(1) { Priority::High } else { Priority::Normal };
-        let mut sent = 0;
-        for p in &room.participants {
-            let Some(contact) = store.contact(&room, &p.user_id).await? else { continue };
-            let recipient = self.comms.open_contact(clinic, room_id, &p.user_id, &contact.sealed_contact).await?;
-            // The same run again makes the same link (or token, issued "at" the
-            // reminder's due minute), the same request, so a retry re-queues a
-            // reminder whose first enqueue failed instead of conflicting with it.
-            let join_url = match &self.links {
-                Some(links) => links.url(&links.link_for(&self.tokens, &room, &p.user_id).await?),
-                None => self.tokens.issue(&room, p, room.scheduled_start - window).await?.join_url,
-            };
-            let variables = BTreeMap::from([
-                ("when".to_owned(), local_when(room.scheduled_start, recipient.timezone.as_deref())),
-                ("joinUrl".to_owned(), join_url),
-            ]);
-            let key = format!("reminder:{room_id}:{}:{label}", p.user_id);
-            // A reply C, R or X is about this appointment and room.
-            let notice = Notice {
-                template: "appointment-reminder",
-                variables,
-                priority,
-                context: Some(Context {
-                    appointment_id: Some(room.appointment_id.clone()),
-                    room_id: Some(room.room_id.clone()),
-                }),
-                replies: vec![ReplyAction::Confirm, ReplyAction::Reschedule, ReplyAction::Cancel],
-            };
-            match self.comms.notify(clinic, &key, recipient, notice, now).await {
-                Ok(Some(Submitted::Accepted(_))) => sent += 1,
-                Ok(Some(Submitted::Conflict)) => {
-                    // The room changed since (another time): the first reminder stands.
-                    tracing::warn!(room_id, window = %label, "a reminder with other content exists; not sent again");
-                }
-                Ok(Some(Submitted::InProgress)) => {
-                    tracing::info!(room_id, window = %label, "a reminder is being written by an overlapping run");
-                }
-                Ok(None) => {}
-                Err(e) => return Err(e.into()),
-            }
-        }
+            Verdict::Fire => match vcare_domain::appointment::reminder_of(&due.id) {
+                Some((room_id, window)) => self.remind(&due.clinic, room_id, window, due.at, now).await?,
+                None => 0,
+            },
+        };
+        self.comms.schedules.due().remove(due).await?;
         Ok(sent)
     }
 }

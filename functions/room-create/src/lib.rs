@@ -9,7 +9,7 @@ use axum::http::StatusCode;
 use axum::routing::post;
 use axum::{Json, Router};
 use vcare_aws::SdkConfig;
-use vcare_care::{RoomError, Rooms, STAFF};
+use vcare_care::{Rooms, STAFF};
 use vcare_domain::events::{DomainEvent, ROOM_CREATED};
 use vcare_domain::ids;
 use vcare_domain::room::CreateRoom;
@@ -28,7 +28,7 @@ async fn create(
     let now = care.now();
     let room = request.into_room(&caller.clinic_id, ids::room_id(), ids::jitsi_room(), now);
     let event = DomainEvent::about_room(ROOM_CREATED, &room, now);
-    match care.store.create(&room, &fingerprint, &event).await.map_err(RoomError::from)? {
+    match care.create(&room, &fingerprint, &event).await? {
         Created::New(room) => Ok((StatusCode::CREATED, Json(care.view(&room)))),
         Created::Existing { room, same_request: true } => Ok((StatusCode::OK, Json(care.view(&room)))),
         Created::Existing { same_request: false, .. } => {

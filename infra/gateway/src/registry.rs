@@ -40,6 +40,8 @@ impl Registry {
         r.add("appointment-events", |env, sdk| async move { appointment_events::function(&env, &sdk).await });
         r.add("reminder-scheduler", |env, sdk| async move { reminder_scheduler::function(&env, &sdk).await });
         r.add("preferences", |env, sdk| async move { preferences::function(&env, &sdk).await });
+        r.add("templates", |env, sdk| async move { templates::function(&env, &sdk).await });
+        r.add("schedules", |env, sdk| async move { schedules::function(&env, &sdk).await });
         r.add("join-links", |env, sdk| async move { join_links::function(&env, &sdk).await });
         r
     }

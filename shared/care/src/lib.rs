@@ -10,7 +10,9 @@ pub mod tokens;
 use chrono::{DateTime, Duration, Utc};
 use serde_json::Value;
 use vcare_aws::SdkConfig;
+use vcare_domain::appointment::reminder_dues;
 use vcare_domain::caller::{Caller, Role};
+use vcare_domain::clinic::{PerClinic, ReminderWindows};
 use vcare_domain::ids::is_valid_external_id;
 use vcare_domain::room::{JoinPolicy, Room, Standing};
 use vcare_runtime::{Clock, ConfigError, Env};
@@ -27,6 +29,10 @@ pub struct RoomsConfig {
     /// `JITSI_DOMAIN`: where rooms are (`https://<domain>/<jitsiRoom>`).
     pub jitsi_domain: String,
     pub join: JoinPolicy,
+    /// When appointment reminders go out (`REMINDER_WINDOWS`, default
+    /// `24h,1h,10m`; per clinic `CLINIC_REMINDER_WINDOWS`): written into
+    /// the due index with the room.
+    pub reminder_windows: PerClinic<ReminderWindows>,
 }
 
 impl RoomsConfig {
@@ -43,8 +49,21 @@ impl RoomsConfig {
             table_name: env.required("TABLE_NAME")?,
             jitsi_domain,
             join: JoinPolicy { join_window: minutes("JOIN_WINDOW_MINUTES", 15)?, grace: minutes("GRACE_MINUTES", 30)? },
+            reminder_windows: reminder_windows(env)?,
         })
     }
+}
+
+/// `REMINDER_WINDOWS` and `CLINIC_REMINDER_WINDOWS`, checked by name.
+pub fn reminder_windows(env: &Env) -> Result<PerClinic<ReminderWindows>, ConfigError> {
+    let invalid = |name: &str| {
+        let name = name.to_owned();
+        move |reason: String| ConfigError::Invalid { name, reason }
+    };
+    let default: ReminderWindows =
+        env.get("REMINDER_WINDOWS").unwrap_or("24h,1h,10m").parse().map_err(invalid("REMINDER_WINDOWS"))?;
+    PerClinic::parse(default, env.get("CLINIC_REMINDER_WINDOWS").unwrap_or(""))
+        .map_err(invalid("CLINIC_REMINDER_WINDOWS"))
 }
 
 /// Config, the room store and the clock, built once per container.
@@ -67,6 +86,19 @@ impl Rooms {
 
     pub fn now(&self) -> DateTime<Utc> {
         self.clock.now()
+    }
+
+    /// Creates the room for its appointment (see `RoomStore::create`), with
+    /// its reminders' due entries in the same transaction.
+    pub async fn create(
+        &self,
+        room: &Room,
+        fingerprint: &str,
+        event: &vcare_domain::events::DomainEvent,
+    ) -> Result<vcare_store::Created, RoomError> {
+        let windows = self.config.reminder_windows.of(&room.clinic_id);
+        let dues = reminder_dues(&room.clinic_id, &room.room_id, room.scheduled_start, windows, self.now());
+        Ok(self.store.create(room, fingerprint, event, &dues).await?)
     }
 
     pub fn join_url(&self, room: &Room) -> String {

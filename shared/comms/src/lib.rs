@@ -29,6 +29,7 @@ pub use consent::{AddressChange, CONSENT_PAGE, checked_address};
 pub use error::NotifyError;
 pub use receipts::{Receipt, ReceiptTaken};
 pub use reconcile::ReconcileError;
+pub use schedules::{DueDone, ScheduleCreate};
 pub use submit::{Submitted, sha256_hex};
 pub use vcare_domain::notification::DispatchMessage;
 

@@ -21,7 +21,7 @@ use crate::{BackendError, Notifications, NotifyError, Submitted, sha256_hex, tim
 /// What creating a schedule came to.
 #[derive(Debug)]
 pub enum ScheduleCreate {
-    Created(Schedule),
+    Created(Box<Schedule>),
     Conflict,
     InProgress,
 }
@@ -109,10 +109,10 @@ impl Notifications {
         };
         let key_hash = sha256_hex(key.as_bytes());
         match self.schedules.create(&schedule, &key_hash, &request_hash, now, self.config.idempotency).await? {
-            ScheduleCreated::New => Ok(ScheduleCreate::Created(schedule)),
+            ScheduleCreated::New => Ok(ScheduleCreate::Created(Box::new(schedule))),
             ScheduleCreated::Existing { schedule_id, same_request: true } => {
                 match self.schedules.get(clinic, &schedule_id).await? {
-                    Some((s, _)) => Ok(ScheduleCreate::Created(s)),
+                    Some((s, _)) => Ok(ScheduleCreate::Created(Box::new(s))),
                     None => Ok(ScheduleCreate::InProgress),
                 }
             }

@@ -20,10 +20,15 @@ use crate::{Notifications, NotifyError};
 /// Most entries a container keeps (oldest dropped first when full).
 const CACHE_ENTRIES: usize = 2_000;
 
+/// (clinic, name, version; 0 = the active one).
+type CacheKey = (String, String, u64);
+/// When it was read, and what was found (`None`: the clinic has none).
+type CacheEntry = (Instant, Option<Arc<Template>>);
+
 /// Resolved templates per (clinic, name, version) with their age.
 pub struct TemplateCache {
     max_age: Duration,
-    entries: Mutex<HashMap<(String, String, u64), (Instant, Option<Arc<Template>>)>>,
+    entries: Mutex<HashMap<CacheKey, CacheEntry>>,
     pub hits: AtomicU64,
     pub misses: AtomicU64,
 }
@@ -33,7 +38,7 @@ impl TemplateCache {
         Self { max_age, entries: Mutex::new(HashMap::new()), hits: AtomicU64::new(0), misses: AtomicU64::new(0) }
     }
 
-    fn get(&self, key: &(String, String, u64)) -> Option<Option<Arc<Template>>> {
+    fn get(&self, key: &CacheKey) -> Option<Option<Arc<Template>>> {
         let entries = self.entries.lock().unwrap_or_else(|e| e.into_inner());
         // A version is immutable: it never goes stale. The active one may.
         let hit = entries.get(key).filter(|(at, _)| key.2 != 0 || at.elapsed() < self.max_age).map(|(_, t)| t.clone());
@@ -42,7 +47,7 @@ impl TemplateCache {
         hit
     }
 
-    fn put(&self, key: (String, String, u64), value: Option<Arc<Template>>) {
+    fn put(&self, key: CacheKey, value: Option<Arc<Template>>) {
         let mut entries = self.entries.lock().unwrap_or_else(|e| e.into_inner());
         if entries.len() >= CACHE_ENTRIES {
             let oldest = entries.iter().min_by_key(|(_, (at, _))| *at).map(|(k, _)| k.clone());

@@ -127,3 +127,53 @@ mod tests {
         assert_eq!(local_when(t, Some("Mars/Olympus")), "2026-11-24 10:00 UTC");
     }
 }
+
+/// The due entries of a room's appointment reminders: one per window
+/// (`start - window`) not yet a minute past at `now` (the scheduler's
+/// granularity; a room made later than a window misses that reminder), with the id
+/// `<roomId>#<window label>` the scheduler reads back with
+/// [`reminder_of`].
+pub fn reminder_dues(
+    clinic: &str,
+    room_id: &str,
+    start: chrono::DateTime<chrono::Utc>,
+    windows: &crate::clinic::ReminderWindows,
+    now: chrono::DateTime<chrono::Utc>,
+) -> Vec<crate::due::Due> {
+    windows
+        .0
+        .iter()
+        .filter(|w| start - **w > now - chrono::Duration::minutes(1))
+        .map(|w| crate::due::Due {
+            at: start - *w,
+            kind: crate::due::DueKind::Reminder,
+            clinic: clinic.to_owned(),
+            id: format!("{room_id}#{}", crate::clinic::ReminderWindows::label(*w)),
+        })
+        .collect()
+}
+
+/// The room and window of a reminder's due entry id.
+pub fn reminder_of(id: &str) -> Option<(&str, chrono::Duration)> {
+    let (room, label) = id.rsplit_once('#')?;
+    let windows: crate::clinic::ReminderWindows = label.parse().ok()?;
+    Some((room, *windows.0.first()?))
+}
+
+#[cfg(test)]
+mod reminder_tests {
+    use super::*;
+
+    #[test]
+    fn a_room_has_one_due_entry_per_window_still_ahead() {
+        let start: chrono::DateTime<chrono::Utc> = "2026-12-02T10:00:00Z".parse().unwrap();
+        let now: chrono::DateTime<chrono::Utc> = "2026-12-02T09:30:00Z".parse().unwrap();
+        let windows: crate::clinic::ReminderWindows = "24h,1h,10m".parse().unwrap();
+        let dues = reminder_dues("c", "room_1", start, &windows, now);
+        assert_eq!(dues.len(), 1, "the 24h and 1h reminders are past");
+        assert_eq!(dues[0].at, start - chrono::Duration::minutes(10));
+        assert_eq!(reminder_of(&dues[0].id), Some(("room_1", chrono::Duration::minutes(10))));
+        assert_eq!(reminder_of("room_1#1d"), Some(("room_1", chrono::Duration::days(1))));
+        assert_eq!(reminder_of("room_1"), None);
+    }
+}

@@ -12,7 +12,7 @@ pub const QUEUE_DELAY_LIMIT_SECONDS: i64 = 900;
 /// How long before its `sendAt` a waiting notification is queued.
 pub const RELEASE_AHEAD_SECONDS: i64 = 300;
 
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
 #[serde(rename_all = "lowercase")]
 pub enum DueKind {
     /// An occurrence of a schedule (`id`: the schedule).

@@ -46,3 +46,19 @@ impl From<NotifyError> for Problem {
 pub fn require_role(caller: &Caller, roles: &[Role]) -> Result<(), Problem> {
     if caller.has_any_role(roles) { Ok(()) } else { Err(Problem::forbidden("your role may not do this")) }
 }
+
+/// The `Idempotency-Key` header: required, 1 to 128 printable ASCII characters.
+pub fn idempotency_key(headers: &axum::http::HeaderMap) -> Result<String, Problem> {
+    use vcare_domain::notification::MAX_IDEMPOTENCY_KEY;
+    let key = headers
+        .get("idempotency-key")
+        .ok_or_else(|| Problem::bad_request("the Idempotency-Key header is required"))?
+        .to_str()
+        .map_err(|_| Problem::bad_request("Idempotency-Key: printable ASCII"))?;
+    if key.is_empty() || key.len() > MAX_IDEMPOTENCY_KEY || !key.bytes().all(|b| b.is_ascii_graphic()) {
+        return Err(Problem::bad_request(format!(
+            "Idempotency-Key: 1 to {MAX_IDEMPOTENCY_KEY} printable ASCII characters"
+        )));
+    }
+    Ok(key.to_owned())
+}

@@ -23,7 +23,7 @@ use tower::Service;
 use vcare_runtime::{BoxFuture, Context, Error, Function};
 
 pub use caller::{Authenticated, caller_from_token};
-pub use edge::require_role;
+pub use edge::{idempotency_key, require_role};
 pub use jitsi::{JitsiProblem, jitsi_problem, jitsi_shared_secret};
 pub use problem::{ApiJson, Problem, json_or_default};
 pub use vcare_domain::caller::{Caller, Role, is_clinic_id};

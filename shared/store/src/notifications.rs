@@ -44,7 +44,9 @@ impl NotificationStore {
 
     /// Writes the notification, its idempotency record and its outbox
     /// record in one transaction, unless the key (`key_hash`, a hash of the
-    /// client's key) was used and has not expired.
+    /// client's key) was used and has not expired. `also` (a far
+    /// `sendAt`'s due entry) is written in the same transaction.
+    #[allow(clippy::too_many_arguments)]
     pub async fn accept(
         &self,
         n: &Notification,

@@ -79,7 +79,14 @@ impl RoomStore {
     /// one transaction puts the room, the appointment and Jitsi-name claims
     /// (each only if absent), the memberships and the outbox record, so two
     /// concurrent creates can never both succeed.
-    pub async fn create(&self, room: &Room, fingerprint: &str, event: &DomainEvent) -> Result<Created, StoreError> {
+    pub async fn create(
+        &self,
+        room: &Room,
+        fingerprint: &str,
+        event: &DomainEvent,
+        dues: &[vcare_domain::due::Due],
+    ) -> Result<Created, StoreError> {
+        let due_store = crate::DueStore::new(self.ddb.clone(), self.table.clone());
         let appt_key = key(format!("APPT#{}#{}", room.clinic_id, room.appointment_id), "APPT");
         for _ in 0..MAX_ATTEMPTS {
             let mut appt = appt_key.clone();
@@ -104,6 +111,9 @@ impl RoomStore {
                 items.push(put(&self.table, member, None)?);
             }
             items.extend(outbox(&self.table, std::slice::from_ref(event))?);
+            for d in dues {
+                items.push(due_store.put(d)?);
+            }
             match self.ddb.transact_write_items().set_transact_items(Some(items)).send().await {
                 Ok(_) => return Ok(Created::New(room.clone())),
                 Err(e) => {
