@@ -387,3 +387,13 @@ pub async fn table_text(stack: &TestStack) -> String {
     }
     out
 }
+
+/// The texts the SMS gateway stand-in was asked to send to `phone`.
+pub fn sms_to(requests: &[crate::standins::Recorded], phone: &str) -> Vec<String> {
+    requests
+        .iter()
+        .map(|r| r.json())
+        .filter(|b| b["to"] == phone)
+        .map(|b| b["text"].as_str().unwrap_or_default().to_owned())
+        .collect()
+}

@@ -6,9 +6,8 @@ use std::time::Duration;
 
 use chrono::{DurationRound, Utc};
 use serde_json::{Value, json};
-use vcare_tests::comms::Providers;
+use vcare_tests::comms::{Providers, sms_to};
 use vcare_tests::rooms::{self, create_room, room_body};
-use vcare_tests::standins::Recorded;
 use vcare_tests::{JITSI_APP_SECRET, JITSI_WEBHOOK_SECRET, TestStack, domain_events};
 
 const PATIENT_PHONE: &str = "+93701112233";
@@ -56,15 +55,6 @@ async fn room_of(stack: &TestStack, apt: &str) -> vcare_domain::room::Room {
         care.store.by_appointment("c1", apt).await.unwrap().map(|(r, _)| r)
     })
     .await
-}
-
-fn sms_to(requests: &[Recorded], phone: &str) -> Vec<String> {
-    requests
-        .iter()
-        .map(|r| r.json())
-        .filter(|b| b["to"] == phone)
-        .map(|b| b["text"].as_str().unwrap_or_default().to_owned())
-        .collect()
 }
 
 async fn accepted_notifications(stack: &TestStack) -> usize {
