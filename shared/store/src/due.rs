@@ -16,7 +16,9 @@ use crate::{StoreError, s, sort_time, unavailable};
 /// crowd one partition); a run makes this many queries at least.
 pub const SHARDS: usize = 4;
 
-fn shard(id: &str) -> usize {
+/// The partition an entry for `id` lives in (benchmarks seed the index
+/// with it).
+pub fn shard(id: &str) -> usize {
     usize::from(sha256_hex(id.as_bytes()).as_bytes()[0]) % SHARDS
 }
 

@@ -38,7 +38,7 @@ use vcare_domain::events::DomainEvent;
 
 pub use checkpoint::Checkpoints;
 pub use consent::{ConsentPage, ConsentStore, INBOUND_KEEP_DAYS};
-pub use due::{DueStore, SHARDS as DUE_SHARDS};
+pub use due::{DueStore, SHARDS as DUE_SHARDS, shard as due_shard};
 pub use notifications::{Accepted, NotificationStore};
 pub use outbox::{OutboxRecord, OutboxStore};
 pub use receipts::{Applied, KeptReceipt};
