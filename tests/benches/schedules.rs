@@ -63,17 +63,25 @@ async fn scheduler_run(p: &Providers, proxy: &CountingProxy, sdk: &aws_config::S
     let minute = (Utc::now() + chrono::Duration::minutes(10)).duration_trunc(chrono::Duration::minutes(1)).unwrap();
     let due = n / 100;
     let t = Instant::now();
+    let mut model_id = String::new();
     for i in 0..due {
         let body = serde_json::from_value(schedule_body(&minute.to_rfc3339())).unwrap();
         let made = comms.create_schedule("c1", &format!("bench-{i}"), body, Utc::now()).await.unwrap();
-        assert!(matches!(made, vcare_comms::ScheduleCreate::Created(_)));
+        let vcare_comms::ScheduleCreate::Created(s) = made else { panic!("{made:?}") };
+        model_id = s.schedule_id;
     }
     // The other 99 %: copies of one schedule with their next occurrence 1 to 30 days later.
     let table = stack.gateway.resource("Table").unwrap().reference.clone();
     let ddb = aws_sdk_dynamodb::Client::new(&stack.sdk);
-    let items = ddb.scan().table_name(&table).send().await.unwrap().items.unwrap_or_default();
-    let kind = |i: &HashMap<String, V>, k: &str| i.get("kind").and_then(|v| v.as_s().ok()).is_some_and(|v| v == k);
-    let model = items.iter().find(|i| kind(i, "schedule")).unwrap().clone();
+    let got = ddb
+        .get_item()
+        .table_name(&table)
+        .key("pk", V::S(format!("SCHED#c1#{model_id}")))
+        .key("sk", V::S("SCHED".into()))
+        .send()
+        .await
+        .unwrap();
+    let model = got.item.expect("the model schedule");
     let mut writes = Vec::new();
     for i in due..n {
         let id = format!("sch_copy{i:07}");
@@ -94,7 +102,11 @@ async fn scheduler_run(p: &Providers, proxy: &CountingProxy, sdk: &aws_config::S
         d.insert("refId".to_owned(), V::S(id));
         d.insert("at".to_owned(), V::S(at_text));
         for item in [s, d] {
-            writes.push(WriteRequest::builder().put_request(PutRequest::builder().set_item(Some(item)).build().unwrap()).build());
+            writes.push(
+                WriteRequest::builder()
+                    .put_request(PutRequest::builder().set_item(Some(item)).build().unwrap())
+                    .build(),
+            );
         }
     }
     let mut batches = writes.chunks(25).map(<[_]>::to_vec).collect::<Vec<Vec<WriteRequest>>>().into_iter();
@@ -142,7 +154,9 @@ async fn scheduler_run(p: &Providers, proxy: &CountingProxy, sdk: &aws_config::S
 
 async fn accept_with_templates(p: &Providers, proxy: &CountingProxy, sdk: &aws_config::SdkConfig, n: usize) {
     let stack = vcare_tests::comms::quiet_stack(p, "gateway", "ses").await;
-    let env = vcare_runtime::Env::from_map(stack.gateway.function("NotificationCreateFunction").unwrap().def.environment.clone());
+    let env = vcare_runtime::Env::from_map(
+        stack.gateway.function("NotificationCreateFunction").unwrap().def.environment.clone(),
+    );
     let comms = vcare_comms::Notifications::from_env(&env, sdk).unwrap();
     save_template(&comms).await;
     println!("accept, {n} each, in-process (notification-create's service), local AWS endpoint");
@@ -217,7 +231,8 @@ async fn week_ahead(p: &Providers, proxy: &CountingProxy, sdk: &aws_config::SdkC
     assert_eq!(format!("{:?}", d.handle(&m).await), "Ok(Sent)");
     let dispatch = proxy.snapshot();
     let sum = |c: &HashMap<String, usize>| c.values().sum::<usize>();
-    let messages = [&accept, &release, &dispatch].iter().map(|c| c.get("SendMessage").copied().unwrap_or(0)).sum::<usize>();
+    let messages =
+        [&accept, &release, &dispatch].iter().map(|c| c.get("SendMessage").copied().unwrap_or(0)).sum::<usize>();
     println!("sendAt 7 days ahead, accept to sent");
     println!("  queue messages sent: {messages} (before: one every 15 minutes, 672)");
     println!(

@@ -144,6 +144,9 @@ impl ScheduleStore {
                 }
             }
             let key = schedule_key(&next.clinic_id, &next.schedule_id);
+            // Only over the state `next` was made from: if it changed in
+            // between, the due entries above are wrong too, so read again here.
+            let from = current.0.clone();
             let (value, _, changed) = update_versioned_with(
                 &self.ddb,
                 &self.table,
@@ -151,7 +154,7 @@ impl ScheduleStore {
                 "schedule",
                 index,
                 current.clone(),
-                |_| Some((next.clone(), Vec::new())),
+                |now| (*now == from).then(|| (next.clone(), Vec::new())),
                 &also,
             )
             .await?;
