@@ -45,7 +45,7 @@ async fn save_medication_template(stack: &TestStack) {
     assert_eq!(status, 201, "{out}");
 }
 
-async fn scheduler(stack: &TestStack) -> reminder_scheduler::Scheduler {
+async fn scheduler(stack: &TestStack) -> std::sync::Arc<reminder_scheduler::Scheduler> {
     let env = stack.gateway.function("ReminderSchedulerFunction").unwrap().def.environment.clone();
     reminder_scheduler::scheduler(&vcare_runtime::Env::from_map(env), &stack.sdk).await.unwrap()
 }

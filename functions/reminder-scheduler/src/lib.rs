@@ -35,6 +35,15 @@ use vcare_runtime::{Env, Error, EventFunction, LambdaEvent, metrics};
 pub const DUE_BATCH: usize = 2_000;
 /// Reads of the index one run makes at most.
 pub const MAX_PASSES: usize = 5;
+/// Entries done at once.
+pub const CONCURRENCY: usize = 16;
+
+/// What one entry came to.
+enum Done {
+    Due(DueDone),
+    /// Appointment reminders accepted (one per participant reached).
+    Reminders(usize),
+}
 
 pub struct Scheduler {
     tokens: TokenIssuer,
@@ -63,18 +72,31 @@ pub struct Run {
     pub refused: usize,
 }
 
-pub async fn scheduler(env: &Env, sdk: &SdkConfig) -> Result<Scheduler, Error> {
+impl Run {
+    fn add(&mut self, done: Done) {
+        match done {
+            Done::Reminders(n) => self.reminders += n,
+            Done::Due(DueDone::Fired) => self.fired += 1,
+            Done::Due(DueDone::Released) => self.released += 1,
+            Done::Due(DueDone::Skipped(n)) => self.skipped += n,
+            Done::Due(DueDone::Refused) => self.refused += 1,
+            Done::Due(DueDone::Stale | DueDone::Later) => {}
+        }
+    }
+}
+
+pub async fn scheduler(env: &Env, sdk: &SdkConfig) -> Result<Arc<Scheduler>, Error> {
     let tokens = TokenIssuer::from_env(env, sdk).await?;
-    Ok(Scheduler {
+    Ok(Arc::new(Scheduler {
         comms: Notifications::from_env(env, sdk)?,
         links: env.get("JOIN_LINK_BASE_URL").is_some().then(|| Links::from_env(env, sdk)).transpose()?,
         tokens,
         catch_up: Duration::minutes(env.bounded("SCHEDULE_CATCH_UP_MINUTES", 60, 1, 24 * 60)?),
-    })
+    }))
 }
 
 pub async fn function(env: &Env, sdk: &SdkConfig) -> Result<impl vcare_runtime::Function + use<>, Error> {
-    let s = Arc::new(scheduler(env, sdk).await?);
+    let s = scheduler(env, sdk).await?;
     Ok(EventFunction::new(move |_: LambdaEvent<CloudWatchEvent>| {
         let s = s.clone();
         async move { s.run(Utc::now()).await }
@@ -82,11 +104,14 @@ pub async fn function(env: &Env, sdk: &SdkConfig) -> Result<impl vcare_runtime::
 }
 
 impl Scheduler {
-    /// Everything due up to the end of `now`'s minute.
-    pub async fn run(&self, now: DateTime<Utc>) -> Result<Run, Error> {
+    /// Everything due up to the end of `now`'s minute, [`CONCURRENCY`]
+    /// entries at a time. An entry that fails is left for the next run
+    /// (its work is idempotent); the others go on, and the run then fails.
+    pub async fn run(self: &Arc<Self>, now: DateTime<Utc>) -> Result<Run, Error> {
         let until = now.duration_trunc(Duration::minutes(1))? + Duration::minutes(1);
         let mut run = Run::default();
         let mut seen = HashSet::new();
+        let mut failed: Option<Error> = None;
         for _ in 0..MAX_PASSES {
             let (entries, reads) = self.comms.schedules.due().due_before(until, DUE_BATCH).await?;
             run.reads += reads;
@@ -95,31 +120,51 @@ impl Scheduler {
                 break;
             }
             run.entries += fresh.len();
+            let mut tasks = tokio::task::JoinSet::new();
+            let mut done = Vec::new();
             for due in fresh {
-                let verdict = judge(&due, now, self.catch_up);
-                if due.kind == DueKind::Reminder {
-                    run.reminders += self.reminder(&due, verdict, now, &mut run.skipped).await?;
-                    continue;
+                if tasks.len() >= CONCURRENCY {
+                    done.extend(tasks.join_next().await);
                 }
-                match self.comms.run_due(&due, verdict, self.catch_up, now).await? {
-                    DueDone::Fired => run.fired += 1,
-                    DueDone::Released => run.released += 1,
-                    DueDone::Skipped(n) => {
-                        run.skipped += n;
-                        metrics::count_n("ScheduleOccurrencesSkipped", n, &[]);
-                    }
-                    DueDone::Refused => {
-                        run.refused += 1;
-                        metrics::count("ScheduleOccurrencesRefused", &[]);
-                    }
-                    DueDone::Stale | DueDone::Later => {}
+                let me = self.clone();
+                tasks.spawn(async move { me.entry(&due, now).await });
+            }
+            while let Some(d) = tasks.join_next().await {
+                done.push(d);
+            }
+            for d in done {
+                match d.map_err(|e| Error::from(e.to_string())).and_then(|r| r) {
+                    Ok(d) => run.add(d),
+                    Err(e) => failed = failed.or(Some(e)),
                 }
             }
         }
         if run.fired + run.released + run.reminders > 0 {
             tracing::info!(fired = run.fired, released = run.released, reminders = run.reminders, "due entries done");
         }
-        Ok(run)
+        match failed {
+            Some(e) => Err(e),
+            None => Ok(run),
+        }
+    }
+
+    /// One entry, counted.
+    async fn entry(&self, due: &vcare_domain::due::Due, now: DateTime<Utc>) -> Result<Done, Error> {
+        let verdict = judge(due, now, self.catch_up);
+        if due.kind == DueKind::Reminder {
+            return self.reminder(due, verdict, now).await;
+        }
+        Ok(match self.comms.run_due(due, verdict, self.catch_up, now).await? {
+            DueDone::Skipped(n) => {
+                metrics::count_n("ScheduleOccurrencesSkipped", n, &[]);
+                Done::Due(DueDone::Skipped(n))
+            }
+            DueDone::Refused => {
+                metrics::count("ScheduleOccurrencesRefused", &[]);
+                Done::Due(DueDone::Refused)
+            }
+            other => Done::Due(other),
+        })
     }
 
     /// An appointment reminder's entry: sent if on time and the room still
@@ -129,14 +174,13 @@ impl Scheduler {
         due: &vcare_domain::due::Due,
         verdict: Verdict,
         now: DateTime<Utc>,
-        skipped: &mut u64,
-    ) -> Result<usize, Error> {
+    ) -> Result<Done, Error> {
         let sent = match verdict {
-            Verdict::Wait => return Ok(0),
+            Verdict::Wait => return Ok(Done::Due(DueDone::Later)),
             Verdict::Skip => {
-                *skipped += 1;
                 metrics::count("ScheduleOccurrencesSkipped", &[("kind", "reminder")]);
-                0
+                self.comms.schedules.due().remove(due).await?;
+                return Ok(Done::Due(DueDone::Skipped(1)));
             }
             Verdict::Fire => match vcare_domain::appointment::reminder_of(&due.id) {
                 Some((room_id, window)) => self.remind(&due.clinic, room_id, window, due.at, now).await?,
@@ -144,6 +188,6 @@ impl Scheduler {
             },
         };
         self.comms.schedules.due().remove(due).await?;
-        Ok(sent)
+        Ok(Done::Reminders(sent))
     }
 }
