@@ -48,6 +48,11 @@ fn checked_parts(rule: &str) -> Result<String, Rejected> {
     if rule.is_empty() || rule.len() > MAX_RULE_CHARS {
         return Err(invalid(format!("rrule: 1 to {MAX_RULE_CHARS} characters")));
     }
+    // RRULE is ASCII; the crate slices its parts by byte (found by
+    // fuzz/templates_schedules: a multi-byte BYDAY value made it panic).
+    if !rule.bytes().all(|b| b.is_ascii_graphic()) {
+        return Err(invalid("rrule: printable ASCII, without spaces"));
+    }
     let mut seen: Vec<String> = Vec::new();
     for part in rule.split(';') {
         let (name, value) = part.split_once('=').ok_or_else(|| invalid("rrule: parts are NAME=VALUE, split by ;"))?;

@@ -104,6 +104,10 @@ fn rules_vcare_does_not_take_are_4xx() {
         "FREQ=DAILY;BYHOUR=8;BYMINUTE=0,10",
         "FREQ=HOURLY;BYMINUTE=0,5,30",
         "DTSTART:20260101T000000Z",
+        // Found by fuzz/templates_schedules: the crate slices BYDAY by byte.
+        "FREQ=MONTHLY;BYDAY=MO\u{526}U,WE;COUNT=6",
+        "FREQ=DAILY;BYHOUR=8\u{0}",
+        "FREQ=DAILY; COUNT=2",
     ] {
         assert!(matches!(bad(rule), Rejected::Invalid(_)), "{rule}");
     }

@@ -49,6 +49,12 @@ pub(super) fn environment() -> Environment<'static> {
     let mut env = Environment::empty();
     env.set_undefined_behavior(UndefinedBehavior::Strict);
     env.set_fuel(Some(RENDER_FUEL));
+    // Values in an e-mail's HTML are escaped: a variable cannot add markup.
+    env.set_auto_escape_callback(
+        |id| {
+            if id == "html" { minijinja::AutoEscape::Html } else { minijinja::AutoEscape::None }
+        },
+    );
     env.add_filter("upper", filters::upper);
     env.add_filter("lower", filters::lower);
     env.add_filter("title", filters::title);

@@ -81,6 +81,14 @@ fn a_clinic_template_has_a_text_per_channel_and_falls_back_by_language_then_defa
     assert_eq!((push.subject.as_deref(), push.body.as_str()), (Some("METFORMIN"), "Take 500 mg"));
     let mail = super::render(&t, None, Channel::Email, &v).unwrap();
     assert_eq!(mail.html.as_deref(), Some("<p>Take 500 mg</p>"));
+    // In HTML a value stays text; in the plain parts it is left as it is.
+    let hostile = vars(&[("clinic", "K"), ("drug", "x"), ("dose", "<a href=\"https://evil\">1</a>")]);
+    let mail = super::render(&t, None, Channel::Email, &hostile).unwrap();
+    assert_eq!(
+        mail.html.as_deref(),
+        Some("<p>Take &lt;a href=&quot;https:&#x2f;&#x2f;evil&quot;&gt;1&lt;&#x2f;a&gt;</p>")
+    );
+    assert!(mail.body.contains("<a href"));
     // fa-IR finds fa-AF by language; SMS in a locale with only e-mail takes its text.
     assert_eq!(super::render(&t, Some("fa-IR"), Channel::Sms, &v).unwrap().body, "K: metformin 500 mg");
     assert_eq!(super::render(&t, Some("de-AT"), Channel::Sms, &v).unwrap().body, "Nehmen Sie 500 mg.");
