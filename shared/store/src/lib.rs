@@ -17,7 +17,6 @@
 //! condition (the version read, or the item's absence) plus its outbox
 //! records, so an event exists exactly when its change does.
 
-mod checkpoint;
 mod consent;
 mod due;
 pub mod items;
@@ -36,13 +35,12 @@ use aws_sdk_dynamodb::types::{AttributeValue, Put};
 use chrono::{DateTime, Utc};
 use vcare_domain::events::DomainEvent;
 
-pub use checkpoint::Checkpoints;
 pub use consent::{ConsentPage, ConsentStore, INBOUND_KEEP_DAYS};
 pub use due::{DueStore, SHARDS as DUE_SHARDS, shard as due_shard};
 pub use notifications::{Accepted, NotificationStore};
 pub use outbox::{OutboxRecord, OutboxStore};
 pub use receipts::{Applied, KeptReceipt};
-pub use rooms::{Created, HistoryPage, RoomStore, decode_cursor, start_bucket};
+pub use rooms::{Created, HistoryPage, RoomStore, decode_cursor};
 pub use schedules::{ScheduleCreated, ScheduleStore};
 pub use templates::TemplateStore;
 

@@ -8,7 +8,7 @@ use vcare_domain::events::DomainEvent;
 use vcare_domain::room::Room;
 
 use crate::items::{
-    Item, condition_failed_at, get_item, key, put, query_gsi1, string, update_versioned, versioned_from, versioned_item,
+    Item, condition_failed_at, get_item, key, put, string, unindexed, update_versioned, versioned_from, versioned_item,
 };
 use crate::{StoreError, outbox, s, sort_time, unavailable};
 
@@ -45,23 +45,6 @@ fn room_key(room: &Room) -> Item {
     key(room_pk(&room.clinic_id, &room.room_id), "ROOM")
 }
 
-/// The minute a room starts in, as the reminder index buckets it.
-pub fn start_bucket(minute: chrono::DateTime<chrono::Utc>) -> String {
-    format!("ROOMSTART#{}", minute.format("%Y-%m-%dT%H:%M"))
-}
-
-/// A scheduled room is in the reminder index under the minute it starts
-/// (sparse: cancelled, active and ended rooms leave it).
-fn room_index(room: &Room) -> Item {
-    if room.status != vcare_domain::room::RoomStatus::Scheduled {
-        return Item::new();
-    }
-    Item::from([
-        ("gsi1pk".to_owned(), s(start_bucket(room.scheduled_start))),
-        ("gsi1sk".to_owned(), s(format!("{}#{}", room.clinic_id, room.room_id))),
-    ])
-}
-
 impl RoomStore {
     pub fn new(ddb: Client, table: impl Into<String>) -> Self {
         Self { ddb, table: table.into() }
@@ -96,11 +79,7 @@ impl RoomStore {
             jitsi.insert("clinicId".into(), s(&room.clinic_id));
             jitsi.insert("roomId".into(), s(&room.room_id));
             let mut items = vec![
-                put(
-                    &self.table,
-                    versioned_item(room, room_key(room), "room", 1)?.into_iter().chain(room_index(room)).collect(),
-                    Some("attribute_not_exists(pk)"),
-                )?,
+                put(&self.table, versioned_item(room, room_key(room), "room", 1)?, Some("attribute_not_exists(pk)"))?,
                 put(&self.table, appt, Some("attribute_not_exists(pk)"))?,
                 put(&self.table, jitsi, Some("attribute_not_exists(pk)"))?,
             ];
@@ -172,15 +151,6 @@ impl RoomStore {
         }
     }
 
-    /// Scheduled rooms starting in the minute of `minute`: (clinic, room id).
-    pub async fn starting_in(
-        &self,
-        minute: chrono::DateTime<chrono::Utc>,
-    ) -> Result<Vec<(String, String)>, StoreError> {
-        let items = query_gsi1(&self.ddb, &self.table, &start_bucket(minute), None, usize::MAX).await?;
-        Ok(items.iter().filter_map(|i| Some((string(i, "clinicId")?, string(i, "roomId")?))).collect())
-    }
-
     /// The room a Jitsi room name belongs to (Jitsi's callbacks know only it).
     pub async fn by_jitsi_room(&self, jitsi_room: &str) -> Result<Option<(Room, u64)>, StoreError> {
         let Some(pointer) = get_item(&self.ddb, &self.table, key(format!("JITSI#{jitsi_room}"), "JITSI")).await? else {
@@ -201,8 +171,7 @@ impl RoomStore {
     where
         F: Fn(&Room) -> Option<(Room, Vec<DomainEvent>)>,
     {
-        update_versioned(&self.ddb, &self.table, key(room_pk(clinic, room_id), "ROOM"), "room", room_index, change)
-            .await
+        update_versioned(&self.ddb, &self.table, key(room_pk(clinic, room_id), "ROOM"), "room", unindexed, change).await
     }
 
     /// A record under the room (image, issue report) with its event, in one
