@@ -311,3 +311,38 @@ async fn daylight_saving_days_are_answered_as_rfc_5545_says() {
     }
     stack.stop().await;
 }
+
+/// A run that died after the occurrence's notification was accepted but
+/// before the schedule moved on: the next run makes the same request under
+/// the same key (the first notification stands), moves the schedule, and
+/// the patient gets one message.
+#[tokio::test]
+async fn a_run_that_died_between_accept_and_advance_is_finished_by_the_next_without_a_second_message() {
+    let p = Providers::start().await;
+    let stack = vcare_tests::comms::stack(&p, "gateway", "ses").await;
+    save_medication_template(&stack).await;
+    let svc = stack.token("svc", Some("c1"), &["service"]);
+    let tomorrow = (Utc::now() + chrono::Duration::days(1)).format("%Y-%m-%dT00:00:00+04:30").to_string();
+    let (status, created) = create(&stack, &svc, Some("s-crash"), &medication(&tomorrow)).await;
+    assert_eq!(status, 201, "{created}");
+    let id = created["scheduleId"].as_str().unwrap();
+    let first = at(created["nextOccurrences"][0].as_str().unwrap());
+    // What the dead run had done: the occurrence's notification, under its key.
+    let key = format!("schedule:{id}:{}", first.format("%Y-%m-%dT%H:%M:%SZ"));
+    let mut body = medication(&tomorrow);
+    for k in ["rrule", "timezone", "start"] {
+        body.as_object_mut().unwrap().remove(k);
+    }
+    body["category"] = json!("medication-reminders");
+    let (status, _, accepted) = vcare_tests::comms::post_notification(&stack, &svc, Some(&key), &body).await;
+    assert_eq!(status, 202, "{accepted}");
+    texts_reach(&p, 1).await;
+    let run = scheduler(&stack).await.run(first + chrono::Duration::seconds(5)).await.unwrap();
+    assert_eq!(run.fired, 1, "{run:?}");
+    tokio::time::sleep(Duration::from_secs(2)).await;
+    assert_eq!(sms_to(&p.gateway.requests(), PHONE).len(), 1, "one message");
+    let (_, _, shown) = stack.get(&format!("{SCHEDULES}/{id}"), Some(&svc)).await;
+    assert_eq!(shown["firedCount"], 1, "{shown}");
+    assert_eq!(at(shown["nextOccurrences"][0].as_str().unwrap()), first + chrono::Duration::hours(12));
+    stack.stop().await;
+}

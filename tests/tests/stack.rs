@@ -446,6 +446,24 @@ async fn bad_settings_of_the_event_and_receipt_functions_fail_the_cold_start_by_
             .map(|e| e.to_string()),
         ),
         (
+            "CLINIC_LOCALES",
+            vcare_comms::Notifications::from_env(&env("TemplatesFunction", "CLINIC_LOCALES", "c1=fa AF;c2"), sdk)
+                .err()
+                .map(|e| e.to_string()),
+        ),
+        (
+            "TEMPLATE_CACHE_SECONDS",
+            vcare_comms::Notifications::from_env(&env("SchedulesFunction", "TEMPLATE_CACHE_SECONDS", "-1"), sdk)
+                .err()
+                .map(|e| e.to_string()),
+        ),
+        (
+            "REMINDER_WINDOWS",
+            vcare_care::RoomsConfig::from_env(&env("RoomCreateFunction", "REMINDER_WINDOWS", "soon"))
+                .err()
+                .map(|e| e.to_string()),
+        ),
+        (
             "SCHEDULE_CATCH_UP_MINUTES",
             reminder_scheduler::scheduler(&env("ReminderSchedulerFunction", "SCHEDULE_CATCH_UP_MINUTES", "0"), sdk)
                 .await

@@ -93,16 +93,6 @@ impl Notifications {
                 Rejected::Impossible(format!("channels: no provider is configured for {}", names.join(", "))).into()
             );
         }
-        // Templates name the clinic: the deployment's name for it, never the caller's.
-        // and say which replies the message offers: both the deployment's, never the caller's.
-        if let Message::Template { variables, .. } = &mut request.message {
-            variables.insert("clinic".to_owned(), self.config.clinic_name(clinic).to_owned());
-            variables.remove("replies");
-            if !request.replies.is_empty() {
-                let offered: Vec<&str> = request.replies.iter().map(|r| r.as_str()).collect();
-                variables.insert("replies".to_owned(), offered.join(","));
-            }
-        }
         // The clinic's template of the name, else the built-in: its
         // category (unless the request names one) and replies go with it.
         let template = match &request.message {
@@ -113,12 +103,18 @@ impl Notifications {
             if !category_given {
                 request.category = t.category.clone();
             }
-            if request.replies.is_empty() && request.channels.contains(&Channel::Sms) && !t.replies.is_empty() {
+            if request.replies.is_empty() && request.channels.contains(&Channel::Sms) {
                 request.replies = t.replies.clone();
-                if let Message::Template { variables, .. } = &mut request.message {
-                    let offered: Vec<&str> = request.replies.iter().map(|r| r.as_str()).collect();
-                    variables.insert("replies".to_owned(), offered.join(","));
-                }
+            }
+        }
+        // Templates name the clinic and say which replies the message
+        // offers: both the deployment's, never the caller's.
+        if let Message::Template { variables, .. } = &mut request.message {
+            variables.insert("clinic".to_owned(), self.config.clinic_name(clinic).to_owned());
+            variables.remove("replies");
+            if !request.replies.is_empty() {
+                let offered: Vec<&str> = request.replies.iter().map(|r| r.as_str()).collect();
+                variables.insert("replies".to_owned(), offered.join(","));
             }
         }
         let messages = render(&request, template.as_deref())?;

@@ -12,7 +12,7 @@ use vcare_domain::schedule::Schedule;
 use crate::due::DueStore;
 use crate::items::{
     Item, condition_failed_at, get_item, get_versioned, key, put, put_where, query_gsi1, string, update_versioned_with,
-    versioned_item,
+    versioned_from, versioned_item,
 };
 use crate::{StoreError, s, sort_time, unavailable};
 
@@ -110,19 +110,12 @@ impl ScheduleStore {
         get_versioned(&self.ddb, &self.table, schedule_key(clinic, id)).await
     }
 
-    /// A recipient's schedules, oldest first.
+    /// A recipient's schedules, oldest first (the index holds whole items:
+    /// one query, no read per schedule).
     pub async fn of_user(&self, clinic: &str, user: &str) -> Result<Vec<Schedule>, StoreError> {
         let items =
             query_gsi1(&self.ddb, &self.table, &format!("SCHEDU#{clinic}#{user}"), None, MAX_SCHEDULES_LISTED).await?;
-        let keys: Vec<(String, String)> =
-            items.iter().filter_map(|i| Some((string(i, "clinicId")?, string(i, "scheduleId")?))).collect();
-        let mut out = Vec::new();
-        for (c, id) in keys {
-            if let Some((sched, _)) = self.get(&c, &id).await? {
-                out.push(sched);
-            }
-        }
-        Ok(out)
+        items.into_iter().map(|i| versioned_from(i).map(|(s, _)| s)).collect()
     }
 
     /// Applies `change` (a pure transition) and moves the due entry with it.
