@@ -106,7 +106,8 @@ impl Appointments {
         let request = data.room_request().validate().map_err(|e| format!("{CREATED}: {e}"))?;
         let fingerprint = request.fingerprint();
         let now = self.care.now();
-        let room = request.into_room(clinic, ids::room_id(), ids::jitsi_room(), now);
+        let provider = self.care.provider_for(clinic, None)?;
+        let room = request.into_room(clinic, ids::room_id(), ids::jitsi_room(), provider, now);
         let event = DomainEvent::about_room(ROOM_CREATED, &room, now);
         let room = match self.care.create(&room, &fingerprint, &event).await? {
             Created::New(room) => room,

@@ -15,9 +15,7 @@ use axum::routing::post;
 use axum::{Json, Router};
 use vcare_aws::SdkConfig;
 use vcare_care::{RoomError, Rooms, check_jitsi_secret, webhook_secret};
-use vcare_domain::events::{CONSULTATION_ENDED, CONSULTATION_STARTED, DomainEvent};
 use vcare_domain::jitsi::event_sync;
-use vcare_domain::room::SessionChange;
 use vcare_http::{HttpFunction, JitsiProblem, jitsi_problem, jitsi_shared_secret};
 use vcare_jitsi::WebhookSecret;
 use vcare_runtime::{Env, Error};
@@ -48,21 +46,7 @@ async fn receive(
         return Err(jitsi_problem(404, "no such room"));
     };
     if let Some(session_event) = sync.session {
-        events
-            .care
-            .store
-            .update(&room.clinic_id, &room.room_id, |current| {
-                let (next, change) = current.apply_session(session_event)?;
-                let kind = match change {
-                    SessionChange::Started => Some(CONSULTATION_STARTED),
-                    SessionChange::Ended => Some(CONSULTATION_ENDED),
-                    SessionChange::Corrected => None,
-                };
-                let events = kind.map(|k| DomainEvent::about_room(k, &next, now)).into_iter().collect();
-                Some((next, events))
-            })
-            .await
-            .map_err(RoomError::from)?;
+        events.care.apply_session(&room, session_event).await?;
     }
     Ok(Json(serde_json::json!({"status": "ok"})))
 }

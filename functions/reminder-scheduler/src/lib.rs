@@ -17,6 +17,7 @@
 //! in the same run, up to [`MAX_PASSES`] reads.
 
 mod reminders;
+mod rooms;
 
 use std::collections::HashSet;
 use std::sync::Arc;
@@ -27,6 +28,7 @@ use serde::Serialize;
 use vcare_aws::SdkConfig;
 use vcare_care::links::Links;
 use vcare_care::tokens::TokenIssuer;
+use vcare_care::video::Needs;
 use vcare_comms::{DueDone, Notifications};
 use vcare_domain::due::{DueKind, Verdict, judge};
 use vcare_runtime::{Env, Error, EventFunction, LambdaEvent, metrics};
@@ -43,6 +45,8 @@ enum Done {
     Due(DueDone),
     /// Appointment reminders accepted (one per participant reached).
     Reminders(usize),
+    /// Rooms ended at their provider or settled.
+    Rooms(usize),
 }
 
 pub struct Scheduler {
@@ -70,12 +74,15 @@ pub struct Run {
     /// Occurrences and reminders too late to send, and occurrences refused at accept.
     pub skipped: u64,
     pub refused: usize,
+    /// Meetings ended on a retry, and rooms settled whose end never came.
+    pub rooms: usize,
 }
 
 impl Run {
     fn add(&mut self, done: Done) {
         match done {
             Done::Reminders(n) => self.reminders += n,
+            Done::Rooms(n) => self.rooms += n,
             Done::Due(DueDone::Fired) => self.fired += 1,
             Done::Due(DueDone::Released) => self.released += 1,
             Done::Due(DueDone::Skipped(n)) => self.skipped += n,
@@ -86,7 +93,7 @@ impl Run {
 }
 
 pub async fn scheduler(env: &Env, sdk: &SdkConfig) -> Result<Arc<Scheduler>, Error> {
-    let tokens = TokenIssuer::from_env(env, sdk).await?;
+    let tokens = TokenIssuer::with(env, sdk, Needs { tokens: true, end: true }).await?;
     Ok(Arc::new(Scheduler {
         comms: Notifications::from_env(env, sdk)?,
         links: env.get("JOIN_LINK_BASE_URL").is_some().then(|| Links::from_env(env, sdk)).transpose()?,
@@ -151,8 +158,11 @@ impl Scheduler {
     /// One entry, counted.
     async fn entry(&self, due: &vcare_domain::due::Due, now: DateTime<Utc>) -> Result<Done, Error> {
         let verdict = judge(due, now, self.catch_up);
-        if due.kind == DueKind::Reminder {
-            return self.reminder(due, verdict, now).await;
+        match due.kind {
+            DueKind::Reminder => return self.reminder(due, verdict, now).await,
+            DueKind::EndRetry => return self.end_retry(due, verdict, now).await,
+            DueKind::RoomCheck => return self.room_check(due, verdict, now).await,
+            DueKind::Occurrence | DueKind::Release => {}
         }
         Ok(match self.comms.run_due(due, verdict, self.catch_up, now).await? {
             DueDone::Skipped(n) => {

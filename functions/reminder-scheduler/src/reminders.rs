@@ -44,7 +44,7 @@ impl Scheduler {
             // reminder whose first enqueue failed instead of conflicting with it.
             let join_url = match &self.links {
                 Some(links) => links.url(&links.link_for(&self.tokens, &room, &p.user_id).await?),
-                None => self.tokens.issue(&room, p, room.scheduled_start - window).await?.join_url,
+                None => self.tokens.join_url(&room, p, room.scheduled_start - window).await?,
             };
             let variables = BTreeMap::from([
                 ("when".to_owned(), local_when(room.scheduled_start, recipient.timezone.as_deref())),

@@ -23,10 +23,12 @@ async fn create(
     ApiJson(body): ApiJson<CreateRoom>,
 ) -> Result<(StatusCode, Json<serde_json::Value>), Problem> {
     require_role(&caller, STAFF)?;
+    let requested = body.provider;
     let request = body.validate()?;
-    let fingerprint = request.fingerprint();
+    let provider = care.provider_for(&caller.clinic_id, requested)?;
+    let fingerprint = request.fingerprint_with(requested);
     let now = care.now();
-    let room = request.into_room(&caller.clinic_id, ids::room_id(), ids::jitsi_room(), now);
+    let room = request.into_room(&caller.clinic_id, ids::room_id(), ids::jitsi_room(), provider, now);
     let event = DomainEvent::about_room(ROOM_CREATED, &room, now);
     match care.create(&room, &fingerprint, &event).await? {
         Created::New(room) => Ok((StatusCode::CREATED, Json(care.view(&room)))),

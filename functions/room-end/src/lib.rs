@@ -1,7 +1,9 @@
 //! `room-end`: `POST /v1/virtual-care/rooms/{roomId}/end`. The room's doctor,
 //! a clinic-admin or a service ends it; ending an ended room is 200 and
 //! changes nothing; a cancelled room cannot end (409). Afterwards no token is
-//! issued and Jitsi's reservation check refuses the room.
+//! issued and Jitsi's reservation check refuses the room; the meeting is
+//! ended at its provider (Jitsi's mod_muc_end_meeting, LiveKit's
+//! DeleteRoom), and a failure there is retried by the scheduler.
 
 use std::sync::Arc;
 
@@ -9,25 +11,25 @@ use axum::extract::{Path, State};
 use axum::routing::post;
 use axum::{Json, Router};
 use vcare_aws::SdkConfig;
+use vcare_care::video::{Needs, Providers};
 use vcare_care::{RoomError, Rooms};
 use vcare_domain::events::{CONSULTATION_ENDED, DomainEvent};
 use vcare_domain::room::{ParticipantRole, RoomStatus, Standing};
-use vcare_domain::room_records::EndPending;
 use vcare_http::{Authenticated, HttpFunction, Problem, Role};
-use vcare_jitsi::EndMeeting;
 use vcare_runtime::Env;
 
 pub struct Ender {
     care: Rooms,
-    /// Set when `JITSI_END_MEETING_URL` is: Prosody's mod_muc_end_meeting.
-    jitsi: Option<EndMeeting>,
+    /// Jitsi (Prosody's mod_muc_end_meeting when `JITSI_END_MEETING_URL`
+    /// is set) and OpenVidu (LiveKit's DeleteRoom) when configured.
+    providers: Providers,
 }
 
 pub async fn function(env: &Env, sdk: &SdkConfig) -> Result<HttpFunction, vcare_runtime::Error> {
     let care = Rooms::from_env(env, sdk)?;
-    let jitsi = vcare_care::end_meeting::from_env(env, sdk, &care.config).await?;
+    let providers = Providers::from_env(env, sdk, &care.config, Needs { tokens: false, end: true }).await?;
     let routes = Router::new().route("/v1/virtual-care/rooms/{room_id}/end", post(end));
-    Ok(HttpFunction::serving(routes, Ender { care, jitsi }))
+    Ok(HttpFunction::serving(routes, Ender { care, providers }))
 }
 
 async fn end(
@@ -65,14 +67,10 @@ async fn end(
     if room.status == RoomStatus::Cancelled {
         return Err(Problem::conflict("the room was cancelled"));
     }
-    if let (Some(jitsi), true) = (&ender.jitsi, changed) {
-        // The room is ended in vcare whatever Jitsi says; a failure is kept.
-        if let Err(why) = jitsi.end(&room.jitsi_room, now).await {
-            tracing::error!(room_id = %room.room_id, error = %why, "the Jitsi meeting could not be ended; recorded as pending");
-            if let Err(e) = care.store.keep_end_pending(&room, &EndPending { error: why, at: now }).await {
-                tracing::error!(room_id = %room.room_id, error = %e, "recording the pending Jitsi end failed");
-            }
-        }
+    if changed {
+        // The room is ended in vcare whatever the provider says; a failure
+        // is kept with its retry (the scheduler's sweep).
+        ender.providers.end_meeting(&care.store, &room, now, None).await?;
     }
     Ok(Json(care.view(&room)))
 }

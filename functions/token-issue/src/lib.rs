@@ -1,9 +1,11 @@
 //! `token-issue`: `POST /v1/virtual-care/rooms/{roomId}/tokens`.
 //!
 //! Body `{}` issues a token for the caller, who must be a participant; a
-//! `service` may send `{"userId": ...}` for a participant. Warm cost: one
-//! DynamoDB read and, in HS256 mode, no KMS call (the app secret was
-//! decrypted at cold start).
+//! `service` may send `{"userId": ...}` for a participant. The token is the
+//! room's provider's: Jitsi's (with `joinUrl`) or OpenVidu's (with
+//! `serverUrl`). Warm cost: one DynamoDB read and, in HS256 mode, no KMS
+//! call (secrets are decrypted at cold start); an OpenVidu room's first
+//! token also makes its LiveKit room.
 
 use std::sync::Arc;
 
@@ -14,9 +16,9 @@ use axum::routing::post;
 use axum::{Json, Router};
 use serde_json::json;
 use vcare_aws::SdkConfig;
-use vcare_care::tokens::JoinToken;
 use vcare_domain::requests::TokenRequest;
 use vcare_domain::room::{NotJoinable, Standing};
+use vcare_domain::video::ProviderKind;
 use vcare_http::{Authenticated, HttpFunction, Problem, Role, json_or_default};
 use vcare_runtime::{Env, Error};
 
@@ -71,21 +73,25 @@ async fn issue(
         }
         Err(NotJoinable::TooLate) => return Err(Problem::conflict("the consultation's join window has closed")),
     }
-    let JoinToken { token, join_url, claims } = issuer.issue(&room, participant, now).await.map_err(|e| {
+    issuer.ensure_prepared(&room, now).await?;
+    let minted = issuer.issue(&room, participant, now).await.map_err(|e| {
         tracing::error!(error = %e, "signing a join token failed");
         Problem::service_unavailable("tokens cannot be signed right now; try again")
     })?;
-    let not_before = claims.not_before.min(now);
-    let role = if claims.grant.moderator { "moderator" } else { "member" };
-    vcare_runtime::metrics::count("TokensIssued", &[("grant", role)]);
-    Ok((
-        StatusCode::CREATED,
-        Json(json!({
-            "token": token,
-            "joinUrl": join_url,
-            "notBefore": not_before,
-            "expiresAt": claims.expires,
-            "moderator": claims.grant.moderator,
-        })),
-    ))
+    let grant = if minted.moderator { "moderator" } else { "member" };
+    vcare_runtime::metrics::count("TokensIssued", &[("grant", grant), ("provider", room.provider.as_str())]);
+    let mut body = json!({
+        "token": minted.token,
+        "notBefore": minted.not_before,
+        "expiresAt": minted.expires,
+        "moderator": minted.moderator,
+        "provider": room.provider.as_str(),
+    });
+    if let Some(url) = minted.join_url.filter(|_| room.provider == ProviderKind::Jitsi) {
+        body["joinUrl"] = json!(url);
+    }
+    if let Some(url) = minted.server_url {
+        body["serverUrl"] = json!(url);
+    }
+    Ok((StatusCode::CREATED, Json(body)))
 }

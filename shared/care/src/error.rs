@@ -29,6 +29,9 @@ pub enum RoomError {
     ImagesUnavailable,
     #[error("cursor: not a cursor this endpoint gave you")]
     BadCursor,
+    /// The room's video provider did not answer; try again.
+    #[error("the video provider is unavailable; try again")]
+    ProviderUnavailable,
 }
 
 impl From<StoreError> for RoomError {

@@ -6,6 +6,7 @@ mod error;
 pub mod images;
 pub mod links;
 pub mod tokens;
+pub mod video;
 
 use chrono::{DateTime, Duration, Utc};
 use serde_json::Value;
@@ -13,8 +14,10 @@ use vcare_aws::SdkConfig;
 use vcare_domain::appointment::reminder_dues;
 use vcare_domain::caller::{Caller, Role};
 use vcare_domain::clinic::{PerClinic, ReminderWindows};
+use vcare_domain::events::{CONSULTATION_ENDED, CONSULTATION_STARTED, DomainEvent};
 use vcare_domain::ids::is_valid_external_id;
-use vcare_domain::room::{JoinPolicy, Room, Standing};
+use vcare_domain::room::{JoinPolicy, Room, SessionChange, SessionEvent, Standing};
+use vcare_domain::video::ProviderKind;
 use vcare_runtime::{Clock, ConfigError, Env};
 use vcare_store::RoomStore;
 
@@ -33,12 +36,87 @@ pub struct RoomsConfig {
     /// `24h,1h,10m`; per clinic `CLINIC_REMINDER_WINDOWS`): written into
     /// the due index with the room.
     pub reminder_windows: PerClinic<ReminderWindows>,
+    /// Each clinic's video provider (`CLINIC_VIDEO_PROVIDERS`, like
+    /// `c-1=openvidu;c-2=jitsi`; others `VIDEO_PROVIDER_DEFAULT`, jitsi).
+    pub providers: PerClinic<ProviderKind>,
+    /// Set when `OPENVIDU_URL` is.
+    pub openvidu: Option<OpenViduSettings>,
+}
+
+/// Where OpenVidu is and how its rooms are made (API.md "Video providers").
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct OpenViduSettings {
+    /// `OPENVIDU_URL`: the server's https base (http for the local stack).
+    pub url: String,
+    /// Its wss form, what clients connect to.
+    pub server_url: String,
+    /// `OPENVIDU_API_KEY`: the token's `iss`.
+    pub api_key: String,
+    /// `OPENVIDU_EMPTY_TIMEOUT_SECONDS` (300) and
+    /// `OPENVIDU_DEPARTURE_TIMEOUT_SECONDS` (60): how long LiveKit keeps a
+    /// room nobody joined, and one everyone left.
+    pub empty_timeout_seconds: u32,
+    pub departure_timeout_seconds: u32,
+    /// `OPENVIDU_MEET_URL`: the clinic's web client for OpenVidu rooms, which
+    /// join links and reminders open with `#url=<serverUrl>&token=<token>`
+    /// (in the fragment, so that no server's log sees the token).
+    pub meet_url: Option<String>,
+}
+
+impl OpenViduSettings {
+    /// `None` without `OPENVIDU_URL`. With it, the key is required and the
+    /// URL must be http(s) with a host.
+    pub fn from_env(env: &Env) -> Result<Option<Self>, ConfigError> {
+        let Some(url) = env.get("OPENVIDU_URL") else { return Ok(None) };
+        let invalid = |reason: &str| ConfigError::Invalid { name: "OPENVIDU_URL".into(), reason: reason.into() };
+        let url = url.trim_end_matches('/').to_owned();
+        let server_url = if let Some(rest) = url.strip_prefix("https://") {
+            format!("wss://{rest}")
+        } else if let Some(rest) = url.strip_prefix("http://") {
+            format!("ws://{rest}")
+        } else {
+            return Err(invalid("the server's https base, like https://openvidu.example.org"));
+        };
+        if server_url.split("://").nth(1).is_none_or(str::is_empty) {
+            return Err(invalid("the server's https base, like https://openvidu.example.org"));
+        }
+        Ok(Some(Self {
+            url,
+            server_url,
+            api_key: env.required("OPENVIDU_API_KEY")?,
+            empty_timeout_seconds: env.bounded("OPENVIDU_EMPTY_TIMEOUT_SECONDS", 300, 10, 86_400)?,
+            departure_timeout_seconds: env.bounded("OPENVIDU_DEPARTURE_TIMEOUT_SECONDS", 60, 0, 86_400)?,
+            meet_url: env.get("OPENVIDU_MEET_URL").map(|u| u.trim_end_matches('#').to_owned()),
+        }))
+    }
+}
+
+/// `VIDEO_PROVIDER_DEFAULT` and `CLINIC_VIDEO_PROVIDERS`. A provider that is
+/// selected must be configured: a clinic on OpenVidu without `OPENVIDU_URL`
+/// fails the cold start by name, so that a deployment finds out when it
+/// deploys, not when a patient's room is made.
+pub fn video_providers(env: &Env, openvidu: bool) -> Result<PerClinic<ProviderKind>, ConfigError> {
+    let invalid = |name: &str| {
+        let name = name.to_owned();
+        move |reason: String| ConfigError::Invalid { name, reason }
+    };
+    let default: ProviderKind =
+        env.get("VIDEO_PROVIDER_DEFAULT").unwrap_or("jitsi").parse().map_err(invalid("VIDEO_PROVIDER_DEFAULT"))?;
+    let providers = PerClinic::parse(default, env.get("CLINIC_VIDEO_PROVIDERS").unwrap_or(""))
+        .map_err(invalid("CLINIC_VIDEO_PROVIDERS"))?;
+    let selected =
+        providers.default == ProviderKind::Openvidu || providers.clinics.values().any(|p| *p == ProviderKind::Openvidu);
+    if selected && !openvidu {
+        return Err(ConfigError::Missing("OPENVIDU_URL".into()));
+    }
+    Ok(providers)
 }
 
 impl RoomsConfig {
     pub fn from_env(env: &Env) -> Result<Self, ConfigError> {
         let minutes = |name: &str, default: i64| env.bounded(name, default, 0, 24 * 60).map(Duration::minutes);
         let jitsi_domain = env.required("JITSI_DOMAIN")?.to_lowercase();
+        let openvidu = OpenViduSettings::from_env(env)?;
         if jitsi_domain.contains('/') || jitsi_domain.contains(':') || jitsi_domain.is_empty() {
             return Err(ConfigError::Invalid {
                 name: "JITSI_DOMAIN".into(),
@@ -50,6 +128,8 @@ impl RoomsConfig {
             jitsi_domain,
             join: JoinPolicy { join_window: minutes("JOIN_WINDOW_MINUTES", 15)?, grace: minutes("GRACE_MINUTES", 30)? },
             reminder_windows: reminder_windows(env)?,
+            providers: video_providers(env, openvidu.is_some())?,
+            openvidu,
         })
     }
 }
@@ -88,16 +168,23 @@ impl Rooms {
         self.clock.now()
     }
 
+    /// The due index (the rooms' reminders, end retries and checks).
+    pub fn due(&self) -> vcare_store::DueStore {
+        vcare_store::DueStore::new(self.store.client().clone(), self.store.table())
+    }
+
     /// Creates the room for its appointment (see `RoomStore::create`), with
-    /// its reminders' due entries in the same transaction.
+    /// its reminders' due entries (and an OpenVidu room's check when its
+    /// window closes) in the same transaction.
     pub async fn create(
         &self,
         room: &Room,
         fingerprint: &str,
-        event: &vcare_domain::events::DomainEvent,
+        event: &DomainEvent,
     ) -> Result<vcare_store::Created, RoomError> {
         let windows = self.config.reminder_windows.of(&room.clinic_id);
-        let dues = reminder_dues(&room.clinic_id, &room.room_id, room.scheduled_start, windows, self.now());
+        let mut dues = reminder_dues(&room.clinic_id, &room.room_id, room.scheduled_start, windows, self.now());
+        dues.extend(video::room_check(room, &self.config.join));
         Ok(self.store.create(room, fingerprint, event, &dues).await?)
     }
 
@@ -105,11 +192,50 @@ impl Rooms {
         format!("https://{}/{}", self.config.jitsi_domain, room.jitsi_room)
     }
 
-    /// The room as API.md shows it.
+    /// The provider a new room of `clinic` runs on: the one the request
+    /// named, else the clinic's. Naming one the deployment lacks is a 422.
+    pub fn provider_for(&self, clinic: &str, requested: Option<ProviderKind>) -> Result<ProviderKind, RoomError> {
+        let kind = requested.unwrap_or(*self.config.providers.of(clinic));
+        if kind == ProviderKind::Openvidu && self.config.openvidu.is_none() {
+            return Err(vcare_domain::Rejected::Impossible("provider: openvidu is not configured here".into()).into());
+        }
+        Ok(kind)
+    }
+
+    /// The room as API.md shows it: a Jitsi room's meeting URL, an
+    /// OpenVidu room's server URL; not whether its provider room is made.
     pub fn view(&self, room: &Room) -> Value {
         let mut v = serde_json::to_value(room).unwrap_or_default();
-        v["joinUrl"] = Value::String(self.join_url(room));
+        if let Some(o) = v.as_object_mut() {
+            o.remove("prepared");
+        }
+        match (room.provider, &self.config.openvidu) {
+            (ProviderKind::Openvidu, Some(o)) => v["serverUrl"] = Value::String(o.server_url.clone()),
+            (ProviderKind::Openvidu, None) => {}
+            (ProviderKind::Jitsi, _) => v["joinUrl"] = Value::String(self.join_url(room)),
+        }
         v
+    }
+
+    /// Applies a provider's session event (a first join, the room's end)
+    /// by the rules of `Room::apply_session`, with its domain event:
+    /// duplicates and reordering change nothing.
+    pub async fn apply_session(&self, room: &Room, session: SessionEvent) -> Result<Option<Room>, RoomError> {
+        let now = self.now();
+        let updated = self
+            .store
+            .update(&room.clinic_id, &room.room_id, |current| {
+                let (next, change) = current.apply_session(session)?;
+                let kind = match change {
+                    SessionChange::Started => Some(CONSULTATION_STARTED),
+                    SessionChange::Ended => Some(CONSULTATION_ENDED),
+                    SessionChange::Corrected => None,
+                };
+                let events = kind.map(|k| DomainEvent::about_room(k, &next, now)).into_iter().collect();
+                Some((next, events))
+            })
+            .await?;
+        Ok(updated.filter(|(_, changed)| *changed).map(|(room, _)| room))
     }
 
     /// Loads a room of the caller's clinic and says how the caller stands to

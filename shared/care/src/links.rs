@@ -93,12 +93,13 @@ impl Links {
         let Some(participant) = room.participant(&link.user_id) else { return Ok(Opened::Gone) };
         match room.joinable(&issuer.care.config.join, now) {
             Ok(()) => {
-                let token = issuer.issue(&room, participant, now).await.map_err(|e| {
+                issuer.ensure_prepared(&room, now).await?;
+                let url = issuer.join_url(&room, participant, now).await.map_err(|e| {
                     tracing::error!(error = %e, "signing a join token failed");
                     RoomError::Unavailable
                 })?;
                 vcare_runtime::metrics::count("JoinLinksOpened", &[]);
-                Ok(Opened::Join(token.join_url))
+                Ok(Opened::Join(url))
             }
             Err(NotJoinable::TooEarly { opens }) => Ok(Opened::NotYet(opens)),
             Err(NotJoinable::Closed(_) | NotJoinable::TooLate) => Ok(Opened::Gone),

@@ -12,6 +12,7 @@
 //! Sealed form: `v1.<base64url(encrypted data key)>.<base64url(nonce ‖ ciphertext ‖ tag)>`.
 
 mod address;
+pub mod jws;
 
 pub use address::{AddressHasher, normalise_address};
 

@@ -84,6 +84,7 @@ impl AppointmentCreated {
             lobby: self.lobby,
             max_participants: self.max_participants,
             recording: self.recording,
+            provider: None,
         }
     }
 

@@ -21,6 +21,12 @@ pub enum DueKind {
     Release,
     /// An appointment reminder (`id`: `<roomId>#<window label>`).
     Reminder,
+    /// Ending a room's meeting at its provider failed; try again (`id`: the room).
+    EndRetry,
+    /// A room's join window closed: if the provider lost its end (a
+    /// `room_finished` webhook never came), settle it from who is still
+    /// there (`id`: the room).
+    RoomCheck,
 }
 
 impl DueKind {
@@ -29,12 +35,34 @@ impl DueKind {
             DueKind::Occurrence => "occurrence",
             DueKind::Release => "release",
             DueKind::Reminder => "reminder",
+            DueKind::EndRetry => "end-retry",
+            DueKind::RoomCheck => "room-check",
         }
     }
 
     pub fn parse(s: &str) -> Option<Self> {
-        [DueKind::Occurrence, DueKind::Release, DueKind::Reminder].into_iter().find(|k| k.as_str() == s)
+        [DueKind::Occurrence, DueKind::Release, DueKind::Reminder, DueKind::EndRetry, DueKind::RoomCheck]
+            .into_iter()
+            .find(|k| k.as_str() == s)
     }
+
+    /// Whether an entry missed by more than the catch-up is dropped: only
+    /// what is pointless late (an occurrence, a reminder). Queuing an
+    /// accepted notification, ending a meeting and settling a room are
+    /// done however late.
+    pub fn skips_when_late(self) -> bool {
+        matches!(self, DueKind::Occurrence | DueKind::Reminder)
+    }
+}
+
+/// Attempts at ending a meeting before it is left to an operator.
+pub const END_ATTEMPTS: u32 = 12;
+
+/// When to try ending a meeting again after `attempts` failed ones: 1, 2,
+/// 4 … minutes, at most an hour apart; `None` after [`END_ATTEMPTS`].
+pub fn end_retry_at(attempts: u32, now: DateTime<Utc>) -> Option<DateTime<Utc>> {
+    (attempts < END_ATTEMPTS)
+        .then(|| now + Duration::minutes(1i64 << attempts.saturating_sub(1).min(6)).min(Duration::hours(1)))
 }
 
 /// One entry: do `kind` for `id` of `clinic` at `at`.
@@ -64,7 +92,7 @@ pub enum Verdict {
 pub fn judge(due: &Due, now: DateTime<Utc>, catch_up: Duration) -> Verdict {
     if due.at > now {
         Verdict::Wait
-    } else if due.kind != DueKind::Release && now - due.at > catch_up {
+    } else if due.kind.skips_when_late() && now - due.at > catch_up {
         Verdict::Skip
     } else {
         Verdict::Fire
@@ -81,6 +109,17 @@ pub fn release_at(send_at: Option<DateTime<Utc>>, now: DateTime<Utc>) -> Option<
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn ending_is_retried_with_growing_gaps_then_left() {
+        let now = at("2026-12-01T10:00:00Z");
+        let gaps: Vec<i64> = (1..END_ATTEMPTS).map(|n| (end_retry_at(n, now).unwrap() - now).num_minutes()).collect();
+        assert_eq!(gaps, [1, 2, 4, 8, 16, 32, 60, 60, 60, 60, 60]);
+        assert_eq!(end_retry_at(END_ATTEMPTS, now), None);
+        let late = Due { at: at("2026-12-01T01:00:00Z"), kind: DueKind::EndRetry, clinic: "c".into(), id: "r".into() };
+        assert_eq!(judge(&late, now, Duration::minutes(60)), Verdict::Fire, "an end is retried however late");
+        assert_eq!(DueKind::parse("room-check"), Some(DueKind::RoomCheck));
+    }
 
     fn at(s: &str) -> DateTime<Utc> {
         s.parse().unwrap()

@@ -97,6 +97,7 @@ pub fn room_summary(room: &Room) -> Value {
         "roomId": room.room_id,
         "appointmentId": room.appointment_id,
         "status": room.status.as_str(),
+        "provider": room.provider.as_str(),
         "scheduledStart": room.scheduled_start,
         "scheduledEnd": room.scheduled_end,
         "participants": room.participants.iter().map(|p| json!({"userId": p.user_id, "role": p.role})).collect::<Vec<_>>(),

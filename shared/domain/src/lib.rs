@@ -20,6 +20,7 @@ pub mod room_records;
 pub mod schedule;
 pub mod sms;
 pub mod templates;
+pub mod video;
 
 /// Why a request cannot be done. `Invalid` is a 400 (a field fails its rule),
 /// `Impossible` a 422 (well-formed, but it cannot be).

@@ -6,6 +6,7 @@ use serde::{Deserialize, Serialize};
 
 use crate::Rejected;
 use crate::ids::is_valid_external_id;
+use crate::video::ProviderKind;
 
 pub const MAX_PARTICIPANTS_IN_REQUEST: usize = 50;
 pub const MAX_ROOM_CAPACITY: u32 = 100;
@@ -79,8 +80,12 @@ impl RoomStatus {
 pub struct Room {
     pub room_id: String,
     pub clinic_id: String,
+    /// The provider's room name (Jitsi's conference, LiveKit's room).
     pub jitsi_room: String,
     pub status: RoomStatus,
+    /// Where the consultation runs; rooms from before the choice are Jitsi's.
+    #[serde(default)]
+    pub provider: ProviderKind,
     #[serde(flatten)]
     pub plan: RoomPlan,
     pub created_at: DateTime<Utc>,
@@ -90,6 +95,10 @@ pub struct Room {
     pub ended_at: Option<DateTime<Utc>>,
     #[serde(default)]
     pub duration_seconds: i64,
+    /// The provider's room was made (LiveKit's CreateRoom, before the first
+    /// token). Not shown by the API.
+    #[serde(default, skip_serializing_if = "std::ops::Not::not")]
+    pub prepared: bool,
 }
 
 impl std::ops::Deref for Room {
@@ -114,6 +123,9 @@ pub struct CreateRoom {
     pub max_participants: Option<u32>,
     #[serde(default)]
     pub recording: Option<bool>,
+    /// Absent: the clinic's provider.
+    #[serde(default)]
+    pub provider: Option<ProviderKind>,
 }
 
 /// What a room is planned as: a room request that passed every rule, and
@@ -200,17 +212,35 @@ impl RoomPlan {
         crate::digest::sha256_hex(&serde_json::to_vec(self).unwrap_or_default())
     }
 
-    pub fn into_room(self, clinic_id: &str, room_id: String, jitsi_room: String, now: DateTime<Utc>) -> Room {
+    /// The fingerprint with the provider the request named, if it named
+    /// one (a request that names none keeps the fingerprint it always had).
+    pub fn fingerprint_with(&self, requested: Option<ProviderKind>) -> String {
+        match requested {
+            None => self.fingerprint(),
+            Some(p) => crate::digest::sha256_hex(format!("{}:{}", self.fingerprint(), p.as_str()).as_bytes()),
+        }
+    }
+
+    pub fn into_room(
+        self,
+        clinic_id: &str,
+        room_id: String,
+        jitsi_room: String,
+        provider: ProviderKind,
+        now: DateTime<Utc>,
+    ) -> Room {
         Room {
             room_id,
             clinic_id: clinic_id.to_owned(),
             jitsi_room,
             status: RoomStatus::Scheduled,
+            provider,
             plan: self,
             created_at: now,
             started_at: None,
             ended_at: None,
             duration_seconds: 0,
+            prepared: false,
         }
     }
 }
@@ -366,7 +396,7 @@ mod tests {
 
     #[test]
     fn join_window() {
-        let room = validate(body()).unwrap().into_room("c", "r".into(), "j".into(), Utc::now());
+        let room = validate(body()).unwrap().into_room("c", "r".into(), "j".into(), ProviderKind::Jitsi, Utc::now());
         let p = JoinPolicy::default();
         let at = |s: &str| DateTime::parse_from_rfc3339(s).unwrap().with_timezone(&Utc);
         assert_eq!(
@@ -445,6 +475,7 @@ mod session_tests {
             clinic_id: "c".into(),
             jitsi_room: "j".into(),
             status: RoomStatus::Scheduled,
+            provider: ProviderKind::Jitsi,
             plan: RoomPlan {
                 appointment_id: "a".into(),
                 scheduled_start: t("2026-11-23T10:00:00Z"),
@@ -458,6 +489,7 @@ mod session_tests {
             started_at: None,
             ended_at: None,
             duration_seconds: 0,
+            prepared: false,
         }
     }
 

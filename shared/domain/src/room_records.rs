@@ -45,12 +45,20 @@ pub struct SealedContact {
     pub sealed_contact: String,
 }
 
-/// Ending the Jitsi meeting failed; kept so that it can be retried.
+/// Ending the room's meeting at its provider failed; kept, with a due
+/// entry that retries it (`DueKind::EndRetry`). Records from before the
+/// retries count as one attempt.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(rename_all = "camelCase")]
 pub struct EndPending {
     pub error: String,
     pub at: DateTime<Utc>,
+    #[serde(default = "one")]
+    pub attempts: u32,
+}
+
+fn one() -> u32 {
+    1
 }
 
 /// A participant's short join link (`/j/<code>`): who it is for, in which

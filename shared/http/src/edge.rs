@@ -26,7 +26,9 @@ impl From<RoomError> for Problem {
             RoomError::BadSharedSecret => Problem::unauthorized(e.to_string()),
             RoomError::Rejected(r) => r.into(),
             RoomError::BadCursor => Problem::bad_request(e.to_string()),
-            RoomError::Unavailable | RoomError::ImagesUnavailable => Problem::service_unavailable(e.to_string()),
+            RoomError::Unavailable | RoomError::ImagesUnavailable | RoomError::ProviderUnavailable => {
+                Problem::service_unavailable(e.to_string())
+            }
             RoomError::Corrupt => Problem::internal(),
         }
     }

@@ -12,9 +12,10 @@
 
 use aws_lc_rs::hmac;
 use base64::Engine;
-use base64::engine::general_purpose::{STANDARD, URL_SAFE_NO_PAD};
+use base64::engine::general_purpose::STANDARD;
 use chrono::{DateTime, Utc};
 use serde_json::{Value, json};
+use vcare_crypto::jws;
 use vcare_domain::room::{Participant, ParticipantRole, Room};
 
 #[derive(Debug, thiserror::Error)]
@@ -160,28 +161,25 @@ impl Signer {
 
     /// Signs `claims` as a compact JWS.
     pub async fn sign(&self, claims: &Value) -> Result<String, JitsiError> {
-        let header = match self {
-            Self::Hs256(_) => json!({"alg": "HS256", "typ": "JWT"}),
-            Self::KmsRs256 { kid, .. } => json!({"alg": "RS256", "typ": "JWT", "kid": kid}),
-        };
-        let input =
-            format!("{}.{}", URL_SAFE_NO_PAD.encode(header.to_string()), URL_SAFE_NO_PAD.encode(claims.to_string()));
-        let signature = match self {
-            Self::Hs256(key) => hmac::sign(key, input.as_bytes()).as_ref().to_vec(),
-            Self::KmsRs256 { kms, key_id, .. } => kms
-                .sign()
-                .key_id(key_id)
-                .message(aws_sdk_kms::primitives::Blob::new(input.as_bytes()))
-                .message_type(aws_sdk_kms::types::MessageType::Raw)
-                .signing_algorithm(aws_sdk_kms::types::SigningAlgorithmSpec::RsassaPkcs1V15Sha256)
-                .send()
-                .await
-                .map_err(|e| JitsiError::Kms(aws_sdk_kms::error::DisplayErrorContext(e).to_string()))?
-                .signature
-                .ok_or_else(|| JitsiError::Kms("no signature".into()))?
-                .into_inner(),
-        };
-        Ok(format!("{input}.{}", URL_SAFE_NO_PAD.encode(signature)))
+        match self {
+            Self::Hs256(key) => Ok(jws::hs256(key, claims)),
+            Self::KmsRs256 { kms, key_id, kid } => {
+                let input = jws::signing_input(&json!({"alg": "RS256", "typ": "JWT", "kid": kid}), claims);
+                let signature = kms
+                    .sign()
+                    .key_id(key_id)
+                    .message(aws_sdk_kms::primitives::Blob::new(input.as_bytes()))
+                    .message_type(aws_sdk_kms::types::MessageType::Raw)
+                    .signing_algorithm(aws_sdk_kms::types::SigningAlgorithmSpec::RsassaPkcs1V15Sha256)
+                    .send()
+                    .await
+                    .map_err(|e| JitsiError::Kms(aws_sdk_kms::error::DisplayErrorContext(e).to_string()))?
+                    .signature
+                    .ok_or_else(|| JitsiError::Kms("no signature".into()))?
+                    .into_inner();
+                Ok(jws::compact(&input, &signature))
+            }
+        }
     }
 }
 

@@ -4,6 +4,7 @@
 
 use serde::Serialize;
 use serde::de::DeserializeOwned;
+use vcare_domain::due::Due;
 use vcare_domain::events::DomainEvent;
 use vcare_domain::room::Room;
 use vcare_domain::room_records::{EndPending, ImageRecord, IssueRecord, JoinLink, ReservationRecord, SealedContact};
@@ -80,9 +81,43 @@ impl RoomStore {
         self.children(room, "CONTACT#").await?.into_iter().map(value).collect()
     }
 
-    /// Keeps a failed end of meeting for a retry; the first failure stays.
-    pub async fn keep_end_pending(&self, room: &Room, pending: &EndPending) -> Result<bool, StoreError> {
-        self.put_child_if_absent(room, END_PENDING, attrs(pending)?).await
+    /// Keeps a failed end of meeting with the due entry that retries it
+    /// (`retry`), in one transaction: a pending end is never without its
+    /// retry. `done` is the entry this attempt came from, removed with it.
+    pub async fn keep_end_pending(
+        &self,
+        room: &Room,
+        pending: &EndPending,
+        retry: Option<&Due>,
+        done: Option<&Due>,
+    ) -> Result<(), StoreError> {
+        let due = crate::DueStore::new(self.ddb.clone(), self.table.clone());
+        let mut item = attrs(pending)?;
+        item.extend(crate::items::key(crate::rooms::room_pk(&room.clinic_id, &room.room_id), END_PENDING));
+        let mut items = vec![crate::items::put(&self.table, item, None)?];
+        items.extend(retry.map(|d| due.put(d)).transpose()?);
+        items.extend(done.filter(|d| Some(*d) != retry).map(|d| due.delete(d)).transpose()?);
+        self.ddb.transact_write_items().set_transact_items(Some(items)).send().await.map_err(crate::unavailable)?;
+        Ok(())
+    }
+
+    pub async fn end_pending(&self, room: &Room) -> Result<Option<EndPending>, StoreError> {
+        self.child(room, END_PENDING).await?.map(value).transpose()
+    }
+
+    /// The meeting ended after all: the pending record and its entry go.
+    pub async fn end_done(&self, room: &Room, done: &Due) -> Result<(), StoreError> {
+        let due = crate::DueStore::new(self.ddb.clone(), self.table.clone());
+        let key = crate::items::key(crate::rooms::room_pk(&room.clinic_id, &room.room_id), END_PENDING);
+        let delete = aws_sdk_dynamodb::types::Delete::builder()
+            .table_name(&self.table)
+            .set_key(Some(key))
+            .build()
+            .map_err(|e| StoreError::Corrupt(e.to_string()))?;
+        let items =
+            vec![aws_sdk_dynamodb::types::TransactWriteItem::builder().delete(delete).build(), due.delete(done)?];
+        self.ddb.transact_write_items().set_transact_items(Some(items)).send().await.map_err(crate::unavailable)?;
+        Ok(())
     }
 }
 

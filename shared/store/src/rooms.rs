@@ -37,7 +37,7 @@ pub struct HistoryPage {
     pub next_cursor: Option<String>,
 }
 
-fn room_pk(clinic: &str, room_id: &str) -> String {
+pub(crate) fn room_pk(clinic: &str, room_id: &str) -> String {
     format!("ROOM#{clinic}#{room_id}")
 }
 
