@@ -8,6 +8,7 @@ pub mod catalogue;
 pub mod comms;
 pub mod fixtures;
 pub mod lambda;
+pub mod livekit;
 pub mod measure;
 pub mod proxy;
 pub mod rooms;
@@ -54,6 +55,8 @@ pub struct TestStack {
     pub http: reqwest::Client,
     issuer: DevIssuer,
     _keys: TempDir,
+    /// The stack's OpenVidu (a LiveKit stand-in).
+    pub livekit: livekit::LiveKit,
 }
 
 /// A directory removed when dropped.
@@ -83,6 +86,10 @@ impl Drop for TempDir {
 /// The public base of the test stacks' join links: 30 characters, the
 /// length the SMS segment targets assume (API.md "Join links").
 pub const JOIN_LINK_BASE: &str = "https://vc.kabul-family.clinic";
+
+/// The test stacks' clinic whose rooms are on OpenVidu (every stack has a
+/// LiveKit stand-in, [`TestStack::livekit`]).
+pub const OPENVIDU_CLINIC: &str = "c-ov";
 
 pub fn stack_name() -> String {
     format!("t{}", &uuid::Uuid::new_v4().simple().to_string()[..10])
@@ -139,11 +146,16 @@ impl TestStack {
             None => sdk.clone(),
         };
         let keys = TempDir::new();
+        let livekit = livekit::LiveKit::start().await;
         let mut config = config(template, &stack_name(), &keys.0);
+        config.parameters.insert("OpenViduUrl".into(), livekit.url.clone());
+        config.parameters.insert("OpenViduApiKey".into(), livekit::API_KEY.into());
+        config.parameters.insert("ClinicVideoProviders".into(), format!("{OPENVIDU_CLINIC}=openvidu"));
+        config.secrets.insert("OpenViduApiSecretCiphertext".into(), livekit::API_SECRET.into());
         tune(&mut config);
         let gateway = Gateway::start(config, registry, &functions_sdk).await.expect("gateway starts");
         let base = format!("http://{}", gateway.addr);
-        Self { gateway, sdk, base, http: reqwest::Client::new(), issuer: DevIssuer::new(&keys.0), _keys: keys }
+        Self { gateway, sdk, base, http: reqwest::Client::new(), issuer: DevIssuer::new(&keys.0), _keys: keys, livekit }
     }
 
     /// A caller token from the development issuer.

@@ -51,7 +51,7 @@ impl Scheduler {
             index.remove(due).await?;
             return Ok(Done::Due(DueDone::Later));
         }
-        match provider.occupancy(&room, now).await.map_err(Error::from)? {
+        match provider.occupancy(&room).await.map_err(Error::from)? {
             Occupancy::Present(n) if n > 0 && now - due.at < RECHECK_FOR => {
                 let later = Due { at: now + RECHECK, ..due.clone() };
                 index.add(&later).await?;

@@ -73,7 +73,7 @@ async fn issue(
         }
         Err(NotJoinable::TooLate) => return Err(Problem::conflict("the consultation's join window has closed")),
     }
-    issuer.ensure_prepared(&room, now).await?;
+    issuer.ensure_prepared(&room).await?;
     let minted = issuer.issue(&room, participant, now).await.map_err(|e| {
         tracing::error!(error = %e, "signing a join token failed");
         Problem::service_unavailable("tokens cannot be signed right now; try again")

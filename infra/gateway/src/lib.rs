@@ -104,6 +104,7 @@ pub const SECRETS_KEY: &str = "DataKey";
 pub const DEV_SECRETS: &[(&str, &str)] = &[
     ("JitsiAppSecretCiphertext", "vcare-local-jitsi-app-secret"),
     ("JitsiWebhookSecretCiphertext", "vcare-local-jitsi-webhook-secret"),
+    ("OpenViduApiSecretCiphertext", "vcare-local-openvidu-api-secret"),
 ];
 
 /// `JitsiAppSecretCiphertext` → `jitsi-app-secret`: the encryption-context

@@ -93,7 +93,7 @@ impl Links {
         let Some(participant) = room.participant(&link.user_id) else { return Ok(Opened::Gone) };
         match room.joinable(&issuer.care.config.join, now) {
             Ok(()) => {
-                issuer.ensure_prepared(&room, now).await?;
+                issuer.ensure_prepared(&room).await?;
                 let url = issuer.join_url(&room, participant, now).await.map_err(|e| {
                     tracing::error!(error = %e, "signing a join token failed");
                     RoomError::Unavailable

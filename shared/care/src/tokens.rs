@@ -49,12 +49,12 @@ impl TokenIssuer {
     /// CreateRoom with the room's limits), once: the room remembers it, so
     /// later tokens cost only their read. A provider that is down is a
     /// 503 for the caller, not a token for a room that is not there.
-    pub async fn ensure_prepared(&self, room: &Room, now: DateTime<Utc>) -> Result<(), RoomError> {
+    pub async fn ensure_prepared(&self, room: &Room) -> Result<(), RoomError> {
         let provider = self.providers.of(room).map_err(|_| RoomError::ProviderUnavailable)?;
         if room.prepared || !provider.needs_prepare() {
             return Ok(());
         }
-        if let Err(why) = provider.prepare(room, now).await {
+        if let Err(why) = provider.prepare(room).await {
             tracing::error!(room_id = %room.room_id, error = %why, "the provider's room could not be made");
             return Err(RoomError::ProviderUnavailable);
         }

@@ -7,7 +7,7 @@
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
-use chrono::{DateTime, Utc};
+use chrono::Utc;
 use serde::Deserialize;
 use serde_json::{Value, json};
 use vcare_domain::video::livekit::ServerCall;
@@ -78,8 +78,10 @@ struct Participants {
 }
 
 impl RoomService {
-    async fn call(&self, call: ServerCall<'_>, body: Value, now: DateTime<Utc>) -> Result<Value, TwirpError> {
-        let token = self.credentials.sign(&call.claims(&self.credentials.api_key, now));
+    /// One call; its token is issued by the wall clock, which LiveKit
+    /// checks it against (never a business "now" that may be a catch-up's).
+    async fn call(&self, call: ServerCall<'_>, body: Value) -> Result<Value, TwirpError> {
+        let token = self.credentials.sign(&call.claims(&self.credentials.api_key, Utc::now()));
         let url = format!("{}/twirp/livekit.RoomService/{}", self.url.trim_end_matches('/'), call.method());
         let mut last = TwirpError::Unreachable("no attempt");
         for attempt in 0..self.attempts.max(1) {
@@ -108,31 +110,27 @@ impl RoomService {
     }
 
     /// Creates the room (LiveKit answers an existing room as it is).
-    pub async fn create_room(&self, name: &str, settings: RoomSettings, now: DateTime<Utc>) -> Result<(), TwirpError> {
+    pub async fn create_room(&self, name: &str, settings: RoomSettings) -> Result<(), TwirpError> {
         let body = json!({
             "name": name,
             "emptyTimeout": settings.empty_timeout_seconds,
             "departureTimeout": settings.departure_timeout_seconds,
             "maxParticipants": settings.max_participants,
         });
-        self.call(ServerCall::CreateRoom, body, now).await.map(drop)
+        self.call(ServerCall::CreateRoom, body).await.map(drop)
     }
 
     /// Deletes the room, disconnecting everyone; a room already gone is done.
-    pub async fn delete_room(&self, name: &str, now: DateTime<Utc>) -> Result<(), TwirpError> {
-        match self.call(ServerCall::DeleteRoom, json!({"room": name}), now).await {
+    pub async fn delete_room(&self, name: &str) -> Result<(), TwirpError> {
+        match self.call(ServerCall::DeleteRoom, json!({"room": name})).await {
             Err(e) if e.is_not_found() => Ok(()),
             other => other.map(drop),
         }
     }
 
     /// Who is in the room; `None` when LiveKit has no such room.
-    pub async fn list_participants(
-        &self,
-        name: &str,
-        now: DateTime<Utc>,
-    ) -> Result<Option<Vec<LiveParticipant>>, TwirpError> {
-        match self.call(ServerCall::ListParticipants { room: name }, json!({"room": name}), now).await {
+    pub async fn list_participants(&self, name: &str) -> Result<Option<Vec<LiveParticipant>>, TwirpError> {
+        match self.call(ServerCall::ListParticipants { room: name }, json!({"room": name})).await {
             Err(e) if e.is_not_found() => Ok(None),
             Err(e) => Err(e),
             Ok(v) => serde_json::from_value::<Participants>(v)
@@ -142,9 +140,9 @@ impl RoomService {
     }
 
     /// Removes one participant (a participant no longer there is done).
-    pub async fn remove_participant(&self, name: &str, identity: &str, now: DateTime<Utc>) -> Result<(), TwirpError> {
+    pub async fn remove_participant(&self, name: &str, identity: &str) -> Result<(), TwirpError> {
         let body = json!({"room": name, "identity": identity});
-        match self.call(ServerCall::RemoveParticipant { room: name }, body, now).await {
+        match self.call(ServerCall::RemoveParticipant { room: name }, body).await {
             Err(e) if e.is_not_found() => Ok(()),
             other => other.map(drop),
         }

@@ -62,6 +62,9 @@ pub enum ProviderState {
     Unconfigured,
 }
 
+/// The calls a provider makes to its server carry tokens issued by the
+/// wall clock (what the server checks them against), so only `mint` takes
+/// a business `now`.
 pub trait VideoProvider: Send + Sync {
     fn kind(&self) -> ProviderKind;
     /// A token for `participant` of `room`, valid for the room's join window.
@@ -73,12 +76,12 @@ pub trait VideoProvider: Send + Sync {
     ) -> Pending<'a, Result<Minted, Error>>;
     /// Makes the room ready for its first participant (LiveKit: CreateRoom
     /// with its limits). Done once per room, before its first token.
-    fn prepare<'a>(&'a self, room: &'a Room, now: DateTime<Utc>) -> Pending<'a, Result<(), String>>;
+    fn prepare<'a>(&'a self, room: &'a Room) -> Pending<'a, Result<(), String>>;
     /// Whether `prepare` does anything (Jitsi's rooms need nothing).
     fn needs_prepare(&self) -> bool;
     /// Ends the meeting and disconnects everyone. A room already gone is done.
-    fn end<'a>(&'a self, room: &'a Room, now: DateTime<Utc>) -> Pending<'a, Result<(), String>>;
-    fn occupancy<'a>(&'a self, room: &'a Room, now: DateTime<Utc>) -> Pending<'a, Result<Occupancy, String>>;
+    fn end<'a>(&'a self, room: &'a Room) -> Pending<'a, Result<(), String>>;
+    fn occupancy<'a>(&'a self, room: &'a Room) -> Pending<'a, Result<Occupancy, String>>;
     fn health(&self) -> Pending<'_, ProviderState>;
 }
 
@@ -147,7 +150,7 @@ impl Providers {
         from: Option<&Due>,
     ) -> Result<Ended, RoomError> {
         let result = match self.of(room) {
-            Ok(provider) => provider.end(room, now).await,
+            Ok(provider) => provider.end(room).await,
             Err(e) => Err(e.to_string()),
         };
         let why = match result {

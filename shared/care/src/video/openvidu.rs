@@ -79,14 +79,14 @@ impl VideoProvider for OpenVidu {
         })
     }
 
-    fn prepare<'a>(&'a self, room: &'a Room, now: DateTime<Utc>) -> Pending<'a, Result<(), String>> {
+    fn prepare<'a>(&'a self, room: &'a Room) -> Pending<'a, Result<(), String>> {
         Box::pin(async move {
             let settings = RoomSettings {
                 empty_timeout_seconds: self.settings.empty_timeout_seconds,
                 departure_timeout_seconds: self.settings.departure_timeout_seconds,
                 max_participants: room.max_participants,
             };
-            self.service.create_room(&room.jitsi_room, settings, now).await.map_err(|e| e.to_string())
+            self.service.create_room(&room.jitsi_room, settings).await.map_err(|e| e.to_string())
         })
     }
 
@@ -94,13 +94,13 @@ impl VideoProvider for OpenVidu {
         true
     }
 
-    fn end<'a>(&'a self, room: &'a Room, now: DateTime<Utc>) -> Pending<'a, Result<(), String>> {
-        Box::pin(async move { self.service.delete_room(&room.jitsi_room, now).await.map_err(|e| e.to_string()) })
+    fn end<'a>(&'a self, room: &'a Room) -> Pending<'a, Result<(), String>> {
+        Box::pin(async move { self.service.delete_room(&room.jitsi_room).await.map_err(|e| e.to_string()) })
     }
 
-    fn occupancy<'a>(&'a self, room: &'a Room, now: DateTime<Utc>) -> Pending<'a, Result<Occupancy, String>> {
+    fn occupancy<'a>(&'a self, room: &'a Room) -> Pending<'a, Result<Occupancy, String>> {
         Box::pin(async move {
-            match self.service.list_participants(&room.jitsi_room, now).await {
+            match self.service.list_participants(&room.jitsi_room).await {
                 Ok(None) => Ok(Occupancy::Gone),
                 Ok(Some(p)) => Ok(Occupancy::Present(p.len())),
                 Err(e) => Err(e.to_string()),

@@ -1,0 +1,369 @@
+//! OpenVidu 3 (LiveKit) consultations through the local gateway, against
+//! the LiveKit stand-in: rooms on the clinic's provider, tokens checked by
+//! LiveKit's own verifier (the `livekit-api` package, not vcare's code),
+//! rooms made and deleted over Twirp with one grant per call, webhooks in
+//! any order and repeated, bad webhooks refused, and the sweeps: a failed
+//! end retried, an end that never came settled.
+
+use chrono::{DateTime, Duration, Utc};
+use serde_json::{Value, json};
+use vcare_tests::livekit::{API_KEY, API_SECRET, signed_webhook};
+use vcare_tests::rooms::{doctor, patient, room_body};
+use vcare_tests::{OPENVIDU_CLINIC, TestStack, root};
+
+const WEBHOOK: &str = "/v1/virtual-care/openvidu/webhook";
+
+/// LiveKit's own checks (`tests/python/livekit_check.py`).
+fn livekit_check(kind: &str, value: &str, stdin: Option<&str>) -> Result<Value, String> {
+    use std::io::Write;
+    let mut child = std::process::Command::new(root().join(".venv/bin/python"))
+        .arg(root().join("tests/python/livekit_check.py"))
+        .args([kind, API_KEY, API_SECRET, value])
+        .stdin(std::process::Stdio::piped())
+        .stdout(std::process::Stdio::piped())
+        .stderr(std::process::Stdio::piped())
+        .spawn()
+        .expect("the project's Python");
+    child.stdin.take().unwrap().write_all(stdin.unwrap_or_default().as_bytes()).unwrap();
+    let out = child.wait_with_output().unwrap();
+    if out.status.success() {
+        Ok(serde_json::from_slice(&out.stdout).unwrap())
+    } else {
+        Err(String::from_utf8_lossy(&out.stderr).lines().last().unwrap_or_default().to_owned())
+    }
+}
+
+async fn post(stack: &TestStack, path: &str, token: &str, body: Value) -> (u16, Value) {
+    let (status, _, body) =
+        stack.send(stack.http.post(format!("{}{path}", stack.base)).bearer_auth(token).json(&body)).await;
+    (status, body)
+}
+
+async fn get(stack: &TestStack, path: &str, token: &str) -> (u16, Value) {
+    let (status, _, body) = stack.get(path, Some(token)).await;
+    (status, body)
+}
+
+/// A webhook as LiveKit posts it: the raw body and `Authorization`, if any.
+async fn deliver(stack: &TestStack, body: String, authorization: Option<&str>) -> (u16, Value) {
+    let mut request = stack
+        .http
+        .post(format!("{}{WEBHOOK}", stack.base))
+        .header("content-type", "application/webhook+json")
+        .body(body);
+    if let Some(a) = authorization {
+        request = request.header("authorization", a);
+    }
+    let (status, _, body) = stack.send(request).await;
+    (status, body)
+}
+
+async fn signed(stack: &TestStack, event: &Value) -> u16 {
+    let (body, auth) = signed_webhook(event, API_SECRET, Utc::now().timestamp());
+    deliver(stack, body, Some(&auth)).await.0
+}
+
+fn doc_token(stack: &TestStack) -> String {
+    stack.token("u-doc", Some(OPENVIDU_CLINIC), &["doctor"])
+}
+
+/// An OpenVidu room starting in 5 minutes (its window is open).
+async fn room(stack: &TestStack, appointment: &str) -> Value {
+    let body = room_body(appointment, Utc::now() + Duration::minutes(5), &[doctor(), patient()]);
+    let (status, room) = post(stack, "/v1/virtual-care/rooms", &doc_token(stack), body).await;
+    assert_eq!(status, 201, "{room}");
+    room
+}
+
+async fn token_of(stack: &TestStack, room: &Value, user: &str, role: &str) -> Value {
+    let path = format!("/v1/virtual-care/rooms/{}/tokens", room["roomId"].as_str().unwrap());
+    let (status, token) = post(stack, &path, &stack.token(user, Some(OPENVIDU_CLINIC), &[role]), json!({})).await;
+    assert_eq!(status, 201, "{token}");
+    token
+}
+
+async fn room_now(stack: &TestStack, room: &Value) -> Value {
+    let path = format!("/v1/virtual-care/rooms/{}", room["roomId"].as_str().unwrap());
+    let (status, room) = get(stack, &path, &doc_token(stack)).await;
+    assert_eq!(status, 200, "{room}");
+    room
+}
+
+/// The outbox's events of `kind` about `room`, each checked against the catalogue.
+async fn events(stack: &TestStack, room: &Value, kind: &str) -> Vec<Value> {
+    let ddb = aws_sdk_dynamodb::Client::new(&stack.sdk);
+    let table = stack.gateway.resource("Table").unwrap().reference.clone();
+    let items = ddb.scan().table_name(table).send().await.unwrap().items.unwrap_or_default();
+    items
+        .iter()
+        .filter(|i| i.get("kind").and_then(|v| v.as_s().ok()).map(String::as_str) == Some("outbox"))
+        .map(|i| serde_json::from_str::<Value>(i["event"].as_s().unwrap()).unwrap())
+        .filter(|e| e["type"] == kind && e["subject"] == room["roomId"])
+        .inspect(|e| vcare_tests::catalogue::validate(e).unwrap_or_else(|err| panic!("{err}")))
+        .collect()
+}
+
+fn at(v: &Value) -> DateTime<Utc> {
+    v.as_str().unwrap().parse().unwrap()
+}
+
+#[tokio::test]
+async fn an_openvidu_consultation_runs_end_to_end_on_the_clinics_provider() {
+    let stack = TestStack::start().await;
+    let lk = &stack.livekit;
+    let room = room(&stack, "apt-ov-1").await;
+    assert_eq!(room["provider"], "openvidu");
+    assert_eq!(room["serverUrl"], lk.url.replace("http://", "ws://"));
+    assert!(room.get("joinUrl").is_none() && room.get("prepared").is_none(), "{room}");
+    let name = room["jitsiRoom"].as_str().unwrap().to_owned();
+    assert!(lk.room(&name).is_none(), "the LiveKit room is made with the first token, not before");
+
+    let doctor_token = token_of(&stack, &room, "u-doc", "doctor").await;
+    let patient_token = token_of(&stack, &room, "u-pat", "patient").await;
+    assert_eq!((&doctor_token["provider"], &doctor_token["moderator"]), (&json!("openvidu"), &json!(true)));
+    assert_eq!(patient_token["moderator"], false);
+    assert_eq!(doctor_token["serverUrl"], room["serverUrl"]);
+    assert_eq!(at(&doctor_token["expiresAt"]), at(&room["scheduledEnd"]) + Duration::minutes(30));
+
+    // LiveKit's own verifier reads the grants API.md promises.
+    let d = livekit_check("token", doctor_token["token"].as_str().unwrap(), None).unwrap();
+    assert_eq!((&d["identity"], &d["name"]), (&json!("u-doc"), &json!("Dr. Amini")));
+    assert_eq!(d["metadata"], json!(r#"{"role":"doctor"}"#));
+    let v = &d["video"];
+    assert_eq!((&v["room"], &v["room_join"], &v["room_admin"]), (&json!(name), &json!(true), &json!(true)));
+    assert_eq!(
+        (&v["room_record"], &v["can_publish"], &v["can_subscribe"]),
+        (&json!(false), &json!(true), &json!(true))
+    );
+    let p = livekit_check("token", patient_token["token"].as_str().unwrap(), None).unwrap();
+    assert_eq!(
+        (&p["identity"], &p["video"]["room_admin"], &p["video"]["room_record"]),
+        (&json!("u-pat"), &json!(false), &json!(false))
+    );
+    assert!(livekit_check("token", &format!("{}x", patient_token["token"].as_str().unwrap()), None).is_err());
+
+    // One CreateRoom for the room, with its limits and only roomCreate.
+    let creates: Vec<_> = lk.calls().into_iter().filter(|c| c.method == "CreateRoom").collect();
+    assert_eq!(creates.len(), 1, "{creates:?}");
+    assert_eq!(creates[0].grant, json!({"roomCreate": true}));
+    assert_eq!(creates[0].body["name"], json!(name));
+    assert_eq!(
+        (&creates[0].body["maxParticipants"], &creates[0].body["emptyTimeout"], &creates[0].body["departureTimeout"]),
+        (&json!(10), &json!(300), &json!(60))
+    );
+
+    // Webhooks shuffled and repeated, as LiveKit's retries and its order
+    // across resources deliver them.
+    let t0 = Utc::now().timestamp();
+    let patient_joined = lk.join(&name, "u-pat", t0 - 60);
+    let doctor_joined = lk.join(&name, "u-doc", t0 - 120);
+    let left = lk.leave(&name, "u-pat");
+    let finished = lk.finish(&name, t0);
+    let (raw, auth) = signed_webhook(&finished, API_SECRET, t0);
+    assert_eq!(
+        livekit_check("webhook", &auth, Some(&raw)).unwrap()["event"],
+        "room_finished",
+        "signed as LiveKit signs"
+    );
+    for event in [&patient_joined, &finished, &left, &doctor_joined, &patient_joined, &finished] {
+        assert_eq!(signed(&stack, event).await, 200);
+    }
+    let ended = room_now(&stack, &room).await;
+    assert_eq!(ended["status"], "ended");
+    assert_eq!(at(&ended["startedAt"]).timestamp(), t0 - 120, "the earliest join, whatever came first");
+    assert_eq!(at(&ended["endedAt"]).timestamp(), t0);
+    assert_eq!(ended["durationSeconds"], 120);
+    let started = events(&stack, &room, "virtual_care.consultation.started").await;
+    let ends = events(&stack, &room, "virtual_care.consultation.ended").await;
+    assert_eq!((started.len(), ends.len()), (1, 1));
+    assert_eq!(ends[0]["data"]["provider"], "openvidu");
+    stack.stop().await;
+}
+
+#[tokio::test]
+async fn bad_webhooks_are_refused_and_change_nothing() {
+    let stack = TestStack::start().await;
+    let lk = &stack.livekit;
+    let room = room(&stack, "apt-ov-bad").await;
+    token_of(&stack, &room, "u-pat", "patient").await;
+    let name = room["jitsiRoom"].as_str().unwrap().to_owned();
+    let now = Utc::now().timestamp();
+    let joined = lk.join(&name, "u-pat", now);
+    let (body, auth) = signed_webhook(&joined, API_SECRET, now);
+    let tampered = body.replace(&now.to_string(), &(now - 3600).to_string());
+    assert_ne!(tampered, body);
+    let (_, stale) = signed_webhook(&joined, API_SECRET, now - 3600);
+    let (_, forged) = signed_webhook(&joined, "not the secret", now);
+    let bearer = format!("Bearer {auth}");
+    let participant = token_of(&stack, &room, "u-doc", "doctor").await["token"].as_str().unwrap().to_owned();
+    for (what, body, authorization) in [
+        ("unsigned", body.clone(), None),
+        ("tampered", tampered, Some(auth.as_str())),
+        ("stale", body.clone(), Some(stale.as_str())),
+        ("another secret", body.clone(), Some(forged.as_str())),
+        ("Bearer", body.clone(), Some(bearer.as_str())),
+        ("a participant's token", body.clone(), Some(participant.as_str())),
+    ] {
+        let (status, problem) = deliver(&stack, body, authorization).await;
+        assert_eq!(status, 401, "{what}: {problem}");
+        assert_eq!(problem["status"], 401);
+    }
+    assert_eq!(room_now(&stack, &room).await["status"], "scheduled", "nothing changed");
+    // Signed but for a room vcare does not know (or a Jitsi room's name): 200, ignored.
+    let unknown = lk.join("vc-nobody-here", "u-x", now);
+    assert_eq!(signed(&stack, &unknown).await, 200);
+    let (status, _) = deliver(&stack, "{not json".into(), Some(&signed_webhook(&json!({}), API_SECRET, now).1)).await;
+    assert_eq!(status, 401, "the hash is of the bytes received");
+    let garbage = "{not json";
+    let sha = {
+        use base64::Engine;
+        base64::engine::general_purpose::STANDARD
+            .encode(aws_lc_rs::digest::digest(&aws_lc_rs::digest::SHA256, garbage.as_bytes()))
+    };
+    let claims = json!({"iss": API_KEY, "nbf": now, "exp": now + 300, "sha256": sha});
+    let token = jsonwebtoken::encode(
+        &jsonwebtoken::Header::new(jsonwebtoken::Algorithm::HS256),
+        &claims,
+        &jsonwebtoken::EncodingKey::from_secret(API_SECRET.as_bytes()),
+    )
+    .unwrap();
+    assert_eq!(deliver(&stack, garbage.into(), Some(&token)).await.0, 400, "signed but not a webhook");
+    // The real one still applies.
+    assert_eq!(signed(&stack, &joined).await, 200);
+    assert_eq!(room_now(&stack, &room).await["status"], "active");
+    stack.stop().await;
+}
+
+async fn scheduler(stack: &TestStack, extra: &[(&str, &str)]) -> std::sync::Arc<reminder_scheduler::Scheduler> {
+    let mut env = stack.gateway.function("ReminderSchedulerFunction").unwrap().def.environment.clone();
+    env.insert("OPENVIDU_BACKOFF_MS".into(), "5".into());
+    for (k, v) in extra {
+        env.insert((*k).into(), (*v).into());
+    }
+    reminder_scheduler::scheduler(&vcare_runtime::Env::from_map(env), &stack.sdk).await.unwrap()
+}
+
+/// The room's pending end (`JITSI_END`), as stored.
+async fn pending_end(stack: &TestStack, room: &Value) -> Option<Value> {
+    let ddb = aws_sdk_dynamodb::Client::new(&stack.sdk);
+    let table = stack.gateway.resource("Table").unwrap().reference.clone();
+    let pk = format!("ROOM#{}#{}", room["clinicId"].as_str().unwrap(), room["roomId"].as_str().unwrap());
+    let item = ddb
+        .get_item()
+        .table_name(table)
+        .key("pk", aws_sdk_dynamodb::types::AttributeValue::S(pk))
+        .key("sk", aws_sdk_dynamodb::types::AttributeValue::S("JITSI_END".into()))
+        .send()
+        .await
+        .unwrap()
+        .item?;
+    Some(
+        json!({"attempts": item["attempts"].as_n().unwrap().parse::<u32>().unwrap(), "error": item["error"].as_s().unwrap()}),
+    )
+}
+
+#[tokio::test]
+async fn ending_deletes_the_livekit_room_and_a_failed_delete_is_retried_by_the_sweep() {
+    let stack = TestStack::start().await;
+    let lk = &stack.livekit;
+    let end = |room: &Value| format!("/v1/virtual-care/rooms/{}/end", room["roomId"].as_str().unwrap());
+
+    let first = room(&stack, "apt-ov-end").await;
+    token_of(&stack, &first, "u-doc", "doctor").await;
+    let name = first["jitsiRoom"].as_str().unwrap().to_owned();
+    assert!(lk.room(&name).is_some());
+    assert_eq!(post(&stack, &end(&first), &doc_token(&stack), json!({})).await.0, 200);
+    assert!(lk.room(&name).is_none(), "ending deletes the LiveKit room");
+    let deletes: Vec<_> = lk.calls().into_iter().filter(|c| c.method == "DeleteRoom").collect();
+    assert_eq!(deletes.len(), 1);
+    assert_eq!(deletes[0].grant, json!({"roomCreate": true}), "only the grant DeleteRoom needs");
+    assert!(pending_end(&stack, &first).await.is_none());
+
+    // LiveKit down for the whole of room-end's retries: ended in vcare, kept.
+    let second = room(&stack, "apt-ov-end-2").await;
+    token_of(&stack, &second, "u-doc", "doctor").await;
+    let name = second["jitsiRoom"].as_str().unwrap().to_owned();
+    lk.fail("DeleteRoom", 503, 3);
+    let (status, ended) = post(&stack, &end(&second), &doc_token(&stack), json!({})).await;
+    assert_eq!((status, &ended["status"]), (200, &json!("ended")), "{ended}");
+    assert!(lk.room(&name).is_some());
+    let kept = pending_end(&stack, &second).await.expect("the failure is kept");
+    assert_eq!(kept["attempts"], 1);
+    assert!(kept["error"].as_str().unwrap().contains("503"), "{kept}");
+
+    // Not due yet a second later; a minute later the sweep retries.
+    let sweep = scheduler(&stack, &[]).await;
+    let now = Utc::now();
+    assert_eq!(sweep.run(now).await.unwrap().rooms, 0);
+    lk.fail("DeleteRoom", 503, 3);
+    assert_eq!(sweep.run(now + Duration::minutes(2)).await.unwrap().rooms, 0, "failed again");
+    assert_eq!(pending_end(&stack, &second).await.unwrap()["attempts"], 2);
+    assert_eq!(sweep.run(now + Duration::minutes(3)).await.unwrap().rooms, 0, "the next try is 2 minutes on");
+    assert_eq!(sweep.run(now + Duration::minutes(5)).await.unwrap().rooms, 1);
+    assert!(lk.room(&name).is_none(), "deleted on the retry");
+    assert!(pending_end(&stack, &second).await.is_none(), "and no longer pending");
+    assert_eq!(sweep.run(now + Duration::minutes(30)).await.unwrap().rooms, 0, "done once");
+    stack.stop().await;
+}
+
+#[tokio::test]
+async fn a_room_whose_end_never_came_is_settled_when_its_window_closes() {
+    let stack = TestStack::start().await;
+    let lk = &stack.livekit;
+    let room = room(&stack, "apt-ov-lost").await;
+    token_of(&stack, &room, "u-pat", "patient").await;
+    let name = room["jitsiRoom"].as_str().unwrap().to_owned();
+    assert_eq!(signed(&stack, &lk.join(&name, "u-pat", Utc::now().timestamp())).await, 200);
+    assert_eq!(room_now(&stack, &room).await["status"], "active");
+    let closes = at(&room["scheduledEnd"]) + Duration::minutes(30);
+    let sweep = scheduler(&stack, &[]).await;
+    // Still connected after the window: asked again later, not ended.
+    assert_eq!(sweep.run(closes + Duration::minutes(1)).await.unwrap().rooms, 0);
+    assert_eq!(room_now(&stack, &room).await["status"], "active");
+    let lists: Vec<_> = lk.calls().into_iter().filter(|c| c.method == "ListParticipants").collect();
+    assert_eq!(lists.len(), 1);
+    assert_eq!(lists[0].grant, json!({"roomAdmin": true, "room": name}), "roomAdmin for this room only");
+    // The patient leaves, and LiveKit's webhooks are lost.
+    lk.leave(&name, "u-pat");
+    assert_eq!(sweep.run(closes + Duration::minutes(12)).await.unwrap().rooms, 1);
+    let settled = room_now(&stack, &room).await;
+    assert_eq!(settled["status"], "ended");
+    assert_eq!(events(&stack, &room, "virtual_care.consultation.ended").await.len(), 1);
+    assert!(lk.room(&name).is_none(), "and its LiveKit room deleted");
+    // A late room_finished changes nothing.
+    assert_eq!(signed(&stack, &lk.finish(&name, Utc::now().timestamp())).await, 200);
+    assert_eq!(events(&stack, &room, "virtual_care.consultation.ended").await.len(), 1);
+    stack.stop().await;
+}
+
+#[tokio::test]
+async fn a_clinic_on_openvidu_needs_openvidu_settings_at_cold_start() {
+    let stack = TestStack::start().await;
+    let mut env = stack.gateway.function("RoomCreateFunction").unwrap().def.environment.clone();
+    env.remove("OPENVIDU_URL");
+    let err = room_create::function(&vcare_runtime::Env::from_map(env.clone()), &stack.sdk).await.err().unwrap();
+    assert!(err.to_string().contains("OPENVIDU_URL"), "{err}");
+    env.insert("OPENVIDU_URL".into(), "ftp://nowhere".into());
+    let err = room_create::function(&vcare_runtime::Env::from_map(env.clone()), &stack.sdk).await.err().unwrap();
+    assert!(err.to_string().contains("OPENVIDU_URL"), "{err}");
+    env.insert("OPENVIDU_URL".into(), stack.livekit.url.clone());
+    env.remove("OPENVIDU_API_KEY");
+    let err = room_create::function(&vcare_runtime::Env::from_map(env.clone()), &stack.sdk).await.err().unwrap();
+    assert!(err.to_string().contains("OPENVIDU_API_KEY"), "{err}");
+    env.insert("CLINIC_VIDEO_PROVIDERS".into(), "c-x=zoom".into());
+    env.insert("OPENVIDU_API_KEY".into(), API_KEY.into());
+    let err = room_create::function(&vcare_runtime::Env::from_map(env), &stack.sdk).await.err().unwrap();
+    assert!(err.to_string().contains("CLINIC_VIDEO_PROVIDERS"), "{err}");
+    // A Jitsi clinic may still ask for OpenVidu per room; a request for a
+    // provider the deployment lacks is a 422 (the settings are per
+    // deployment, the request per room).
+    let jitsi_doctor = stack.token("u-doc", Some("c-1"), &["doctor"]);
+    let mut body = room_body("apt-ov-ask", Utc::now() + Duration::minutes(5), &[doctor(), patient()]);
+    body["provider"] = json!("openvidu");
+    let (status, asked) = post(&stack, "/v1/virtual-care/rooms", &jitsi_doctor, body.clone()).await;
+    assert_eq!((status, &asked["provider"]), (201, &json!("openvidu")), "{asked}");
+    body["provider"] = json!("zoom");
+    body["appointmentId"] = json!("apt-ov-zoom");
+    assert_eq!(post(&stack, "/v1/virtual-care/rooms", &jitsi_doctor, body).await.0, 400);
+    stack.stop().await;
+}
