@@ -367,3 +367,45 @@ async fn a_clinic_on_openvidu_needs_openvidu_settings_at_cold_start() {
     assert_eq!(post(&stack, "/v1/virtual-care/rooms", &jitsi_doctor, body).await.0, 400);
     stack.stop().await;
 }
+
+#[tokio::test]
+async fn provider_status_is_probed_for_clinic_admins_and_services() {
+    let stack = TestStack::start().await;
+    let admin = stack.token("u-admin", Some(OPENVIDU_CLINIC), &["clinic-admin"]);
+    let (status, rows) = get(&stack, "/v1/virtual-care/providers/status", &admin).await;
+    assert_eq!(status, 200, "{rows}");
+    assert_eq!(rows[0], json!({"provider": "jitsi", "state": "unconfigured"}), "no JitsiHealthUrl: {rows}");
+    assert_eq!((&rows[1]["provider"], &rows[1]["state"]), (&json!("openvidu"), &json!("up")), "{rows}");
+    assert!(rows[1]["latencyMs"].as_u64().unwrap() < 2_000);
+    let service = stack.token("svc", Some(OPENVIDU_CLINIC), &["service"]);
+    assert_eq!(get(&stack, "/v1/virtual-care/providers/status", &service).await.0, 200);
+    for role in ["doctor", "patient", "nurse"] {
+        let t = stack.token("u-x", Some(OPENVIDU_CLINIC), &[role]);
+        assert_eq!(get(&stack, "/v1/virtual-care/providers/status", &t).await.0, 403, "{role}");
+    }
+    assert_eq!(stack.get("/v1/virtual-care/providers/status", None).await.0, 401);
+
+    // Down: Jitsi's health URL answers 503, OpenVidu does not answer at all.
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let sick = format!("http://{}/about/health", listener.local_addr().unwrap());
+    let app = axum::Router::new()
+        .route("/about/health", axum::routing::get(|| async { (axum::http::StatusCode::SERVICE_UNAVAILABLE, "no") }));
+    tokio::spawn(async move { axum::serve(listener, app).await });
+    let closed = {
+        let l = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+        format!("http://{}", l.local_addr().unwrap())
+    };
+    let mut env = stack.gateway.function("HealthFunction").unwrap().def.environment.clone();
+    env.insert("JITSI_HEALTH_URL".into(), sick);
+    env.insert("OPENVIDU_URL".into(), closed);
+    let function = health::function(&vcare_runtime::Env::from_map(env), &stack.sdk).await.unwrap();
+    // The sample a service's status request is (events/health/).
+    let text = std::fs::read_to_string(root().join("events/health/providers-status.json")).unwrap();
+    let event: Value = serde_json::from_str(&text).unwrap();
+    use vcare_runtime::Function;
+    let response = function.invoke(event, Default::default()).await.unwrap();
+    assert_eq!(response["statusCode"], 200, "{response}");
+    let rows: Value = serde_json::from_str(response["body"].as_str().unwrap()).unwrap();
+    assert_eq!((&rows[0]["state"], &rows[1]["state"]), (&json!("down"), &json!("down")), "{rows}");
+    stack.stop().await;
+}

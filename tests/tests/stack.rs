@@ -138,6 +138,7 @@ async fn readiness_names_each_dependency_that_does_not_answer() {
             ("TABLE_NAME".into(), table.into()),
             ("DISPATCH_QUEUE_URL".into(), queue.into()),
             ("DATA_KEY_ID".into(), key.into()),
+            ("JITSI_DOMAIN".into(), "meet.vcare.local".into()),
         ]))
     };
     let stack = TestStack::start().await;

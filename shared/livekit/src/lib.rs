@@ -17,7 +17,7 @@
 mod room_service;
 mod webhook;
 
-pub use room_service::{Health, LiveParticipant, RoomService, RoomSettings, TwirpError};
+pub use room_service::{Health, LiveParticipant, RoomService, RoomSettings, TwirpError, probe};
 pub use webhook::WebhookRefused;
 
 use aws_lc_rs::hmac;

@@ -148,14 +148,18 @@ impl RoomService {
         }
     }
 
-    /// LiveKit answers `GET /` with 200 when it is serving.
     pub async fn health(&self) -> Health {
-        let started = Instant::now();
-        let answered = self.http.get(&self.url).timeout(Duration::from_secs(2)).send().await;
-        let latency_ms = started.elapsed().as_millis() as u64;
-        match answered {
-            Ok(r) if r.status().is_success() => Health::Up { latency_ms },
-            _ => Health::Down { latency_ms },
-        }
+        probe(&self.http, &self.url).await
+    }
+}
+
+/// LiveKit answers `GET /` with 200 when it is serving; no credentials.
+pub async fn probe(http: &reqwest::Client, url: &str) -> Health {
+    let started = Instant::now();
+    let answered = http.get(url).timeout(Duration::from_secs(2)).send().await;
+    let latency_ms = started.elapsed().as_millis() as u64;
+    match answered {
+        Ok(r) if r.status().is_success() => Health::Up { latency_ms },
+        _ => Health::Down { latency_ms },
     }
 }

@@ -86,7 +86,7 @@ pub trait VideoProvider: Send + Sync {
 }
 
 /// What a function needs of its providers, so that each opens only the
-/// secrets and keys it uses.
+/// secrets and keys it uses (none of them: only health probes).
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
 pub struct Needs {
     /// Participant tokens (Jitsi's signing key or app secret).
@@ -107,7 +107,10 @@ impl Providers {
         let jitsi = Arc::new(Jitsi::from_env(env, sdk, config, needs).await?);
         let openvidu = match &config.openvidu {
             None => None,
-            Some(settings) => Some(Arc::new(OpenVidu::from_env(env, sdk, settings.clone(), config.join).await?)),
+            Some(settings) => {
+                let calls = needs.tokens || needs.end;
+                Some(Arc::new(OpenVidu::from_env(env, sdk, settings.clone(), config.join, calls).await?))
+            }
         };
         Ok(Self { jitsi, openvidu })
     }

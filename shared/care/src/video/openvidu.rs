@@ -16,33 +16,45 @@ use crate::OpenViduSettings;
 
 pub struct OpenVidu {
     pub settings: OpenViduSettings,
-    pub credentials: Arc<Credentials>,
-    pub service: RoomService,
+    /// The API key's secret and the RoomService client: absent when the
+    /// function only probes (the status route opens no secret).
+    calls: Option<(Arc<Credentials>, RoomService)>,
+    http: reqwest::Client,
     join: JoinPolicy,
 }
 
 impl OpenVidu {
-    /// The API secret from `OPENVIDU_API_SECRET_CIPHERTEXT` (decrypted
-    /// once); `OPENVIDU_ATTEMPTS` (3) and `OPENVIDU_BACKOFF_MS` (200) for
-    /// the RoomService calls, each with a 3-second timeout.
+    /// With `calls`, the API secret from `OPENVIDU_API_SECRET_CIPHERTEXT`
+    /// (decrypted once) and the RoomService client: `OPENVIDU_ATTEMPTS` (3)
+    /// and `OPENVIDU_BACKOFF_MS` (200), each call with a 3-second timeout.
     pub async fn from_env(
         env: &Env,
         sdk: &SdkConfig,
         settings: OpenViduSettings,
         join: JoinPolicy,
+        calls: bool,
     ) -> Result<Self, Error> {
-        let ciphertext = env.required("OPENVIDU_API_SECRET_CIPHERTEXT")?;
-        let credentials = Arc::new(
-            Credentials::decrypt(&aws_sdk_kms::Client::new(sdk), settings.api_key.clone(), &ciphertext).await?,
-        );
-        let service = RoomService {
-            url: settings.url.clone(),
-            credentials: credentials.clone(),
-            http: reqwest::Client::builder().timeout(Duration::from_secs(3)).build()?,
-            attempts: env.bounded("OPENVIDU_ATTEMPTS", 3, 1, 10)?,
-            backoff: Duration::from_millis(env.bounded("OPENVIDU_BACKOFF_MS", 200, 1, 10_000)?),
+        let http = reqwest::Client::builder().timeout(Duration::from_secs(3)).build()?;
+        let calls = if calls {
+            let ciphertext = env.required("OPENVIDU_API_SECRET_CIPHERTEXT")?;
+            let kms = aws_sdk_kms::Client::new(sdk);
+            let credentials = Arc::new(Credentials::decrypt(&kms, settings.api_key.clone(), &ciphertext).await?);
+            let service = RoomService {
+                url: settings.url.clone(),
+                credentials: credentials.clone(),
+                http: http.clone(),
+                attempts: env.bounded("OPENVIDU_ATTEMPTS", 3, 1, 10)?,
+                backoff: Duration::from_millis(env.bounded("OPENVIDU_BACKOFF_MS", 200, 1, 10_000)?),
+            };
+            Some((credentials, service))
+        } else {
+            None
         };
-        Ok(Self { settings, credentials, service, join })
+        Ok(Self { settings, calls, http, join })
+    }
+
+    fn calls(&self) -> Result<&(Arc<Credentials>, RoomService), String> {
+        self.calls.as_ref().ok_or_else(|| "this function does not call OpenVidu".to_owned())
     }
 }
 
@@ -62,8 +74,9 @@ impl VideoProvider for OpenVidu {
             // valid" when handed out.
             let not_before = self.join.opens(room).min(now);
             let expires = self.join.closes(room);
-            let claims = participant_claims(&self.credentials.api_key, room, participant, not_before, expires);
-            let token = self.credentials.sign(&claims);
+            let (credentials, _) = self.calls()?;
+            let claims = participant_claims(&credentials.api_key, room, participant, not_before, expires);
+            let token = credentials.sign(&claims);
             Ok(Minted {
                 join_url: self
                     .settings
@@ -86,7 +99,7 @@ impl VideoProvider for OpenVidu {
                 departure_timeout_seconds: self.settings.departure_timeout_seconds,
                 max_participants: room.max_participants,
             };
-            self.service.create_room(&room.jitsi_room, settings).await.map_err(|e| e.to_string())
+            self.calls()?.1.create_room(&room.jitsi_room, settings).await.map_err(|e| e.to_string())
         })
     }
 
@@ -95,12 +108,12 @@ impl VideoProvider for OpenVidu {
     }
 
     fn end<'a>(&'a self, room: &'a Room) -> Pending<'a, Result<(), String>> {
-        Box::pin(async move { self.service.delete_room(&room.jitsi_room).await.map_err(|e| e.to_string()) })
+        Box::pin(async move { self.calls()?.1.delete_room(&room.jitsi_room).await.map_err(|e| e.to_string()) })
     }
 
     fn occupancy<'a>(&'a self, room: &'a Room) -> Pending<'a, Result<Occupancy, String>> {
         Box::pin(async move {
-            match self.service.list_participants(&room.jitsi_room).await {
+            match self.calls()?.1.list_participants(&room.jitsi_room).await {
                 Ok(None) => Ok(Occupancy::Gone),
                 Ok(Some(p)) => Ok(Occupancy::Present(p.len())),
                 Err(e) => Err(e.to_string()),
@@ -110,7 +123,7 @@ impl VideoProvider for OpenVidu {
 
     fn health(&self) -> Pending<'_, ProviderState> {
         Box::pin(async move {
-            match self.service.health().await {
+            match vcare_livekit::probe(&self.http, &self.settings.url).await {
                 Health::Up { latency_ms } => ProviderState::Up { latency_ms },
                 Health::Down { latency_ms } => ProviderState::Down { latency_ms },
             }
