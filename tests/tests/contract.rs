@@ -55,7 +55,7 @@ fn template_routes() -> BTreeSet<(String, String, bool)> {
 fn the_spec_and_the_template_declare_the_same_routes_with_the_same_auth() {
     let spec = spec_routes(&openapi());
     let template = template_routes();
-    assert_eq!(spec.len(), 40, "{spec:?}");
+    assert_eq!(spec.len(), 43, "{spec:?}");
     assert_eq!(
         spec,
         template,
@@ -231,11 +231,27 @@ async fn the_handlers_answers_match_the_spec() {
         send(http.get(format!("{base}{rooms}/rm_nosuchroomnosuchroom00")).bearer_auth(&patient)).await,
     );
     assert_eq!(s, 404);
-    let (s, _) = check(
-        "post",
-        "/v1/virtual-care/rooms/{roomId}/tokens",
-        send(http.post(format!("{base}{rooms}/{id}/tokens")).bearer_auth(&patient).json(&json!({}))).await,
-    );
+    // A lobby room (the default): the patient waits until admitted.
+    let tokens = "/v1/virtual-care/rooms/{roomId}/tokens";
+    let ask = || http.post(format!("{base}{rooms}/{id}/tokens")).bearer_auth(&patient).json(&json!({}));
+    let (s, problem) = check("post", tokens, send(ask()).await);
+    assert_eq!(s, 409);
+    assert!(problem["type"].as_str().unwrap().ends_with("/waiting"), "{problem}");
+    let check_in = "/v1/virtual-care/rooms/{roomId}/check-in";
+    let (s, waiting) =
+        check("post", check_in, send(http.post(format!("{base}{rooms}/{id}/check-in")).bearer_auth(&patient)).await);
+    assert_eq!((s, &waiting["status"]), (200, &json!("waiting")));
+    let list = "/v1/virtual-care/rooms/{roomId}/waiting";
+    let (s, _) = check("get", list, send(http.get(format!("{base}{rooms}/{id}/waiting")).bearer_auth(&patient)).await);
+    assert_eq!(s, 403);
+    let (s, _) = check("get", list, send(http.get(format!("{base}{rooms}/{id}/waiting")).bearer_auth(&doctor)).await);
+    assert_eq!(s, 200);
+    let admit = "/v1/virtual-care/rooms/{roomId}/admit";
+    let admitting =
+        |user: &str| http.post(format!("{base}{rooms}/{id}/admit")).bearer_auth(&doctor).json(&json!({"userId": user}));
+    assert_eq!(check("post", admit, send(admitting("u-nobody")).await).0, 404);
+    assert_eq!(check("post", admit, send(admitting("u-pat")).await).0, 200);
+    let (s, _) = check("post", tokens, send(ask()).await);
     assert_eq!(s, 201);
     let (s, _) = check(
         "post",

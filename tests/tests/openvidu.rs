@@ -67,9 +67,11 @@ fn doc_token(stack: &TestStack) -> String {
     stack.token("u-doc", Some(OPENVIDU_CLINIC), &["doctor"])
 }
 
-/// An OpenVidu room starting in 5 minutes (its window is open).
+/// An OpenVidu room starting in 5 minutes (its window is open), without a
+/// waiting room (tests/waiting_room.rs has those).
 async fn room(stack: &TestStack, appointment: &str) -> Value {
-    let body = room_body(appointment, Utc::now() + Duration::minutes(5), &[doctor(), patient()]);
+    let mut body = room_body(appointment, Utc::now() + Duration::minutes(5), &[doctor(), patient()]);
+    body["lobby"] = json!(false);
     let (status, room) = post(stack, "/v1/virtual-care/rooms", &doc_token(stack), body).await;
     assert_eq!(status, 201, "{room}");
     room

@@ -178,6 +178,7 @@ const SAMPLE_ORDER: &[&str] = &[
     "health",
     "room-create",
     "room-get",
+    "waiting-room",
     "token-issue",
     "join-links",
     "issue-report",

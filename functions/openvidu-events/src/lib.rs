@@ -30,14 +30,7 @@ pub struct Webhooks {
 
 pub async fn function(env: &Env, sdk: &SdkConfig) -> Result<HttpFunction, Error> {
     let care = Rooms::from_env(env, sdk)?;
-    let credentials = match &care.config.openvidu {
-        None => None,
-        Some(settings) => {
-            let ciphertext = env.required("OPENVIDU_API_SECRET_CIPHERTEXT")?;
-            let kms = aws_sdk_kms::Client::new(sdk);
-            Some(Credentials::decrypt(&kms, settings.api_key.clone(), &ciphertext).await?)
-        }
-    };
+    let credentials = vcare_care::video::webhook_credentials(env, sdk, &care.config).await?;
     let routes = Router::new().route("/v1/virtual-care/openvidu/webhook", post(receive));
     Ok(HttpFunction::serving(routes, Webhooks { care, credentials }))
 }

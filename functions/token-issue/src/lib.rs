@@ -16,8 +16,9 @@ use axum::routing::post;
 use axum::{Json, Router};
 use serde_json::json;
 use vcare_aws::SdkConfig;
+use vcare_care::RoomError;
 use vcare_domain::requests::TokenRequest;
-use vcare_domain::room::{NotJoinable, Standing};
+use vcare_domain::room::Standing;
 use vcare_domain::video::ProviderKind;
 use vcare_http::{Authenticated, HttpFunction, Problem, Role, json_or_default};
 use vcare_runtime::{Env, Error};
@@ -58,20 +59,14 @@ async fn issue(
             }
             room.participant(user).ok_or_else(|| Problem::unprocessable("userId: not a participant of this room"))?
         }
-        (None, Standing::Participant(_)) => {
-            room.participant(&caller.user_id).ok_or(vcare_care::RoomError::NoSuchRoom)?
-        }
+        (None, Standing::Participant(_)) => room.participant(&caller.user_id).ok_or(RoomError::NoSuchRoom)?,
         (None, _) => return Err(Problem::forbidden("you are not a participant of this room")),
     };
     let now = care.now();
-    let policy = &care.config.join;
-    match room.joinable(policy, now) {
-        Ok(()) => {}
-        Err(NotJoinable::Closed(status)) => return Err(Problem::conflict(format!("the room is {}", status.as_str()))),
-        Err(NotJoinable::TooEarly { opens }) => {
-            return Err(Problem::conflict(format!("the room opens for joining at {}", opens.to_rfc3339())));
-        }
-        Err(NotJoinable::TooLate) => return Err(Problem::conflict("the consultation's join window has closed")),
+    room.joinable(&care.config.join, now).map_err(RoomError::not_joinable)?;
+    if room.holds_back(participant) {
+        // The waiting room: no token until a clinician admits them.
+        return Err(RoomError::Waiting.into());
     }
     issuer.ensure_prepared(&room).await?;
     let minted = issuer.issue(&room, participant, now).await.map_err(|e| {

@@ -32,6 +32,31 @@ pub enum RoomError {
     /// The room's video provider did not answer; try again.
     #[error("the video provider is unavailable; try again")]
     ProviderUnavailable,
+    /// Not inside the join window, or the room is closed (409; the detail
+    /// says which).
+    #[error("{0}")]
+    NotJoinable(String),
+    /// A patient or interpreter of a lobby room who has not been admitted.
+    #[error("you are in the waiting room: the clinician will let you in")]
+    Waiting,
+    /// Admit of someone who is not in the waiting room.
+    #[error("userId: not in the waiting room")]
+    NotWaiting,
+    /// A user who is not one of the room's participants.
+    #[error("userId: not a participant of this room")]
+    NoSuchParticipant,
+}
+
+impl RoomError {
+    /// Why `room` cannot be joined now, as the caller is told.
+    pub fn not_joinable(why: vcare_domain::room::NotJoinable) -> Self {
+        use vcare_domain::room::NotJoinable;
+        Self::NotJoinable(match why {
+            NotJoinable::Closed(status) => format!("the room is {}", status.as_str()),
+            NotJoinable::TooEarly { opens } => format!("the room opens for joining at {}", opens.to_rfc3339()),
+            NotJoinable::TooLate => "the consultation's join window has closed".to_owned(),
+        })
+    }
 }
 
 impl From<StoreError> for RoomError {

@@ -203,11 +203,16 @@ impl Rooms {
     }
 
     /// The room as API.md shows it: a Jitsi room's meeting URL, an
-    /// OpenVidu room's server URL; not whether its provider room is made.
+    /// OpenVidu room's server URL; not whether its provider room is made,
+    /// nor its waiting room.
     pub fn view(&self, room: &Room) -> Value {
         let mut v = serde_json::to_value(room).unwrap_or_default();
         if let Some(o) = v.as_object_mut() {
-            o.remove("prepared");
+            // Internal: the provider room's state and the waiting room
+            // (who waits is for the room's clinicians, `GET .../waiting`).
+            for internal in ["prepared", "waiting", "admitted"] {
+                o.remove(internal);
+            }
         }
         match (room.provider, &self.config.openvidu) {
             (ProviderKind::Openvidu, Some(o)) => v["serverUrl"] = Value::String(o.server_url.clone()),

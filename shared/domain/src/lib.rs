@@ -11,6 +11,7 @@ pub mod events;
 pub mod ids;
 pub mod jitsi;
 pub mod lifecycle;
+pub mod lobby;
 pub mod notification;
 pub mod push;
 pub mod receipt;

@@ -99,6 +99,12 @@ pub struct Room {
     /// token). Not shown by the API.
     #[serde(default, skip_serializing_if = "std::ops::Not::not")]
     pub prepared: bool,
+    /// The waiting room (`crate::lobby`): who waits, who was let in. Not
+    /// shown by the room's API view.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub waiting: Vec<crate::lobby::Waiting>,
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub admitted: Vec<crate::lobby::Admission>,
 }
 
 impl std::ops::Deref for Room {
@@ -241,6 +247,8 @@ impl RoomPlan {
             ended_at: None,
             duration_seconds: 0,
             prepared: false,
+            waiting: vec![],
+            admitted: vec![],
         }
     }
 }
@@ -490,6 +498,8 @@ mod session_tests {
             ended_at: None,
             duration_seconds: 0,
             prepared: false,
+            waiting: vec![],
+            admitted: vec![],
         }
     }
 

@@ -18,6 +18,9 @@ impl From<Rejected> for Problem {
     }
 }
 
+/// The problem `type` of a token asked for from the waiting room (API.md).
+pub const WAITING_PROBLEM: &str = "/problems/waiting";
+
 impl From<RoomError> for Problem {
     fn from(e: RoomError) -> Self {
         match e {
@@ -30,6 +33,9 @@ impl From<RoomError> for Problem {
                 Problem::service_unavailable(e.to_string())
             }
             RoomError::Corrupt => Problem::internal(),
+            RoomError::NotJoinable(_) | RoomError::NotWaiting => Problem::conflict(e.to_string()),
+            RoomError::Waiting => Problem { kind: WAITING_PROBLEM.into(), ..Problem::conflict(e.to_string()) },
+            RoomError::NoSuchParticipant => Problem::not_found(e.to_string()),
         }
     }
 }

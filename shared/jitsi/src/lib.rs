@@ -31,13 +31,18 @@ pub enum JitsiError {
 pub struct Grant {
     pub moderator: bool,
     pub recording: bool,
+    /// Not held in Prosody's lobby: clinicians, anyone in a room without a
+    /// lobby, and patients vcare's waiting room admitted.
+    pub lobby_bypass: bool,
 }
 
 /// Doctors moderate (affiliation `owner`); everyone else is a member. Only a
-/// doctor in a room with recording on may record; nobody livestreams.
+/// doctor in a room with recording on may record; nobody livestreams. A
+/// token for someone vcare holds back (a reminder's token before
+/// admission) sends them to Prosody's lobby.
 pub fn grant(room: &Room, participant: &Participant) -> Grant {
     let doctor = participant.role == ParticipantRole::Doctor;
-    Grant { moderator: doctor, recording: doctor && room.recording }
+    Grant { moderator: doctor, recording: doctor && room.recording, lobby_bypass: !room.holds_back(participant) }
 }
 
 /// The token's claims.
@@ -73,6 +78,10 @@ impl TokenClaims {
                     "name": self.user_name,
                     "moderator": flag(self.grant.moderator),
                     "affiliation": if self.grant.moderator { "owner" } else { "member" },
+                    // jitsi-contrib's token_lobby_bypass reads `lobby_bypass`,
+                    // token_lobby_ondemand `lobby` (both booleans, in context.user).
+                    "lobby_bypass": self.grant.lobby_bypass,
+                    "lobby": !self.grant.lobby_bypass,
                 },
                 "features": {
                     "recording": flag(self.grant.recording),

@@ -131,6 +131,19 @@ impl Providers {
     }
 }
 
+/// The LiveKit credentials OpenVidu's webhooks are verified with, when the
+/// deployment has OpenVidu (`OPENVIDU_API_SECRET_CIPHERTEXT`, decrypted once).
+pub async fn webhook_credentials(
+    env: &Env,
+    sdk: &SdkConfig,
+    config: &RoomsConfig,
+) -> Result<Option<vcare_livekit::Credentials>, Error> {
+    let Some(settings) = &config.openvidu else { return Ok(None) };
+    let ciphertext = env.required("OPENVIDU_API_SECRET_CIPHERTEXT")?;
+    let kms = aws_sdk_kms::Client::new(sdk);
+    Ok(Some(vcare_livekit::Credentials::decrypt(&kms, settings.api_key.clone(), &ciphertext).await?))
+}
+
 /// What ending a meeting at its provider came to.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Ended {

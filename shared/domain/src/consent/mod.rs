@@ -25,6 +25,7 @@ pub const CATEGORIES: &[&str] = &[
     "appointment-updates",
     "medication-reminders",
     "care-updates",
+    "waiting-room",
     "general",
 ];
 pub const DEFAULT_CATEGORY: &str = "general";

@@ -67,6 +67,26 @@ const TEMPLATES: &[(&str, &str, &str, &str)] = &[
         "{{ clinic }}: ویډیويي مشورې ته ننوتل",
         "{{ clinic }}: ویډیويي مشورې ته ننوتل: {{ joinUrl }}{% if channel == \"sms\" %} بندول STOP{% endif %}",
     ),
+    // To a room's clinicians when someone checks in to its waiting room:
+    // no name (minimum necessary), the consultation's time.
+    (
+        "patient-waiting",
+        "en",
+        "{{ clinic }}: someone is in the waiting room",
+        "{{ clinic }}: a participant of your {{ when }} video consultation is in the waiting room.{% if channel == \"sms\" %} STOP to opt out.{% endif %}",
+    ),
+    (
+        "patient-waiting",
+        "fa",
+        "{{ clinic }}: کسی در اتاق انتظار است",
+        "{{ clinic }}: یکی از شرکت‌کنندگان مشاوره تصویری {{ when }} در اتاق انتظار است.{% if channel == \"sms\" %} توقف STOP{% endif %}",
+    ),
+    (
+        "patient-waiting",
+        "ps",
+        "{{ clinic }}: څوک د انتظار په خونه کې دی",
+        "{{ clinic }}: ستاسو د {{ when }} ویډیويي مشورې یو ګډونوال د انتظار په خونه کې دی.{% if channel == \"sms\" %} بندول STOP{% endif %}",
+    ),
     // vcare's answers to a patient's own SMS (STOP, START, HELP, replies): SMS only.
     ("sms-stopped", "en", "", "{{ clinic }}: you will get no more SMS from us. Reply START to resubscribe."),
     ("sms-stopped", "fa", "", "{{ clinic }}: دیگر پیامکی از ما نمی‌گیرید. برای عضویت دوباره START بفرستید."),
@@ -102,6 +122,7 @@ pub fn category(name: &str) -> Option<&'static str> {
         "appointment-reminder" => Some("appointment-reminders"),
         "appointment-cancelled" => Some("appointment-updates"),
         "consultation-link" => Some("consultation-links"),
+        "patient-waiting" => Some("waiting-room"),
         _ => None,
     }
 }
