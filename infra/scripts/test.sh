@@ -5,7 +5,10 @@
 # (e.g. `-p vcare-tests --test virtual_care`).
 set -euo pipefail
 source "$(dirname "${BASH_SOURCE[0]}")/local-aws.sh"
+source "$(dirname "${BASH_SOURCE[0]}")/browser.sh"
 cd "$VCARE_ROOT"
+ensure_venv
+ensure_browser
 
 start_private_endpoint
 out=$(mktemp -t vcare-test.XXXXXX.log)

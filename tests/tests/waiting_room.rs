@@ -200,3 +200,106 @@ async fn the_rooms_clinicians_are_told_once_by_sms_that_someone_waits() {
     assert!(sms_to(&p.gateway.requests(), "+93701112299").is_empty(), "the patient is not told");
     stack.stop().await;
 }
+
+/// Opens `/j/<code>` on the stack without following redirects.
+async fn open_link(stack: &TestStack, code: &str, accept_language: &str) -> (u16, reqwest::header::HeaderMap, String) {
+    let client = reqwest::Client::builder().redirect(reqwest::redirect::Policy::none()).build().unwrap();
+    let r =
+        client.get(format!("{}/j/{code}", stack.base)).header("accept-language", accept_language).send().await.unwrap();
+    (r.status().as_u16(), r.headers().clone(), r.text().await.unwrap())
+}
+
+// Multi-threaded: the gateway serves the browser while the test waits on it.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_waiting_page_checks_in_and_moves_on_once_admitted_in_chromium() {
+    use std::io::BufRead;
+    let stack = TestStack::start().await;
+    let doc = stack.token("u-doc", Some("c-1"), &["doctor"]);
+    let body = room_body("apt-page", Utc::now() + Duration::minutes(5), &[doctor(), patient()]);
+    let (_, room) = call(&stack, "POST", "/v1/virtual-care/rooms", &doc, Some(body)).await;
+    let id = room["roomId"].as_str().unwrap().to_owned();
+    let (status, link) =
+        call(&stack, "POST", &format!("/v1/virtual-care/rooms/{id}/links"), &doc, Some(json!({"userId": "u-pat"})))
+            .await;
+    assert_eq!(status, 201, "{link}");
+    let code = link["url"].as_str().unwrap().rsplit('/').next().unwrap().to_owned();
+
+    // The page as served: the browser's language, its own script only.
+    let (status, headers, html) = open_link(&stack, &code, "ps-AF,ps;q=0.9").await;
+    assert_eq!(status, 200, "{html}");
+    assert!(html.contains(r#"<html lang="ps" dir="rtl">"#));
+    let csp = headers["content-security-policy"].to_str().unwrap();
+    assert!(csp.contains("default-src 'none'") && csp.contains("connect-src 'self'"), "{csp}");
+    assert_eq!(headers["cache-control"], "no-store");
+    assert!(!html.contains("Zahra") && !html.contains("u-pat"), "the page names no one");
+    let (_, _, english) = open_link(&stack, &code, "de-DE,en;q=0.5").await;
+    assert!(english.contains(r#"dir="ltr""#));
+    // Its calls: a dead link is 404.
+    let dead = stack.http.get(format!("{}/j/AAAAAAAAAAAA/status", stack.base)).send().await.unwrap();
+    assert_eq!(dead.status(), 404);
+
+    // In Chromium, in Persian.
+    let shots = vcare_tests::root().join("target/screenshots");
+    std::fs::create_dir_all(&shots).unwrap();
+    let shot = shots.join("waiting-room-fa.png");
+    let mut child = std::process::Command::new(vcare_tests::root().join(".venv/bin/python"))
+        .arg(vcare_tests::root().join("tests/python/waiting_page.py"))
+        .args([format!("{}/j/{code}", stack.base), shot.display().to_string(), "fa".into()])
+        .stdout(std::process::Stdio::piped())
+        .stderr(std::process::Stdio::piped())
+        .spawn()
+        .expect("the project's Python");
+    let stdout = child.stdout.take().unwrap();
+    let stderr = child.stderr.take().unwrap();
+    let (tx, rx) = std::sync::mpsc::channel::<String>();
+    std::thread::spawn(move || {
+        for line in std::io::BufReader::new(stdout).lines().map_while(Result::ok) {
+            let _ = tx.send(line);
+        }
+    });
+    let complaints = std::thread::spawn(move || std::io::read_to_string(stderr).unwrap_or_default());
+    let mut complaints = Some(complaints);
+    let mut line = |what: &str| match tokio::task::block_in_place(|| rx.recv_timeout(StdDuration::from_secs(60))) {
+        Ok(line) => line,
+        Err(_) => {
+            let said = complaints.take().map(|c| c.join().unwrap_or_default()).unwrap_or_default();
+            panic!("the page never showed {what}: {said}")
+        }
+    };
+    let seen: Value = serde_json::from_str(&line("the patient waiting")).unwrap();
+    assert_eq!(
+        (&seen["lang"], &seen["dir"], &seen["direction"]),
+        (&json!("fa"), &json!("rtl"), &json!("rtl")),
+        "{seen}"
+    );
+    assert_eq!(seen["title"], "اتاق انتظار");
+    assert_eq!(seen["status"], "شما در اتاق انتظار هستید.");
+    assert!(seen["note"].as_str().unwrap().contains("کلینیک"), "no clinician could be told: {seen}");
+    assert!(
+        seen["borderRight"].as_f64().unwrap() > 0.0 && seen["borderLeft"] == 0.0,
+        "the heading's mark on the right: {seen}"
+    );
+    assert_eq!(seen["overflow"], false, "{seen}");
+    assert!(std::fs::metadata(&shot).unwrap().len() > 5_000, "a screenshot was taken");
+
+    // The page checked the patient in; a clinician lets them in.
+    let (_, list) = call(&stack, "GET", &format!("/v1/virtual-care/rooms/{id}/waiting"), &doc, None).await;
+    assert_eq!(list[0]["userId"], "u-pat", "{list}");
+    let (status, _) =
+        call(&stack, "POST", &format!("/v1/virtual-care/rooms/{id}/admit"), &doc, Some(json!({"userId": "u-pat"})))
+            .await;
+    assert_eq!(status, 200);
+    let moved: Value = serde_json::from_str(&line("the move to the consultation")).unwrap();
+    let target = moved["movedTo"].as_str().unwrap();
+    assert!(
+        target.starts_with(&format!("https://meet.vcare.local/{}?jwt=", room["jitsiRoom"].as_str().unwrap())),
+        "{target}"
+    );
+    let done = child.wait().unwrap();
+    assert!(done.success(), "the browser's script failed");
+    // Once admitted, the link goes straight to the consultation.
+    let (status, headers, _) = open_link(&stack, &code, "fa").await;
+    assert_eq!(status, 302);
+    assert!(headers["location"].to_str().unwrap().contains("jwt="));
+    stack.stop().await;
+}

@@ -7,11 +7,19 @@
 //!   page saying when it opens; unknown, expired, ended or cancelled: a 404
 //!   page. Pages name no one, are never cached, and send no referrer (the
 //!   redirect's URL carries the token).
+//! - For a patient or interpreter the room's waiting room holds back,
+//!   `GET /j/{code}` is the waiting page ([`page`]), which calls
+//!   `POST /j/{code}/check-in` and polls `GET /j/{code}/status`
+//!   (`{"status": "waiting" | "admitted" | "not-checked-in" | "closed"}`)
+//!   until it is let in, then opens `/j/{code}` again.
 
+mod page;
+
+use std::collections::HashMap;
 use std::sync::Arc;
 
-use axum::extract::{Path, State};
-use axum::http::{StatusCode, header};
+use axum::extract::{Path, Query, State};
+use axum::http::{HeaderMap, StatusCode, header};
 use axum::response::{IntoResponse, Response};
 use axum::routing::{get, post};
 use axum::{Json, Router};
@@ -23,10 +31,12 @@ use vcare_care::tokens::TokenIssuer;
 use vcare_domain::room::{ParticipantRole, Standing};
 use vcare_http::{ApiJson, Authenticated, HttpFunction, Problem, Role};
 use vcare_runtime::{Env, Error};
+use vcare_waiting_room::WaitingRoom;
 
 pub struct JoinLinks {
     issuer: TokenIssuer,
     links: Links,
+    waiting: WaitingRoom,
 }
 
 #[derive(Deserialize)]
@@ -63,8 +73,60 @@ fn page(status: StatusCode, title: &str, text: &str) -> Response {
     (status, headers, html).into_response()
 }
 
-async fn open(State(j): State<Arc<JoinLinks>>, Path(code): Path<String>) -> Response {
+/// The waiting page, in the browser's language.
+fn waiting_page(query: &HashMap<String, String>, headers: &HeaderMap) -> Response {
+    let accept = headers.get(header::ACCEPT_LANGUAGE).and_then(|v| v.to_str().ok());
+    let texts = page::negotiate(query.get("lang").map(String::as_str), accept);
+    let nonce = uuid::Uuid::new_v4().simple().to_string();
+    let headers = [
+        (header::CONTENT_TYPE, "text/html; charset=utf-8".to_owned()),
+        (header::CACHE_CONTROL, "no-store".to_owned()),
+        (header::REFERRER_POLICY, "no-referrer".to_owned()),
+        (header::X_CONTENT_TYPE_OPTIONS, "nosniff".to_owned()),
+        (header::CONTENT_SECURITY_POLICY, page::policy(&nonce)),
+        (header::CONTENT_LANGUAGE, texts.lang.to_owned()),
+    ];
+    (StatusCode::OK, headers, page::render(texts, &nonce)).into_response()
+}
+
+/// The waiting page's calls: the link is the credential; a dead link is
+/// 404, a room no longer joinable `closed`.
+async fn lobby_call(j: &JoinLinks, code: &str, check_in: bool) -> Result<Json<serde_json::Value>, Problem> {
+    let now = j.issuer.care.now();
+    let (room, user) = j.links.resolve(code, now).await?.ok_or_else(|| Problem::not_found("no such link"))?;
+    if room.joinable(&j.issuer.care.config.join, now).is_err() {
+        return Ok(Json(json!({"status": "closed"})));
+    }
+    if check_in {
+        let done = j.waiting.check_in(&room, &user).await?;
+        return Ok(Json(done.view()));
+    }
+    let participant = room.participant(&user).ok_or_else(|| Problem::not_found("no such link"))?;
+    Ok(Json(json!({"status": room.lobby_status(participant).as_str()})))
+}
+
+async fn link_check_in(
+    State(j): State<Arc<JoinLinks>>,
+    Path(code): Path<String>,
+) -> Result<Json<serde_json::Value>, Problem> {
+    lobby_call(&j, &code, true).await
+}
+
+async fn link_status(
+    State(j): State<Arc<JoinLinks>>,
+    Path(code): Path<String>,
+) -> Result<Json<serde_json::Value>, Problem> {
+    lobby_call(&j, &code, false).await
+}
+
+async fn open(
+    State(j): State<Arc<JoinLinks>>,
+    Path(code): Path<String>,
+    Query(query): Query<HashMap<String, String>>,
+    headers: HeaderMap,
+) -> Response {
     match j.links.open(&j.issuer, &code, j.issuer.care.now()).await {
+        Ok(Opened::Waiting) => waiting_page(&query, &headers),
         Ok(Opened::Join(url)) => {
             let headers = [
                 (header::LOCATION, url),
@@ -99,8 +161,15 @@ async fn open(State(j): State<Arc<JoinLinks>>, Path(code): Path<String>) -> Resp
 
 /// The function as Lambda and the local gateway run it.
 pub async fn function(env: &Env, sdk: &SdkConfig) -> Result<HttpFunction, Error> {
-    let state = JoinLinks { issuer: TokenIssuer::from_env(env, sdk).await?, links: Links::from_env(env, sdk)? };
-    let routes =
-        Router::new().route("/v1/virtual-care/rooms/{room_id}/links", post(create)).route("/j/{code}", get(open));
+    let state = JoinLinks {
+        issuer: TokenIssuer::from_env(env, sdk).await?,
+        links: Links::from_env(env, sdk)?,
+        waiting: WaitingRoom::from_env(env, sdk)?,
+    };
+    let routes = Router::new()
+        .route("/v1/virtual-care/rooms/{room_id}/links", post(create))
+        .route("/j/{code}", get(open))
+        .route("/j/{code}/check-in", post(link_check_in))
+        .route("/j/{code}/status", get(link_status));
     Ok(HttpFunction::serving(routes, state))
 }

@@ -18,7 +18,6 @@ use serde::Deserialize;
 use serde_json::{Value, json};
 use vcare_aws::SdkConfig;
 use vcare_care::RoomError;
-use vcare_domain::lobby::LobbyStatus;
 use vcare_domain::room::{Room, Standing};
 use vcare_http::{ApiJson, Authenticated, HttpFunction, Problem, Role};
 use vcare_runtime::Env;
@@ -38,15 +37,6 @@ pub async fn function(env: &Env, sdk: &SdkConfig) -> Result<HttpFunction, vcare_
     Ok(HttpFunction::serving(routes, WaitingRoom::from_env(env, sdk)?))
 }
 
-/// The answer to a check-in, here and on the waiting page.
-pub fn checked_in_view(status: LobbyStatus, told: usize) -> Value {
-    let mut v = json!({"status": status.as_str(), "clinicianNotified": told > 0});
-    if let LobbyStatus::Waiting { since } = status {
-        v["since"] = json!(since);
-    }
-    v
-}
-
 async fn check_in(
     State(w): State<Arc<WaitingRoom>>,
     caller: Authenticated,
@@ -57,7 +47,7 @@ async fn check_in(
         return Err(RoomError::NoSuchRoom.into());
     }
     let done = w.check_in(&room, &caller.user_id).await?;
-    Ok(Json(checked_in_view(done.status, done.clinicians_told)))
+    Ok(Json(done.view()))
 }
 
 /// The room, if the caller is one of its doctors or nurses, or a service.

@@ -36,6 +36,9 @@ pub enum Opened {
     Join(String),
     /// Before the window: when it opens.
     NotYet(DateTime<Utc>),
+    /// Inside the window, for someone the room's waiting room holds back:
+    /// the waiting page (no token until a clinician admits them).
+    Waiting,
     /// Unknown, expired, or its room ended or was cancelled.
     Gone,
 }
@@ -78,20 +81,28 @@ impl Links {
         Ok(link)
     }
 
-    /// Opens the link `code` at `now`: a token for its owner only, minted
-    /// by `issuer`, only inside the window.
-    pub async fn open(&self, issuer: &TokenIssuer, code: &str, now: DateTime<Utc>) -> Result<Opened, RoomError> {
+    /// The live link `code` at `now`: the room and its owner, if the link
+    /// is known, not expired, and its owner still listed.
+    pub async fn resolve(&self, code: &str, now: DateTime<Utc>) -> Result<Option<(Room, String)>, RoomError> {
         if !is_link_code(code) {
-            return Ok(Opened::Gone);
+            return Ok(None);
         }
         let Some(link) = self.store.link(code).await?.filter(|l| now <= l.valid_until) else {
-            return Ok(Opened::Gone);
+            return Ok(None);
         };
         let Some((room, _)) = self.store.get(&link.clinic_id, &link.room_id).await? else {
-            return Ok(Opened::Gone);
+            return Ok(None);
         };
-        let Some(participant) = room.participant(&link.user_id) else { return Ok(Opened::Gone) };
+        Ok(room.participant(&link.user_id).is_some().then_some((room, link.user_id)))
+    }
+
+    /// Opens the link `code` at `now`: a token for its owner only, minted
+    /// by `issuer`, only inside the window, and not while they wait.
+    pub async fn open(&self, issuer: &TokenIssuer, code: &str, now: DateTime<Utc>) -> Result<Opened, RoomError> {
+        let Some((room, user)) = self.resolve(code, now).await? else { return Ok(Opened::Gone) };
+        let Some(participant) = room.participant(&user) else { return Ok(Opened::Gone) };
         match room.joinable(&issuer.care.config.join, now) {
+            Ok(()) if room.holds_back(participant) => Ok(Opened::Waiting),
             Ok(()) => {
                 issuer.ensure_prepared(&room).await?;
                 let url = issuer.join_url(&room, participant, now).await.map_err(|e| {

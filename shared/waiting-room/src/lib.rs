@@ -32,6 +32,17 @@ pub struct CheckedIn {
     pub clinicians_told: usize,
 }
 
+impl CheckedIn {
+    /// As API.md shows it, here and to the waiting page.
+    pub fn view(&self) -> serde_json::Value {
+        let mut v = serde_json::json!({"status": self.status.as_str(), "clinicianNotified": self.clinicians_told > 0});
+        if let LobbyStatus::Waiting { since } = self.status {
+            v["since"] = serde_json::json!(since);
+        }
+        v
+    }
+}
+
 fn refused(r: LobbyRefusal) -> RoomError {
     match r {
         LobbyRefusal::NotListed => RoomError::NoSuchParticipant,
