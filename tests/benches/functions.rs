@@ -49,7 +49,7 @@ async fn main() {
         c.event_sources = false;
     })
     .await;
-    let room = doctor_room(&stack, "apt-bench-functions").await["roomId"].as_str().unwrap().to_owned();
+    let room = doctor_room(&stack, "c1", "apt-bench-functions").await["roomId"].as_str().unwrap().to_owned();
     let template = vcare_local::Template::load(&root().join("infra/template.yaml")).unwrap();
     let functions: BTreeMap<String, String> = template
         .of_type("AWS::Serverless::Function")
@@ -117,7 +117,7 @@ async fn main() {
         );
     }
     // A room of its own: the room-end sample has ended the other.
-    let room = doctor_room(&stack, "apt-bench-token-floor").await["roomId"].as_str().unwrap().to_owned();
+    let room = doctor_room(&stack, "c1", "apt-bench-token-floor").await["roomId"].as_str().unwrap().to_owned();
     let selected = |n: &str| only.as_ref().is_none_or(|o| o.contains(&n));
     if selected("token-issue") {
         token_issue_floor(&stack, &room, if bench { 500 } else { 3 }).await;

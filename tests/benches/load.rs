@@ -67,7 +67,7 @@ where
 async fn load(p: &Providers, per_caller: usize) {
     let stack = Arc::new(vcare_tests::comms::quiet_stack(p, "gateway", "ses").await);
     let doctor = stack.token("u-doc", Some("c1"), &["doctor"]);
-    let room = doctor_room(&stack, "apt-load").await;
+    let room = doctor_room(&stack, "c1", "apt-load").await;
     let tokens_url = format!("{}/v1/virtual-care/rooms/{}/tokens", stack.base, room["roomId"].as_str().unwrap());
 
     let s = stack.clone();

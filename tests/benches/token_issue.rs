@@ -2,7 +2,9 @@
 //! make. `make bench` (release, private loopback endpoint). Under `cargo
 //! test` it runs a few iterations as a smoke test.
 //!
-//! Reported: median, p99, min and max of the handler (invoked in-process
+//! Reported, for a Jitsi room and an OpenVidu room (its LiveKit room made
+//! by the warm-up's first token, so each measured token costs its one
+//! read): median, p99, min and max of the handler (invoked in-process
 //! through the same lambda_http conversion Lambda runs) and of a bare
 //! consistent GetItem of the same room, interleaved so machine noise hits
 //! both alike; and the ratio of the medians.
@@ -11,44 +13,48 @@ use std::time::Instant;
 
 use serde_json::Value;
 use vcare_runtime::Function;
-use vcare_tests::TestStack;
 use vcare_tests::measure::{doctor_room, ms, read_room, stats};
+use vcare_tests::{OPENVIDU_CLINIC, TestStack};
 
 #[tokio::main]
 async fn main() {
     let bench = std::env::args().any(|a| a == "--bench");
     let iterations = if bench { 500 } else { 5 };
     let stack = TestStack::start().await;
-    let room = doctor_room(&stack, "apt-bench").await;
     let env = stack.gateway.function("TokenIssueFunction").unwrap().def.environment.clone();
     let function = token_issue::function(&vcare_runtime::Env::from_map(env.clone()), &stack.sdk).await.unwrap();
-    let sample = std::fs::read_to_string(vcare_tests::root().join("events/token-issue/issue.json"))
-        .unwrap()
-        .replace("rm_samplesampleroom000000000", room["roomId"].as_str().unwrap());
-    let mut event: Value = serde_json::from_str(&sample).unwrap();
-    vcare_tests::set_clinic(&mut event, "c1");
-
     let ddb = aws_sdk_dynamodb::Client::new(&stack.sdk);
-    for _ in 0..iterations.min(50) {
-        read_room(&ddb, &env["TABLE_NAME"], "c1", room["roomId"].as_str().unwrap()).await;
-        function.invoke(event.clone(), Default::default()).await.unwrap();
+    for (clinic, provider) in [("c1", "Jitsi, HS256"), (OPENVIDU_CLINIC, "OpenVidu (LiveKit), HS256")] {
+        let room = doctor_room(&stack, clinic, &format!("apt-bench-{clinic}")).await;
+        let room_id = room["roomId"].as_str().unwrap();
+        let sample = std::fs::read_to_string(vcare_tests::root().join("events/token-issue/issue.json"))
+            .unwrap()
+            .replace("rm_samplesampleroom000000000", room_id);
+        let mut event: Value = serde_json::from_str(&sample).unwrap();
+        vcare_tests::set_clinic(&mut event, clinic);
+        for _ in 0..iterations.min(50) {
+            read_room(&ddb, &env["TABLE_NAME"], clinic, room_id).await;
+            function.invoke(event.clone(), Default::default()).await.unwrap();
+        }
+        let (mut handler, mut read) = (Vec::new(), Vec::new());
+        for _ in 0..iterations {
+            let t = Instant::now();
+            read_room(&ddb, &env["TABLE_NAME"], clinic, room_id).await;
+            read.push(t.elapsed());
+            let t = Instant::now();
+            let response = function.invoke(event.clone(), Default::default()).await.unwrap();
+            handler.push(t.elapsed());
+            assert_eq!(response["statusCode"], 201);
+        }
+        let (h50, h99, hmin, hmax) = stats(handler);
+        let (r50, r99, rmin, rmax) = stats(read);
+        println!("token-issue warm, {provider}: {iterations} iterations (local AWS endpoint)");
+        println!("  handler   median {} p99 {} min {} max {}", ms(h50), ms(h99), ms(hmin), ms(hmax));
+        println!("  GetItem   median {} p99 {} min {} max {}", ms(r50), ms(r99), ms(rmin), ms(rmax));
+        println!("  handler / GetItem (medians): {:.3}", h50.as_secs_f64() / r50.as_secs_f64());
+        println!("  handler overhead over the read (medians): {}", ms(h50.saturating_sub(r50)));
     }
-    let (mut handler, mut read) = (Vec::new(), Vec::new());
-    for _ in 0..iterations {
-        let t = Instant::now();
-        read_room(&ddb, &env["TABLE_NAME"], "c1", room["roomId"].as_str().unwrap()).await;
-        read.push(t.elapsed());
-        let t = Instant::now();
-        let response = function.invoke(event.clone(), Default::default()).await.unwrap();
-        handler.push(t.elapsed());
-        assert_eq!(response["statusCode"], 201);
-    }
-    let (h50, h99, hmin, hmax) = stats(handler);
-    let (r50, r99, rmin, rmax) = stats(read);
-    println!("token-issue warm, {iterations} iterations (HS256, local AWS endpoint)");
-    println!("  handler   median {} p99 {} min {} max {}", ms(h50), ms(h99), ms(hmin), ms(hmax));
-    println!("  GetItem   median {} p99 {} min {} max {}", ms(r50), ms(r99), ms(rmin), ms(rmax));
-    println!("  handler / GetItem (medians): {:.3}", h50.as_secs_f64() / r50.as_secs_f64());
-    println!("  handler overhead over the read (medians): {}", ms(h50.saturating_sub(r50)));
+    let creates = stack.livekit.calls().iter().filter(|c| c.method == "CreateRoom").count();
+    assert_eq!(creates, 1, "the OpenVidu room was made once, by the first token");
     stack.stop().await;
 }

@@ -28,8 +28,8 @@ pub async fn read_room(ddb: &aws_sdk_dynamodb::Client, table: &str, clinic: &str
 
 /// A room of clinic c1 starting in five minutes with one doctor (u-doc),
 /// created through the gateway: what the token benchmarks issue tokens for.
-pub async fn doctor_room(stack: &crate::TestStack, appointment: &str) -> serde_json::Value {
-    let doctor = stack.token("u-doc", Some("c1"), &["doctor"]);
+pub async fn doctor_room(stack: &crate::TestStack, clinic: &str, appointment: &str) -> serde_json::Value {
+    let doctor = stack.token("u-doc", Some(clinic), &["doctor"]);
     let start = chrono::Utc::now() + chrono::Duration::minutes(5);
     let body = crate::rooms::room_body(appointment, start, &[crate::rooms::doctor()]);
     let (status, room) = crate::rooms::create_room(stack, &doctor, &body).await;

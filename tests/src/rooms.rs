@@ -31,3 +31,38 @@ pub async fn create_room(stack: &TestStack, token: &str, body: &Value) -> (u16, 
     let (status, _, room) = stack.send(stack.http.post(url).bearer_auth(token).json(body)).await;
     (status, room)
 }
+
+/// The outbox's events of `kind` about the room `room_id`, each checked
+/// against the event catalogue.
+pub async fn room_events(stack: &TestStack, room_id: &str, kind: &str) -> Vec<Value> {
+    let ddb = aws_sdk_dynamodb::Client::new(&stack.sdk);
+    let table = stack.gateway.resource("Table").unwrap().reference.clone();
+    let items = ddb.scan().table_name(table).send().await.unwrap().items.unwrap_or_default();
+    items
+        .iter()
+        .filter(|i| i.get("kind").and_then(|v| v.as_s().ok()).map(String::as_str) == Some("outbox"))
+        .map(|i| serde_json::from_str::<Value>(i["event"].as_s().unwrap()).unwrap())
+        .filter(|e| e["type"] == kind && e["subject"] == room_id)
+        .inspect(|e| crate::catalogue::validate(e).unwrap_or_else(|err| panic!("{err}")))
+        .collect()
+}
+
+/// The room's kept failure to end its meeting (`JITSI_END`), as stored:
+/// `{"attempts", "error"}`, or `None`.
+pub async fn pending_end(stack: &TestStack, clinic: &str, room_id: &str) -> Option<Value> {
+    use aws_sdk_dynamodb::types::AttributeValue;
+    let ddb = aws_sdk_dynamodb::Client::new(&stack.sdk);
+    let table = stack.gateway.resource("Table").unwrap().reference.clone();
+    let item = ddb
+        .get_item()
+        .table_name(table)
+        .key("pk", AttributeValue::S(format!("ROOM#{clinic}#{room_id}")))
+        .key("sk", AttributeValue::S("JITSI_END".into()))
+        .consistent_read(true)
+        .send()
+        .await
+        .unwrap()
+        .item?;
+    let attempts = item.get("attempts").and_then(|v| v.as_n().ok()).and_then(|n| n.parse::<u32>().ok());
+    Some(json!({"attempts": attempts, "error": item["error"].as_s().unwrap()}))
+}

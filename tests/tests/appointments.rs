@@ -212,9 +212,19 @@ async fn reminders_go_once_per_window_with_a_join_link_and_the_consultation_even
         // A short link, no token in the SMS; it offers the replies and says how to stop.
         assert!(text.contains(&format!("{}/j/", vcare_tests::JOIN_LINK_BASE)) && !text.contains("jwt"), "{text}");
         assert!(text.contains("تأیید C") && text.contains("STOP"), "{text}");
-        let (status, location) = open_link(&stack, text).await;
+        let (status, _) = open_link(&stack, text).await;
         if r.room_id == room.room_id {
-            // In the join window: the link mints the patient's token now.
+            // In the join window, a lobby room: the waiting page until a
+            // clinician admits the patient; then the link mints their token.
+            assert_eq!(status, 200, "the waiting page: {text}");
+            let base = format!("{}/v1/virtual-care/rooms/{}", stack.base, r.room_id);
+            let patient = stack.token("u-pat", Some("c1"), &["patient"]);
+            let doctor = stack.token("u-doc", Some("c1"), &["doctor"]);
+            let (s, _, _) = stack.send(stack.http.post(format!("{base}/check-in")).bearer_auth(&patient)).await;
+            assert_eq!(s, 200);
+            let admit = stack.http.post(format!("{base}/admit")).bearer_auth(&doctor).json(&json!({"userId": "u-pat"}));
+            assert_eq!(stack.send(admit).await.0, 200);
+            let (status, location) = open_link(&stack, text).await;
             assert_eq!(status, 302, "{text}");
             let claims = join_claims(&location);
             assert_eq!(
@@ -252,13 +262,19 @@ async fn reminders_go_once_per_window_with_a_join_link_and_the_consultation_even
     let kinds: Vec<&str> = of_room.iter().map(|e| e["type"].as_str().unwrap()).collect();
     assert_eq!(
         kinds,
-        ["virtual_care.room.created", "virtual_care.consultation.started", "virtual_care.consultation.ended"],
+        [
+            "virtual_care.room.created",
+            "virtual_care.patient.waiting",
+            "virtual_care.patient.admitted",
+            "virtual_care.consultation.started",
+            "virtual_care.consultation.ended"
+        ],
         "{events:?}"
     );
     for e in &events {
         vcare_tests::catalogue::validate(e).unwrap_or_else(|err| panic!("{err}"));
     }
-    let ended = of_room[2];
+    let ended = of_room[4];
     assert_eq!(ended["data"]["durationSeconds"], 900 - 5);
     // Stable ids: each event is its outbox record's.
     let ids: std::collections::HashSet<&str> = events.iter().map(|e| e["id"].as_str().unwrap()).collect();

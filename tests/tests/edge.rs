@@ -20,7 +20,7 @@ async fn call(stack: &TestStack, method: &str, path: &str, token: &str, body: Op
 #[tokio::test]
 async fn roles_count_only_as_whole_elements_of_realm_access_roles() {
     let stack = TestStack::start().await;
-    let room = doctor_room(&stack, "apt-edge-roles").await;
+    let room = doctor_room(&stack, "c1", "apt-edge-roles").await;
     let path = format!("/v1/virtual-care/rooms/{}", room["roomId"].as_str().unwrap());
     let as_user = |roles: &str| stack.token_with(&format!(r#""sub":"u-x","clinic_id":"c1",{roles}"#));
 

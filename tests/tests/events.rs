@@ -20,6 +20,8 @@ const TYPES: &[&str] = &[
     vcare_domain::events::ROOM_CANCELLED,
     vcare_domain::events::ISSUE_REPORTED,
     vcare_domain::events::IMAGE_SHARED,
+    vcare_domain::events::PATIENT_WAITING,
+    vcare_domain::events::PATIENT_ADMITTED,
     vcare_domain::events::NOTIFICATION_ACCEPTED,
     vcare_domain::events::NOTIFICATION_SENT,
     vcare_domain::events::NOTIFICATION_DELIVERED,

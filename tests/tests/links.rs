@@ -34,9 +34,10 @@ fn claims(location: &str) -> Value {
 async fn a_link_mints_its_owners_token_only_in_the_window_and_dies_with_the_room() {
     let stack = TestStack::start().await;
     let dr = stack.token("u-doc", Some("c1"), &["doctor"]);
-    let (status, room) =
-        create_room(&stack, &dr, &room_body("apt-link", Utc::now() + Duration::minutes(5), &[doctor(), patient()]))
-            .await;
+    // Without a waiting room (tests/waiting_room.rs has the waiting page).
+    let mut body = room_body("apt-link", Utc::now() + Duration::minutes(5), &[doctor(), patient()]);
+    body["lobby"] = json!(false);
+    let (status, room) = create_room(&stack, &dr, &body).await;
     assert_eq!(status, 201, "{room}");
     let room_id = room["roomId"].as_str().unwrap();
     let (status, link) = make_link(&stack, &dr, room_id, "u-pat").await;

@@ -91,18 +91,8 @@ async fn room_now(stack: &TestStack, room: &Value) -> Value {
     room
 }
 
-/// The outbox's events of `kind` about `room`, each checked against the catalogue.
 async fn events(stack: &TestStack, room: &Value, kind: &str) -> Vec<Value> {
-    let ddb = aws_sdk_dynamodb::Client::new(&stack.sdk);
-    let table = stack.gateway.resource("Table").unwrap().reference.clone();
-    let items = ddb.scan().table_name(table).send().await.unwrap().items.unwrap_or_default();
-    items
-        .iter()
-        .filter(|i| i.get("kind").and_then(|v| v.as_s().ok()).map(String::as_str) == Some("outbox"))
-        .map(|i| serde_json::from_str::<Value>(i["event"].as_s().unwrap()).unwrap())
-        .filter(|e| e["type"] == kind && e["subject"] == room["roomId"])
-        .inspect(|e| vcare_tests::catalogue::validate(e).unwrap_or_else(|err| panic!("{err}")))
-        .collect()
+    vcare_tests::rooms::room_events(stack, room["roomId"].as_str().unwrap(), kind).await
 }
 
 fn at(v: &Value) -> DateTime<Utc> {
@@ -245,23 +235,8 @@ async fn scheduler(stack: &TestStack, extra: &[(&str, &str)]) -> std::sync::Arc<
     reminder_scheduler::scheduler(&vcare_runtime::Env::from_map(env), &stack.sdk).await.unwrap()
 }
 
-/// The room's pending end (`JITSI_END`), as stored.
 async fn pending_end(stack: &TestStack, room: &Value) -> Option<Value> {
-    let ddb = aws_sdk_dynamodb::Client::new(&stack.sdk);
-    let table = stack.gateway.resource("Table").unwrap().reference.clone();
-    let pk = format!("ROOM#{}#{}", room["clinicId"].as_str().unwrap(), room["roomId"].as_str().unwrap());
-    let item = ddb
-        .get_item()
-        .table_name(table)
-        .key("pk", aws_sdk_dynamodb::types::AttributeValue::S(pk))
-        .key("sk", aws_sdk_dynamodb::types::AttributeValue::S("JITSI_END".into()))
-        .send()
-        .await
-        .unwrap()
-        .item?;
-    Some(
-        json!({"attempts": item["attempts"].as_n().unwrap().parse::<u32>().unwrap(), "error": item["error"].as_s().unwrap()}),
-    )
+    vcare_tests::rooms::pending_end(stack, room["clinicId"].as_str().unwrap(), room["roomId"].as_str().unwrap()).await
 }
 
 #[tokio::test]

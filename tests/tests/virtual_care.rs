@@ -100,11 +100,13 @@ impl Api {
     }
 }
 
-/// A room body starting `start_in` from now, 30 minutes long.
+/// A room body starting `start_in` from now, 30 minutes long, without a
+/// waiting room (tests/waiting_room.rs has those).
 fn body(appointment: &str, start_in: chrono::Duration) -> Value {
     let start = Utc::now() + start_in;
     json!({
         "appointmentId": appointment,
+        "lobby": false,
         "scheduledStart": start.to_rfc3339_opts(chrono::SecondsFormat::Secs, true),
         "scheduledEnd": (start + chrono::Duration::minutes(30)).to_rfc3339_opts(chrono::SecondsFormat::Secs, true),
         "participants": [
@@ -139,8 +141,10 @@ async fn a_room_is_created_once_per_appointment_even_under_concurrency() {
     assert_eq!(room["joinUrl"], format!("https://{DOMAIN}/{jitsi}"));
     assert_eq!(
         (room["lobby"].as_bool(), room["maxParticipants"].as_u64(), room["recording"].as_bool()),
-        (Some(true), Some(10), Some(false))
+        (Some(false), Some(10), Some(false)),
+        "as asked, and the defaults (a room with a lobby is the default: tests/waiting_room.rs)"
     );
+    assert_eq!(room["provider"], "jitsi", "the clinic's provider");
     assert_eq!(room["participants"].as_array().unwrap().len(), 4);
 
     // The same request again: 200, the same room, unchanged.
@@ -393,7 +397,8 @@ async fn join_tokens_are_what_prosody_accepts() {
     assert_eq!(claims["iss"], "vcare");
     assert_eq!(
         claims["context"]["user"],
-        json!({"id": "u-doc", "name": "Dr. Amini", "moderator": "true", "affiliation": "owner"})
+        json!({"id": "u-doc", "name": "Dr. Amini", "moderator": "true", "affiliation": "owner",
+               "lobby_bypass": true, "lobby": false})
     );
     assert_eq!(claims["context"]["features"]["recording"], "true");
     assert_eq!(doctor["moderator"], true);
@@ -412,7 +417,9 @@ async fn join_tokens_are_what_prosody_accepts() {
     let claims = verify_hs256(patient["token"].as_str().unwrap(), &room);
     assert_eq!(
         claims["context"]["user"],
-        json!({"id": "u-pat", "name": "Zahra Karimi", "moderator": "false", "affiliation": "member"})
+        json!({"id": "u-pat", "name": "Zahra Karimi", "moderator": "false", "affiliation": "member",
+               "lobby_bypass": true, "lobby": false}),
+        "a room without a lobby holds nobody in Prosody's either"
     );
     assert_eq!(claims["context"]["features"]["recording"], "false");
     assert_eq!(patient["moderator"], false);
@@ -756,7 +763,8 @@ async fn history_pages_newest_first_with_a_cursor_only_its_owner_can_use() {
 }
 
 /// The hot path's budget: a warm HS256 token costs one DynamoDB read and no
-/// KMS call; the app secret is decrypted once, at cold start.
+/// KMS call; each configured provider's secret (Jitsi's app secret, the
+/// stack's OpenVidu API secret) is decrypted once, at cold start.
 #[tokio::test]
 async fn a_warm_token_costs_one_dynamodb_read_and_no_kms_call() {
     let api = Api::start().await;
@@ -765,7 +773,7 @@ async fn a_warm_token_costs_one_dynamodb_read_and_no_kms_call() {
     let sdk = vcare_tests::sdk_via(&proxy.url).await;
     let env = api.stack.gateway.function("TokenIssueFunction").unwrap().def.environment.clone();
     let function = token_issue::function(&vcare_runtime::Env::from_map(env), &sdk).await.unwrap();
-    assert_eq!(proxy.snapshot(), std::collections::HashMap::from([("Decrypt".to_owned(), 1)]), "cold start");
+    assert_eq!(proxy.snapshot(), std::collections::HashMap::from([("Decrypt".to_owned(), 2)]), "cold start");
     proxy.reset();
     let event = token_event(&room);
     use vcare_runtime::Function;
@@ -853,19 +861,8 @@ async fn ending_a_room_ends_its_jitsi_meeting_retrying_and_keeping_what_failed()
         let claims = jsonwebtoken::decode::<Value>(token, &key, &v).unwrap().claims;
         assert_eq!(claims["room"], "*");
         // A failure that outlived the retries is kept under the room.
-        let ddb = aws_sdk_dynamodb::Client::new(&api.stack.sdk);
-        let kept = ddb
-            .get_item()
-            .table_name(&env["TABLE_NAME"])
-            .key(
-                "pk",
-                aws_sdk_dynamodb::types::AttributeValue::S(format!("ROOM#c1#{}", room["roomId"].as_str().unwrap())),
-            )
-            .key("sk", aws_sdk_dynamodb::types::AttributeValue::S("JITSI_END".into()))
-            .send()
-            .await
-            .unwrap()
-            .item;
+        let room_id = room["roomId"].as_str().unwrap();
+        let kept = vcare_tests::rooms::pending_end(&api.stack, "c1", room_id).await;
         assert_eq!(kept.is_some(), pending, "failures={failures}");
         if !pending {
             continue;
@@ -884,25 +881,10 @@ async fn ending_a_room_ends_its_jitsi_meeting_retrying_and_keeping_what_failed()
         let token = calls[0].1.strip_prefix("Bearer ").unwrap();
         let iat = jsonwebtoken::dangerous::insecure_decode::<Value>(token).unwrap().claims["iat"].as_i64().unwrap();
         assert!((iat - Utc::now().timestamp()).abs() < 30, "a system token of now, not of the sweep's minute");
-        let still = ddb
-            .get_item()
-            .table_name(env_table(&api))
-            .key(
-                "pk",
-                aws_sdk_dynamodb::types::AttributeValue::S(format!("ROOM#c1#{}", room["roomId"].as_str().unwrap())),
-            )
-            .key("sk", aws_sdk_dynamodb::types::AttributeValue::S("JITSI_END".into()))
-            .send()
-            .await
-            .unwrap()
-            .item;
+        let still = vcare_tests::rooms::pending_end(&api.stack, "c1", room_id).await;
         assert!(still.is_none(), "no longer pending");
     }
     api.stack.stop().await;
-}
-
-fn env_table(api: &Api) -> String {
-    api.stack.gateway.resource("Table").unwrap().reference.clone()
 }
 
 #[tokio::test]

@@ -37,19 +37,6 @@ fn jitsi_claims(token: &str) -> Value {
     jsonwebtoken::decode::<Value>(token, &key, &v).unwrap().claims
 }
 
-async fn events_of(stack: &TestStack, room: &str, kind: &str) -> Vec<Value> {
-    let ddb = aws_sdk_dynamodb::Client::new(&stack.sdk);
-    let table = stack.gateway.resource("Table").unwrap().reference.clone();
-    let items = ddb.scan().table_name(table).send().await.unwrap().items.unwrap_or_default();
-    items
-        .iter()
-        .filter(|i| i.get("kind").and_then(|v| v.as_s().ok()).map(String::as_str) == Some("outbox"))
-        .map(|i| serde_json::from_str::<Value>(i["event"].as_s().unwrap()).unwrap())
-        .filter(|e| e["type"] == kind && e["subject"] == room)
-        .inspect(|e| vcare_tests::catalogue::validate(e).unwrap_or_else(|err| panic!("{err}")))
-        .collect()
-}
-
 #[tokio::test]
 async fn patients_wait_until_a_clinician_admits_them_on_both_providers() {
     let stack = TestStack::start().await;
@@ -97,7 +84,7 @@ async fn patients_wait_until_a_clinician_admits_them_on_both_providers() {
         );
         let (_, again) = call(&stack, "POST", &path("check-in"), &pat, None).await;
         assert_eq!(again["since"], waiting["since"], "a repeat check-in is the same wait");
-        assert_eq!(events_of(&stack, &id, "virtual_care.patient.waiting").await.len(), 1);
+        assert_eq!(vcare_tests::rooms::room_events(&stack, &id, "virtual_care.patient.waiting").await.len(), 1);
 
         let (status, list) = call(&stack, "GET", &path("waiting"), &doc, None).await;
         assert_eq!(status, 200);
@@ -111,7 +98,7 @@ async fn patients_wait_until_a_clinician_admits_them_on_both_providers() {
         assert_eq!((status, &admitted["status"]), (200, &json!("admitted")), "{admitted}");
         let (status, again) = call(&stack, "POST", &path("admit"), &doc, Some(admit("u-pat"))).await;
         assert_eq!((status, &again["admittedAt"]), (200, &admitted["admittedAt"]), "a retried admit is the same");
-        let admissions = events_of(&stack, &id, "virtual_care.patient.admitted").await;
+        let admissions = vcare_tests::rooms::room_events(&stack, &id, "virtual_care.patient.admitted").await;
         assert_eq!(admissions.len(), 1);
         assert_eq!(
             (&admissions[0]["data"]["admittedBy"], &admissions[0]["data"]["provider"]),

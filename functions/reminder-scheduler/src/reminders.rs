@@ -43,13 +43,15 @@ impl Scheduler {
             // reminder's due minute), the same request, so a retry re-queues a
             // reminder whose first enqueue failed instead of conflicting with it.
             let join_url = match &self.links {
-                Some(links) => links.url(&links.link_for(&self.tokens, &room, &p.user_id).await?),
-                None => self.tokens.join_url(&room, p, room.scheduled_start - window).await?,
+                Some(links) => Some(links.url(&links.link_for(&self.tokens, &room, &p.user_id).await?)),
+                // Without links, a token now — none where it would pass a
+                // waiting room nothing stands behind (OpenVidu), or where the
+                // provider has no join page: the reminder then has no link.
+                None => self.tokens.join_url(&room, p, room.scheduled_start - window).await.ok(),
             };
-            let variables = BTreeMap::from([
-                ("when".to_owned(), local_when(room.scheduled_start, recipient.timezone.as_deref())),
-                ("joinUrl".to_owned(), join_url),
-            ]);
+            let mut variables =
+                BTreeMap::from([("when".to_owned(), local_when(room.scheduled_start, recipient.timezone.as_deref()))]);
+            variables.extend(join_url.map(|u| ("joinUrl".to_owned(), u)));
             let key = format!("reminder:{room_id}:{}:{label}", p.user_id);
             // A reply C, R or X is about this appointment and room.
             let notice = Notice {

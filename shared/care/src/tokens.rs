@@ -4,6 +4,7 @@
 use chrono::{DateTime, Utc};
 use vcare_aws::SdkConfig;
 use vcare_domain::room::{Participant, Room};
+use vcare_domain::video::ProviderKind;
 use vcare_runtime::{Env, Error};
 
 use crate::video::{Minted, Needs, Providers};
@@ -38,7 +39,13 @@ impl TokenIssuer {
 
     /// The URL a link or reminder opens: Jitsi's meeting with the token,
     /// or OpenVidu's web client (`OPENVIDU_MEET_URL`) with it.
+    /// Never for someone an OpenVidu room's waiting room holds back: only
+    /// vcare stands between them and the room (on Jitsi, Prosody's lobby
+    /// holds such a token's owner).
     pub async fn join_url(&self, room: &Room, participant: &Participant, now: DateTime<Utc>) -> Result<String, Error> {
+        if room.provider == ProviderKind::Openvidu && room.holds_back(participant) {
+            return Err("a waiting patient's OpenVidu token waits for admission".into());
+        }
         self.issue(room, participant, now)
             .await?
             .join_url

@@ -104,15 +104,21 @@ pub struct Providers {
 
 impl Providers {
     pub async fn from_env(env: &Env, sdk: &SdkConfig, config: &RoomsConfig, needs: Needs) -> Result<Self, Error> {
-        let jitsi = Arc::new(Jitsi::from_env(env, sdk, config, needs).await?);
-        let openvidu = match &config.openvidu {
-            None => None,
-            Some(settings) => {
-                let calls = needs.tokens || needs.end;
-                Some(Arc::new(OpenVidu::from_env(env, sdk, settings.clone(), config.join, calls).await?))
+        // Each provider's secrets at once: a second provider adds no wait
+        // to the cold start beyond its own KMS call's, run beside Jitsi's.
+        // Boxed: the two futures' types stay out of every caller's future.
+        let jitsi = Box::pin(Jitsi::from_env(env, sdk, config, needs));
+        let openvidu = Box::pin(async {
+            match &config.openvidu {
+                None => Ok(None),
+                Some(settings) => {
+                    let calls = needs.tokens || needs.end;
+                    OpenVidu::from_env(env, sdk, settings.clone(), config.join, calls).await.map(Some)
+                }
             }
-        };
-        Ok(Self { jitsi, openvidu })
+        });
+        let (jitsi, openvidu) = tokio::try_join!(jitsi, openvidu)?;
+        Ok(Self { jitsi: Arc::new(jitsi), openvidu: openvidu.map(Arc::new) })
     }
 
     /// The provider `kind`, if the deployment has it.
