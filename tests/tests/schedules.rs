@@ -322,14 +322,22 @@ async fn a_run_that_died_between_accept_and_advance_is_finished_by_the_next_with
     let stack = vcare_tests::comms::stack(&p, "gateway", "ses").await;
     save_medication_template(&stack).await;
     let svc = stack.token("svc", Some("c1"), &["service"]);
-    let tomorrow = (Utc::now() + chrono::Duration::days(1)).format("%Y-%m-%dT00:00:00+04:30").to_string();
-    let (status, created) = create(&stack, &svc, Some("s-crash"), &medication(&tomorrow)).await;
+    // Starting within the hour, so that the first occurrence (08:00 or 20:00
+    // in Kabul) is less than a day after the dead run's notification: its
+    // Idempotency-Key is remembered for 24 hours (IDEMPOTENCY_HOURS), and a
+    // start "tomorrow" made this test fail whenever the first occurrence
+    // fell more than 24 hours after now (00:00-03:30 UTC).
+    let start = (Utc::now() + chrono::Duration::minutes(30))
+        .with_timezone(&chrono::FixedOffset::east_opt(4 * 3600 + 1800).unwrap())
+        .to_rfc3339_opts(chrono::SecondsFormat::Secs, false);
+    let (status, created) = create(&stack, &svc, Some("s-crash"), &medication(&start)).await;
     assert_eq!(status, 201, "{created}");
     let id = created["scheduleId"].as_str().unwrap();
     let first = at(created["nextOccurrences"][0].as_str().unwrap());
+    assert!(first - Utc::now() < chrono::Duration::hours(13), "within the key's memory: {first}");
     // What the dead run had done: the occurrence's notification, under its key.
     let key = format!("schedule:{id}:{}", first.format("%Y-%m-%dT%H:%M:%SZ"));
-    let mut body = medication(&tomorrow);
+    let mut body = medication(&start);
     for k in ["rrule", "timezone", "start"] {
         body.as_object_mut().unwrap().remove(k);
     }
