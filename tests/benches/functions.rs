@@ -13,7 +13,7 @@
 //!
 //! `VCARE_BENCH_BINARIES=<dir>` runs the binaries of another build (e.g.
 //! another profile) and `VCARE_BENCH_ONLY=health,token-issue` a subset, to
-//! compare builds.
+//! compare builds; `VCARE_BENCH_COLDS=N` makes N cold starts each.
 //!
 //! And, interleaved in the same run, token-issue's warm handler time
 //! against its floor (the one consistent GetItem it must make), and
@@ -44,6 +44,7 @@ struct Row {
 async fn main() {
     let bench = std::env::args().any(|a| a == "--bench");
     let (colds, warms) = if bench { (7, 200) } else { (1, 2) };
+    let colds = std::env::var("VCARE_BENCH_COLDS").ok().and_then(|n| n.parse().ok()).unwrap_or(colds);
     // Queues and streams are not polled: the bench plays the event sources.
     let stack = TestStack::start_with(root().join("infra/template.yaml"), &vcare_local::Registry::vcare(), |c| {
         c.event_sources = false;

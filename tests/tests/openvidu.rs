@@ -220,6 +220,12 @@ async fn bad_webhooks_are_refused_and_change_nothing() {
     )
     .unwrap();
     assert_eq!(deliver(&stack, garbage.into(), Some(&token)).await.0, 400, "signed but not a webhook");
+    // Over 64 KiB: 413 before its bytes are hashed, signed or not.
+    let mut large = joined.clone();
+    large["padding"] = json!("x".repeat(64 * 1024));
+    let (large, large_auth) = signed_webhook(&large, API_SECRET, now);
+    let (status, problem) = deliver(&stack, large, Some(&large_auth)).await;
+    assert_eq!((status, &problem["status"]), (413, &json!(413)), "{problem}");
     // The real one still applies.
     assert_eq!(signed(&stack, &joined).await, 200);
     assert_eq!(room_now(&stack, &room).await["status"], "active");
@@ -313,6 +319,43 @@ async fn a_room_whose_end_never_came_is_settled_when_its_window_closes() {
     stack.stop().await;
 }
 
+/// RemoveParticipant, as vcare's LiveKit client calls it: a server token
+/// with `roomAdmin` for that room only, the participant gone, and a
+/// participant already gone is done (no vcare route removes anyone yet).
+#[tokio::test]
+async fn remove_participant_carries_room_admin_for_that_room_only() {
+    let stack = TestStack::start().await;
+    let lk = &stack.livekit;
+    let room = room(&stack, "apt-ov-remove").await;
+    token_of(&stack, &room, "u-doc", "doctor").await;
+    let name = room["jitsiRoom"].as_str().unwrap().to_owned();
+    lk.join(&name, "u-pat", Utc::now().timestamp());
+    lk.join(&name, "u-doc", Utc::now().timestamp());
+    let service = vcare_livekit::RoomService {
+        url: lk.url.clone(),
+        credentials: std::sync::Arc::new(vcare_livekit::Credentials::new(API_KEY, API_SECRET.as_bytes())),
+        http: vcare_runtime::http::LazyClient::new(),
+        attempts: 3,
+        backoff: std::time::Duration::from_millis(5),
+    };
+    lk.fail("RemoveParticipant", 503, 1);
+    service.remove_participant(&name, "u-pat").await.expect("retried past one 503");
+    assert_eq!(lk.room(&name).unwrap().participants, vec!["u-doc".to_owned()], "only the patient removed");
+    let removes: Vec<_> = lk.calls().into_iter().filter(|c| c.method == "RemoveParticipant").collect();
+    assert_eq!(removes.len(), 2);
+    assert_eq!(removes[1].grant, json!({"roomAdmin": true, "room": name}), "roomAdmin for this room only");
+    assert_eq!(removes[1].body, json!({"room": name, "identity": "u-pat"}));
+    service.remove_participant(&name, "u-pat").await.expect("already gone is done");
+    let wrong = vcare_livekit::RoomService {
+        credentials: std::sync::Arc::new(vcare_livekit::Credentials::new(API_KEY, b"another secret")),
+        ..service.clone()
+    };
+    let err = wrong.remove_participant(&name, "u-doc").await.unwrap_err();
+    assert!(err.to_string().contains("401"), "{err}");
+    assert_eq!(lk.room(&name).unwrap().participants, vec!["u-doc".to_owned()]);
+    stack.stop().await;
+}
+
 #[tokio::test]
 async fn a_clinic_on_openvidu_needs_openvidu_settings_at_cold_start() {
     let stack = TestStack::start().await;
@@ -329,8 +372,12 @@ async fn a_clinic_on_openvidu_needs_openvidu_settings_at_cold_start() {
     assert!(err.to_string().contains("OPENVIDU_API_KEY"), "{err}");
     env.insert("CLINIC_VIDEO_PROVIDERS".into(), "c-x=zoom".into());
     env.insert("OPENVIDU_API_KEY".into(), API_KEY.into());
-    let err = room_create::function(&vcare_runtime::Env::from_map(env), &stack.sdk).await.err().unwrap();
+    let err = room_create::function(&vcare_runtime::Env::from_map(env.clone()), &stack.sdk).await.err().unwrap();
     assert!(err.to_string().contains("CLINIC_VIDEO_PROVIDERS"), "{err}");
+    env.remove("CLINIC_VIDEO_PROVIDERS");
+    env.insert("VIDEO_PROVIDER_DEFAULT".into(), "zoom".into());
+    let err = room_create::function(&vcare_runtime::Env::from_map(env), &stack.sdk).await.err().unwrap();
+    assert!(err.to_string().contains("VIDEO_PROVIDER_DEFAULT"), "{err}");
     // A Jitsi clinic may still ask for OpenVidu per room; a request for a
     // provider the deployment lacks is a 422 (the settings are per
     // deployment, the request per room).

@@ -763,8 +763,9 @@ async fn history_pages_newest_first_with_a_cursor_only_its_owner_can_use() {
 }
 
 /// The hot path's budget: a warm HS256 token costs one DynamoDB read and no
-/// KMS call; each configured provider's secret (Jitsi's app secret, the
-/// stack's OpenVidu API secret) is decrypted once, at cold start.
+/// KMS call. Jitsi's app secret is decrypted once, at cold start; the
+/// OpenVidu API secret once, by the container's first OpenVidu token (the
+/// cold start does not wait for a second provider's secret).
 #[tokio::test]
 async fn a_warm_token_costs_one_dynamodb_read_and_no_kms_call() {
     let api = Api::start().await;
@@ -773,7 +774,7 @@ async fn a_warm_token_costs_one_dynamodb_read_and_no_kms_call() {
     let sdk = vcare_tests::sdk_via(&proxy.url).await;
     let env = api.stack.gateway.function("TokenIssueFunction").unwrap().def.environment.clone();
     let function = token_issue::function(&vcare_runtime::Env::from_map(env), &sdk).await.unwrap();
-    assert_eq!(proxy.snapshot(), std::collections::HashMap::from([("Decrypt".to_owned(), 2)]), "cold start");
+    assert_eq!(proxy.snapshot(), std::collections::HashMap::from([("Decrypt".to_owned(), 1)]), "cold start");
     proxy.reset();
     let event = token_event(&room);
     use vcare_runtime::Function;
@@ -782,6 +783,32 @@ async fn a_warm_token_costs_one_dynamodb_read_and_no_kms_call() {
         assert_eq!(response["statusCode"], 201, "{response}");
     }
     assert_eq!(proxy.snapshot(), std::collections::HashMap::from([("GetItem".to_owned(), 5)]), "five warm tokens");
+    // OpenVidu rooms: the first token opens the secret and makes the
+    // LiveKit room (marked prepared); the next is its one read; another
+    // room's first token makes its room without opening the secret again.
+    let mut ov = body("apt-cost-ov", soon());
+    ov["lobby"] = json!(false);
+    let first = api.room(vcare_tests::OPENVIDU_CLINIC, ov.clone()).await;
+    ov["appointmentId"] = json!("apt-cost-ov-2");
+    let second = api.room(vcare_tests::OPENVIDU_CLINIC, ov).await;
+    let tokens = |room: &Value| {
+        let event = token_event(room);
+        let function = &function;
+        async move {
+            let response = function.invoke(event, Default::default()).await.unwrap();
+            assert_eq!(response["statusCode"], 201, "{response}");
+        }
+    };
+    proxy.reset();
+    tokens(&first).await;
+    let opened = proxy.snapshot();
+    assert_eq!(opened.get("Decrypt"), Some(&1), "the OpenVidu secret, on first use: {opened:?}");
+    proxy.reset();
+    tokens(&first).await;
+    assert_eq!(proxy.snapshot(), std::collections::HashMap::from([("GetItem".to_owned(), 1)]), "warm, prepared");
+    proxy.reset();
+    tokens(&second).await;
+    assert_eq!(proxy.snapshot().get("Decrypt"), None, "opened once per container");
     api.stack.stop().await;
 }
 
@@ -908,6 +935,26 @@ async fn bad_token_settings_fail_the_cold_start_by_name() {
     let events = api.stack.gateway.function("JitsiEventsFunction").unwrap().def.environment.clone();
     env.insert("JITSI_APP_SECRET_CIPHERTEXT".into(), events["JITSI_WEBHOOK_SECRET_CIPHERTEXT"].clone());
     assert!(token_issue::function(&vcare_runtime::Env::from_map(env), &api.stack.sdk).await.is_err());
+    // The OpenVidu secret is opened on first use: a wrong one starts, then
+    // each OpenVidu token is a 503 problem naming no secret, and Jitsi
+    // rooms are served as before.
+    let mut env = base.clone();
+    env.insert("OPENVIDU_API_SECRET_CIPHERTEXT".into(), events["JITSI_WEBHOOK_SECRET_CIPHERTEXT"].clone());
+    let function = token_issue::function(&vcare_runtime::Env::from_map(env), &api.stack.sdk).await.unwrap();
+    let mut ov = body("apt-bad-ov-secret", soon());
+    ov["lobby"] = json!(false);
+    let ov = api.room(vcare_tests::OPENVIDU_CLINIC, ov).await;
+    let jitsi = api.room("c1", body("apt-bad-ov-secret-j", soon())).await;
+    use vcare_runtime::Function;
+    for _ in 0..2 {
+        let response = function.invoke(token_event(&ov), Default::default()).await.unwrap();
+        assert_eq!(response["statusCode"], 503, "{response}");
+        let problem: Value = serde_json::from_str(response["body"].as_str().unwrap()).unwrap();
+        assert_eq!(problem["status"], 503);
+        assert!(!problem.to_string().contains("secret"), "{problem}");
+    }
+    let response = function.invoke(token_event(&jitsi), Default::default()).await.unwrap();
+    assert_eq!(response["statusCode"], 201, "{response}");
     api.stack.stop().await;
 }
 

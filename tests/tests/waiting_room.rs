@@ -224,6 +224,9 @@ async fn the_waiting_page_checks_in_and_moves_on_once_admitted_in_chromium() {
     // Its calls: a dead link is 404.
     let dead = stack.http.get(format!("{}/j/AAAAAAAAAAAA/status", stack.base)).send().await.unwrap();
     assert_eq!(dead.status(), 404);
+    let dead = stack.http.post(format!("{}/j/AAAAAAAAAAAA/check-in", stack.base)).send().await.unwrap();
+    assert_eq!(dead.status(), 404);
+    assert_eq!(dead.headers()["content-type"], "application/problem+json");
 
     // In Chromium, in Persian.
     let shots = vcare_tests::root().join("target/screenshots");

@@ -12,13 +12,14 @@ use std::sync::Arc;
 
 use axum::body::Bytes;
 use axum::extract::State;
-use axum::http::HeaderMap;
 use axum::http::header::AUTHORIZATION;
+use axum::http::{HeaderMap, StatusCode};
 use axum::routing::post;
 use axum::{Json, Router};
 use vcare_aws::SdkConfig;
 use vcare_care::{RoomError, Rooms};
-use vcare_domain::video::livekit::webhook;
+use vcare_domain::jitsi::Refused;
+use vcare_domain::video::livekit::{webhook, within_size};
 use vcare_http::{HttpFunction, Problem};
 use vcare_livekit::Credentials;
 use vcare_runtime::{Env, Error, metrics};
@@ -43,12 +44,13 @@ async fn receive(
     let Some(credentials) = &hooks.credentials else {
         return Err(Problem::not_found("OpenVidu is not configured here"));
     };
+    within_size(&body).map_err(refusal)?;
     if let Err(why) = credentials.verify_webhook(headers.get(AUTHORIZATION).map(|v| v.as_bytes()), &body) {
         tracing::warn!(reason = %why, "a LiveKit webhook was refused");
         metrics::count("OpenViduWebhooksRefused", &[]);
         return Err(Problem::unauthorized("the webhook's Authorization does not verify"));
     }
-    let hook = webhook(&body, hooks.care.now()).map_err(|r| Problem::bad_request(r.detail))?;
+    let hook = webhook(&body, hooks.care.now()).map_err(refusal)?;
     let Some(session) = hook.session else {
         return Ok(Json(serde_json::json!({"status": "ok"})));
     };
@@ -66,4 +68,11 @@ async fn receive(
         }
     }
     Ok(Json(serde_json::json!({"status": "ok"})))
+}
+
+/// A body the domain refused, with the status it gave (413 for too
+/// large, 400 otherwise).
+fn refusal(r: Refused) -> Problem {
+    let status = StatusCode::from_u16(r.status).unwrap_or(StatusCode::BAD_REQUEST);
+    Problem::new(status, r.detail)
 }

@@ -12,7 +12,12 @@ use serde::Deserialize;
 use serde_json::{Value, json};
 use vcare_domain::video::livekit::ServerCall;
 
+use vcare_runtime::http::LazyClient;
+
 use crate::Credentials;
+
+/// Each call's time limit, per attempt.
+pub const CALL_TIMEOUT: Duration = Duration::from_secs(3);
 
 /// What a room is created with (API.md: `emptyTimeout`,
 /// `departureTimeout`, `maxParticipants`).
@@ -60,7 +65,8 @@ pub struct RoomService {
     /// The server's https base (OpenVidu's `OPENVIDU_URL`).
     pub url: String,
     pub credentials: Arc<Credentials>,
-    pub http: reqwest::Client,
+    /// Made on the first call, not at cold start.
+    pub http: LazyClient,
     pub attempts: u32,
     pub backoff: Duration,
 }
@@ -83,12 +89,13 @@ impl RoomService {
     async fn call(&self, call: ServerCall<'_>, body: Value) -> Result<Value, TwirpError> {
         let token = self.credentials.sign(&call.claims(&self.credentials.api_key, Utc::now()));
         let url = format!("{}/twirp/livekit.RoomService/{}", self.url.trim_end_matches('/'), call.method());
+        let http = self.http.get().map_err(|_| TwirpError::Unreachable("no HTTP client"))?;
         let mut last = TwirpError::Unreachable("no attempt");
         for attempt in 0..self.attempts.max(1) {
             if attempt > 0 {
                 tokio::time::sleep(self.backoff * 4u32.pow(attempt - 1)).await;
             }
-            let sent = self.http.post(&url).bearer_auth(&token).json(&body).send().await;
+            let sent = http.post(&url).timeout(CALL_TIMEOUT).bearer_auth(&token).json(&body).send().await;
             match sent {
                 Ok(r) if r.status().is_success() => {
                     return r.json::<Value>().await.map_err(|_| TwirpError::Unreachable("unreadable answer"));
@@ -154,8 +161,9 @@ impl RoomService {
 }
 
 /// LiveKit answers `GET /` with 200 when it is serving; no credentials.
-pub async fn probe(http: &reqwest::Client, url: &str) -> Health {
+pub async fn probe(http: &LazyClient, url: &str) -> Health {
     let started = Instant::now();
+    let Ok(http) = http.get() else { return Health::Down { latency_ms: 0 } };
     let answered = http.get(url).timeout(Duration::from_secs(2)).send().await;
     let latency_ms = started.elapsed().as_millis() as u64;
     match answered {

@@ -14,6 +14,7 @@ pub use clock::Clock;
 pub use lambda_runtime::{Context, Diagnostic, Error, LambdaEvent};
 
 mod clock;
+pub mod http;
 pub mod metrics;
 pub mod sqs;
 use serde::Serialize;

@@ -9,6 +9,7 @@ use vcare_aws::SdkConfig;
 use vcare_domain::room::{JoinPolicy, Participant, Room};
 use vcare_domain::video::ProviderKind;
 use vcare_jitsi::{AppSecret, EndMeeting, Signer, TokenClaims, grant};
+use vcare_runtime::http::LazyClient;
 use vcare_runtime::{ConfigError, Env, Error};
 
 use super::{Minted, Needs, Occupancy, Pending, ProviderState, VideoProvider};
@@ -23,7 +24,7 @@ pub struct Jitsi {
     signer: Option<Signer>,
     ender: Option<EndMeeting>,
     health_url: Option<String>,
-    http: reqwest::Client,
+    http: LazyClient,
 }
 
 impl Jitsi {
@@ -38,7 +39,7 @@ impl Jitsi {
             signer,
             ender,
             health_url: env.get("JITSI_HEALTH_URL").map(str::to_owned),
-            http: reqwest::Client::builder().timeout(Duration::from_secs(2)).build()?,
+            http: LazyClient::new(),
         })
     }
 
@@ -143,7 +144,8 @@ impl VideoProvider for Jitsi {
         Box::pin(async move {
             let Some(url) = &self.health_url else { return ProviderState::Unconfigured };
             let started = Instant::now();
-            let answered = self.http.get(url).send().await;
+            let Ok(http) = self.http.get() else { return ProviderState::Down { latency_ms: 0 } };
+            let answered = http.get(url).timeout(Duration::from_secs(2)).send().await;
             let latency_ms = started.elapsed().as_millis() as u64;
             match answered {
                 Ok(r) if r.status().is_success() => ProviderState::Up { latency_ms },

@@ -104,20 +104,16 @@ pub struct Providers {
 
 impl Providers {
     pub async fn from_env(env: &Env, sdk: &SdkConfig, config: &RoomsConfig, needs: Needs) -> Result<Self, Error> {
-        // Each provider's secrets at once: a second provider adds no wait
-        // to the cold start beyond its own KMS call's, run beside Jitsi's.
-        // Boxed: the two futures' types stay out of every caller's future.
-        let jitsi = Box::pin(Jitsi::from_env(env, sdk, config, needs));
-        let openvidu = Box::pin(async {
-            match &config.openvidu {
-                None => Ok(None),
-                Some(settings) => {
-                    let calls = needs.tokens || needs.end;
-                    OpenVidu::from_env(env, sdk, settings.clone(), config.join, calls).await.map(Some)
-                }
+        // Only Jitsi's secret is opened here; OpenVidu's on its first call
+        // (a cold start pays for one provider's KMS call, not two).
+        let jitsi = Jitsi::from_env(env, sdk, config, needs).await?;
+        let openvidu = match &config.openvidu {
+            None => None,
+            Some(settings) => {
+                let calls = needs.tokens || needs.end;
+                Some(OpenVidu::from_env(env, sdk, settings.clone(), config.join, calls)?)
             }
-        });
-        let (jitsi, openvidu) = tokio::try_join!(jitsi, openvidu)?;
+        };
         Ok(Self { jitsi: Arc::new(jitsi), openvidu: openvidu.map(Arc::new) })
     }
 

@@ -160,14 +160,21 @@ fn seconds(value: Option<&Int64>, field: &'static str) -> Result<Option<DateTime
 
 pub const MAX_WEBHOOK_BYTES: usize = 64 * 1024;
 
+/// A webhook body's size: at most [`MAX_WEBHOOK_BYTES`] (413), checked
+/// before its bytes are hashed or parsed.
+pub fn within_size(body: &[u8]) -> Result<(), Refused> {
+    if body.len() > MAX_WEBHOOK_BYTES {
+        return Err(Refused { status: 413, detail: "a webhook body is at most 64 KiB" });
+    }
+    Ok(())
+}
+
 /// Parses a verified webhook body. `participant_joined` starts the
 /// session at the participant's `joinedAt` (else the event's time, else
 /// `now`); `room_finished` ends it at the event's time. Others change
 /// nothing. Unknown fields are ignored, as LiveKit adds them.
 pub fn webhook(body: &[u8], now: DateTime<Utc>) -> Result<Webhook, Refused> {
-    if body.len() > MAX_WEBHOOK_BYTES {
-        return Err(Refused { status: 413, detail: "a webhook body is at most 64 KiB" });
-    }
+    within_size(body)?;
     let body: Body = serde_json::from_slice(body)
         .map_err(|_| Refused { status: 400, detail: "the body is not a LiveKit webhook" })?;
     if body.event.is_empty() {
