@@ -179,6 +179,8 @@ const SAMPLE_ORDER: &[&str] = &[
     "room-create",
     "room-get",
     "waiting-room",
+    "recordings",
+    "dial-in",
     "token-issue",
     "join-links",
     "issue-report",
@@ -213,6 +215,8 @@ async fn every_sample_event_runs_through_its_handler() {
         c.event_sources = false;
         c.parameters.insert("DlrCallbackBaseUrl".into(), SAMPLE_PUBLIC_BASE.into());
         c.secrets.insert("TwilioAuthTokenCiphertext".into(), SAMPLE_TWILIO_TOKEN.into());
+        // The sample room's clinic has dial-in, so that the mapper finds its PIN.
+        c.parameters.insert("ClinicDialInNumbers".into(), "clinic-1=AF:+93201234567".into());
     })
     .await;
     let template = vcare_local::Template::load(&root().join("infra/template.yaml")).unwrap();

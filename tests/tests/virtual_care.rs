@@ -400,7 +400,9 @@ async fn join_tokens_are_what_prosody_accepts() {
         json!({"id": "u-doc", "name": "Dr. Amini", "moderator": "true", "affiliation": "owner",
                "lobby_bypass": true, "lobby": false})
     );
-    assert_eq!(claims["context"]["features"]["recording"], "true");
+    // A recording room, but its patient has not said yes
+    // (tests/recordings.rs has the consent).
+    assert_eq!(claims["context"]["features"]["recording"], "false");
     assert_eq!(doctor["moderator"], true);
     assert_eq!(
         doctor["joinUrl"],

@@ -88,5 +88,9 @@ async fn issue(
     if let Some(url) = minted.server_url {
         body["serverUrl"] = json!(url);
     }
+    // By phone: the clinic's numbers and the room's PIN, from the room read.
+    if let Some(dial_in) = vcare_care::dial_in::token_dial_in(&issuer.care, &room) {
+        body["dialIn"] = dial_in;
+    }
     Ok((StatusCode::CREATED, Json(body)))
 }

@@ -33,6 +33,8 @@ impl Registry {
         r.add("jitsi-events", |env, sdk| async move { jitsi_events::function(&env, &sdk).await });
         r.add("openvidu-events", |env, sdk| async move { openvidu_events::function(&env, &sdk).await });
         r.add("waiting-room", |env, sdk| async move { waiting_room::function(&env, &sdk).await });
+        r.add("recordings", |env, sdk| async move { recordings::function(&env, &sdk).await });
+        r.add("dial-in", |env, sdk| async move { dial_in::function(&env, &sdk).await });
         r.add("notification-create", |env, sdk| async move { notification_create::function(&env, &sdk).await });
         r.add("notification-get", |env, sdk| async move { notification_get::function(&env, &sdk).await });
         r.add("dispatch", |env, sdk| async move { dispatch::function(&env, &sdk).await });

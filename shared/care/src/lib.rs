@@ -1,10 +1,12 @@
 //! The virtual-care functions' common ground: config read once, the room
 //! store, the caller's standing towards a room, and the room's API view.
 
+pub mod dial_in;
 pub mod end_meeting;
 mod error;
 pub mod images;
 pub mod links;
+pub mod recordings;
 pub mod tokens;
 pub mod video;
 
@@ -14,6 +16,7 @@ use vcare_aws::SdkConfig;
 use vcare_domain::appointment::reminder_dues;
 use vcare_domain::caller::{Caller, Role};
 use vcare_domain::clinic::{PerClinic, ReminderWindows};
+use vcare_domain::dial_in::DialInNumbers;
 use vcare_domain::events::{CONSULTATION_ENDED, CONSULTATION_STARTED, DomainEvent};
 use vcare_domain::ids::is_valid_external_id;
 use vcare_domain::room::{JoinPolicy, Room, SessionChange, SessionEvent, Standing};
@@ -41,6 +44,10 @@ pub struct RoomsConfig {
     pub providers: PerClinic<ProviderKind>,
     /// Set when `OPENVIDU_URL` is.
     pub openvidu: Option<OpenViduSettings>,
+    /// Each clinic's dial-in numbers (`CLINIC_DIAL_IN_NUMBERS`, like
+    /// `c-1=AF:+93201234567,+93201234568;c-2=DE:+4930123`); a clinic
+    /// without numbers has no dial-in.
+    pub dial_in: PerClinic<DialInNumbers>,
 }
 
 /// Where OpenVidu is and how its rooms are made (API.md "Video providers").
@@ -130,6 +137,8 @@ impl RoomsConfig {
             reminder_windows: reminder_windows(env)?,
             providers: video_providers(env, openvidu.is_some())?,
             openvidu,
+            dial_in: PerClinic::parse(DialInNumbers::default(), env.get("CLINIC_DIAL_IN_NUMBERS").unwrap_or(""))
+                .map_err(|reason| ConfigError::Invalid { name: "CLINIC_DIAL_IN_NUMBERS".into(), reason })?,
         })
     }
 }
@@ -185,7 +194,12 @@ impl Rooms {
         let windows = self.config.reminder_windows.of(&room.clinic_id);
         let mut dues = reminder_dues(&room.clinic_id, &room.room_id, room.scheduled_start, windows, self.now());
         dues.extend(video::room_check(room, &self.config.join));
-        Ok(self.store.create(room, fingerprint, event, &dues).await?)
+        // A Jitsi room of a clinic with numbers gets its PIN (Jigasi).
+        let mut room = room.clone();
+        if room.provider == ProviderKind::Jitsi && self.config.dial_in.of(&room.clinic_id).is_enabled() {
+            room.dial_in_pin = Some(vcare_domain::dial_in::new_pin(vcare_domain::ids::random_u64()));
+        }
+        Ok(self.store.create(&room, fingerprint, event, &dues).await?)
     }
 
     pub fn join_url(&self, room: &Room) -> String {
@@ -210,7 +224,7 @@ impl Rooms {
         if let Some(o) = v.as_object_mut() {
             // Internal: the provider room's state and the waiting room
             // (who waits is for the room's clinicians, `GET .../waiting`).
-            for internal in ["prepared", "waiting", "admitted"] {
+            for internal in ["prepared", "waiting", "admitted", "recordingConsents", "dialInPin"] {
                 o.remove(internal);
             }
         }

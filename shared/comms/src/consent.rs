@@ -47,7 +47,7 @@ impl AddressChange<'_> {
     fn line(&self, granted: bool) -> (ConsentEntry, String) {
         let entry = ConsentEntry {
             at: self.at,
-            channel: self.channel,
+            channel: Some(self.channel),
             category: None,
             granted,
             source: self.source,

@@ -105,6 +105,14 @@ pub struct Room {
     pub waiting: Vec<crate::lobby::Waiting>,
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub admitted: Vec<crate::lobby::Admission>,
+    /// Each participant's newest answer to recording (`crate::recording`).
+    /// The API shows only whether the room may be recorded.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub recording_consents: Vec<crate::recording::RecordingConsent>,
+    /// The PIN Jigasi callers enter (`crate::dial_in`), for Jitsi rooms of
+    /// clinics with dial-in numbers; shown with a token, not by the room.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub dial_in_pin: Option<u64>,
 }
 
 impl std::ops::Deref for Room {
@@ -249,6 +257,8 @@ impl RoomPlan {
             prepared: false,
             waiting: vec![],
             admitted: vec![],
+            recording_consents: vec![],
+            dial_in_pin: None,
         }
     }
 }
@@ -500,6 +510,8 @@ mod session_tests {
             prepared: false,
             waiting: vec![],
             admitted: vec![],
+            recording_consents: vec![],
+            dial_in_pin: None,
         }
     }
 

@@ -37,12 +37,13 @@ pub struct Grant {
 }
 
 /// Doctors moderate (affiliation `owner`); everyone else is a member. Only a
-/// doctor in a room with recording on may record; nobody livestreams. A
+/// doctor may record, and only in a recording room whose every listed
+/// patient has said yes (`Room::may_record`); nobody livestreams. A
 /// token for someone vcare holds back (a reminder's token before
 /// admission) sends them to Prosody's lobby.
 pub fn grant(room: &Room, participant: &Participant) -> Grant {
     let doctor = participant.role == ParticipantRole::Doctor;
-    Grant { moderator: doctor, recording: doctor && room.recording, lobby_bypass: !room.holds_back(participant) }
+    Grant { moderator: doctor, recording: doctor && room.may_record(), lobby_bypass: !room.holds_back(participant) }
 }
 
 /// The token's claims.

@@ -102,6 +102,18 @@ impl ConsentStore {
             .collect()
     }
 
+    /// The write of one history line for `subject`, for a transaction of
+    /// another store's (a recording consent is written with its room).
+    pub fn history_line(
+        &self,
+        clinic: &str,
+        subject: &str,
+        entry: &ConsentEntry,
+    ) -> Result<TransactWriteItem, StoreError> {
+        let mut puts = self.history_puts(clinic, &[subject], entry, 0)?;
+        puts.pop().ok_or_else(|| StoreError::Corrupt("no history line".into()))
+    }
+
     async fn transact(&self, items: Vec<TransactWriteItem>) -> Result<bool, StoreError> {
         match self.ddb.transact_write_items().set_transact_items(Some(items)).send().await {
             Ok(_) => Ok(true),

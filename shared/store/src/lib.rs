@@ -18,6 +18,7 @@
 //! records, so an event exists exactly when its change does.
 
 mod consent;
+mod dial_in;
 mod due;
 pub mod items;
 mod notifications;
@@ -36,6 +37,7 @@ use chrono::{DateTime, Utc};
 use vcare_domain::events::DomainEvent;
 
 pub use consent::{ConsentPage, ConsentStore, INBOUND_KEEP_DAYS};
+pub use dial_in::PinLookup;
 pub use due::{DueStore, SHARDS as DUE_SHARDS, shard as due_shard};
 pub use notifications::{Accepted, NotificationStore};
 pub use outbox::{OutboxRecord, OutboxStore};

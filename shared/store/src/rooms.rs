@@ -1,17 +1,19 @@
 use std::collections::HashMap;
 
 use aws_sdk_dynamodb::Client;
-use aws_sdk_dynamodb::types::KeysAndAttributes;
+use aws_sdk_dynamodb::types::{KeysAndAttributes, TransactWriteItem};
 use base64::Engine;
 use base64::engine::general_purpose::URL_SAFE_NO_PAD;
 use vcare_domain::events::DomainEvent;
 use vcare_domain::room::Room;
 
 use crate::items::{
-    Item, condition_failed_at, get_item, key, put, string, unindexed, update_versioned, versioned_from, versioned_item,
+    Item, condition_failed_at, get_item, get_versioned, key, put, string, unindexed, update_versioned,
+    update_versioned_with, versioned_from, versioned_item,
 };
 use crate::{StoreError, outbox, s, sort_time, unavailable};
 
+use crate::dial_in::dial_in_key;
 use crate::items::MAX_ATTEMPTS;
 
 #[derive(Debug, Clone)]
@@ -70,6 +72,7 @@ impl RoomStore {
         dues: &[vcare_domain::due::Due],
     ) -> Result<Created, StoreError> {
         let due_store = crate::DueStore::new(self.ddb.clone(), self.table.clone());
+        let mut room = room.clone();
         let appt_key = key(format!("APPT#{}#{}", room.clinic_id, room.appointment_id), "APPT");
         for _ in 0..MAX_ATTEMPTS {
             let mut appt = appt_key.clone();
@@ -79,10 +82,17 @@ impl RoomStore {
             jitsi.insert("clinicId".into(), s(&room.clinic_id));
             jitsi.insert("roomId".into(), s(&room.room_id));
             let mut items = vec![
-                put(&self.table, versioned_item(room, room_key(room), "room", 1)?, Some("attribute_not_exists(pk)"))?,
+                put(&self.table, versioned_item(&room, room_key(&room), "room", 1)?, Some("attribute_not_exists(pk)"))?,
                 put(&self.table, appt, Some("attribute_not_exists(pk)"))?,
                 put(&self.table, jitsi, Some("attribute_not_exists(pk)"))?,
             ];
+            // Index 3: the dial-in PIN, which must be no other room's.
+            if let Some(pin) = room.dial_in_pin {
+                let mut dial = dial_in_key(pin);
+                dial.insert("clinicId".into(), s(&room.clinic_id));
+                dial.insert("roomId".into(), s(&room.room_id));
+                items.push(put(&self.table, dial, Some("attribute_not_exists(pk)"))?);
+            }
             for p in &room.participants {
                 let mut member = key(room_pk(&room.clinic_id, &room.room_id), &format!("MEMBER#{}", p.user_id));
                 member.insert("gsi1pk".into(), s(format!("USER#{}#{}", room.clinic_id, p.user_id)));
@@ -95,6 +105,10 @@ impl RoomStore {
             }
             match self.ddb.transact_write_items().set_transact_items(Some(items)).send().await {
                 Ok(_) => return Ok(Created::New(room.clone())),
+                Err(e) if room.dial_in_pin.is_some() && condition_failed_at(&e, 3) == Some(true) => {
+                    // Another room's PIN (one in 9·10⁹ per room): draw again.
+                    room.dial_in_pin = Some(vcare_domain::dial_in::new_pin(vcare_domain::ids::random_u64()));
+                }
                 Err(e) => {
                     let appointment_taken = condition_failed_at(&e, 1);
                     if appointment_taken.is_none() {
@@ -172,6 +186,25 @@ impl RoomStore {
         F: Fn(&Room) -> Option<(Room, Vec<DomainEvent>)>,
     {
         update_versioned(&self.ddb, &self.table, key(room_pk(clinic, room_id), "ROOM"), "room", unindexed, change).await
+    }
+
+    /// [`Self::update`], with `also` written in the same transaction when the
+    /// change applies (a consent history line).
+    pub async fn update_also<F>(
+        &self,
+        clinic: &str,
+        room_id: &str,
+        also: &[TransactWriteItem],
+        change: F,
+    ) -> Result<Option<(Room, bool)>, StoreError>
+    where
+        F: Fn(&Room) -> Option<(Room, Vec<DomainEvent>)>,
+    {
+        let key = key(room_pk(clinic, room_id), "ROOM");
+        let Some(known) = get_versioned::<Room>(&self.ddb, &self.table, key.clone()).await? else { return Ok(None) };
+        let (room, _, changed) =
+            update_versioned_with(&self.ddb, &self.table, key, "room", unindexed, known, change, also).await?;
+        Ok(Some((room, changed)))
     }
 
     /// A record under the room (image, issue report) with its event, in one

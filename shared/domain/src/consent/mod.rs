@@ -71,7 +71,10 @@ pub enum ConsentSource {
 #[serde(rename_all = "camelCase")]
 pub struct ConsentEntry {
     pub at: DateTime<Utc>,
-    pub channel: Channel,
+    /// The channel it is about; none for consents that are not about
+    /// messages (a recording's, `crate::recording`).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub channel: Option<Channel>,
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub category: Option<String>,
     pub granted: bool,

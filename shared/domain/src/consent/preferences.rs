@@ -124,7 +124,7 @@ pub fn apply(
     let mut history = Vec::new();
     let entry = |channel, category: Option<&str>, granted| ConsentEntry {
         at: now,
-        channel,
+        channel: Some(channel),
         category: category.map(str::to_owned),
         granted,
         source,
