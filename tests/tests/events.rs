@@ -22,6 +22,7 @@ const TYPES: &[&str] = &[
     vcare_domain::events::IMAGE_SHARED,
     vcare_domain::events::PATIENT_WAITING,
     vcare_domain::events::PATIENT_ADMITTED,
+    vcare_domain::events::RECORDING_READY,
     vcare_domain::events::NOTIFICATION_ACCEPTED,
     vcare_domain::events::NOTIFICATION_SENT,
     vcare_domain::events::NOTIFICATION_DELIVERED,

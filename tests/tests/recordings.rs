@@ -114,3 +114,223 @@ async fn consent_is_for_listed_participants_themselves_and_bad_bodies_change_not
     assert_eq!(status, 409, "{problem}");
     stack.stop().await;
 }
+
+/// A recording room starting in 5 minutes whose patient said yes.
+async fn consented_room(stack: &TestStack, appointment: &str) -> Value {
+    let doc = stack.token("u-doc", Some("c-1"), &["doctor"]);
+    let mut body = room_body(appointment, Utc::now() + Duration::minutes(5), &[doctor(), patient()]);
+    body["recording"] = json!(true);
+    body["lobby"] = json!(false);
+    let (status, room) = call(stack, "/v1/virtual-care/rooms", &doc, body).await;
+    assert_eq!(status, 201, "{room}");
+    let consent = format!("/v1/virtual-care/rooms/{}/consent", room["roomId"].as_str().unwrap());
+    let pat = stack.token("u-pat", Some("c-1"), &["patient"]);
+    assert_eq!(call(stack, &consent, &pat, json!({"recording": true})).await.0, 200);
+    room
+}
+
+/// A Jibri recording directory as Jibri leaves it: the MP4 and metadata.json.
+fn jibri_dir(room: &Value, bytes: &[u8]) -> std::path::PathBuf {
+    let dir = vcare_tests::root().join("target/tmp").join(vcare_domain::ids::prefixed("jibri"));
+    std::fs::create_dir_all(&dir).unwrap();
+    let name = room["jitsiRoom"].as_str().unwrap();
+    std::fs::write(dir.join(format!("{name}_2026-12-02-10-30-00.mp4")), bytes).unwrap();
+    let meta = json!({"meeting_url": format!("https://meet.vcare.local/{name}"), "participants": []});
+    std::fs::write(dir.join("metadata.json"), meta.to_string()).unwrap();
+    dir
+}
+
+/// Runs the documented finalize script, as written, against the stack.
+async fn finalize(stack: &TestStack, dir: &std::path::Path, secret: &str) -> std::process::Output {
+    tokio::process::Command::new("bash")
+        .arg(vcare_tests::root().join("infra/jibri/vcare-finalize.sh"))
+        .arg(dir)
+        .env("VCARE_API", &stack.base)
+        .env("VCARE_JIBRI_SECRET", secret)
+        .output()
+        .await
+        .unwrap()
+}
+
+async fn recordings(stack: &TestStack, room: &Value, token: &str) -> (u16, Value) {
+    let path = format!("/v1/virtual-care/rooms/{}/recordings", room["roomId"].as_str().unwrap());
+    let (status, _, out) = stack.get(&path, Some(token)).await;
+    (status, out)
+}
+
+#[tokio::test]
+async fn jibris_finalize_script_uploads_a_recording_that_is_checked_before_it_is_ready() {
+    let stack = TestStack::start().await;
+    let room = consented_room(&stack, "apt-jibri").await;
+    let video: Vec<u8> = (0..200_000u32).map(|i| (i % 251) as u8).collect();
+    let dir = jibri_dir(&room, &video);
+    let out = finalize(&stack, &dir, vcare_tests::JITSI_WEBHOOK_SECRET).await;
+    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+    assert!(
+        std::fs::read_dir(&dir).unwrap().all(|e| !e.unwrap().path().to_string_lossy().ends_with(".mp4")),
+        "removed once checked"
+    );
+
+    // The doctor sees it ready, with a short download URL that gives the bytes back.
+    let doc = stack.token("u-doc", Some("c-1"), &["doctor"]);
+    let (status, list) = recordings(&stack, &room, &doc).await;
+    assert_eq!(status, 200, "{list}");
+    let items = list["items"].as_array().unwrap();
+    assert_eq!(items.len(), 1, "{list}");
+    let r = &items[0];
+    assert_eq!((&r["status"], &r["sizeBytes"]), (&json!("ready"), &json!(video.len())));
+    let expires: chrono::DateTime<Utc> = r["expiresAt"].as_str().unwrap().parse().unwrap();
+    assert!(expires <= Utc::now() + Duration::minutes(15));
+    let got = reqwest::get(r["downloadUrl"].as_str().unwrap()).await.unwrap();
+    assert_eq!(got.status(), 200);
+    assert_eq!(got.bytes().await.unwrap().as_ref(), video.as_slice());
+
+    // In the recordings bucket, under the recordings key.
+    let s3 = aws_sdk_s3::Client::new(&stack.sdk);
+    let bucket = stack.gateway.resource("RecordingBucket").unwrap().reference.clone();
+    let key = format!("recordings/c-1/{}/{}.mp4", room["roomId"].as_str().unwrap(), r["recordingId"].as_str().unwrap());
+    let head = s3.head_object().bucket(&bucket).key(&key).send().await.unwrap();
+    assert_eq!(head.server_side_encryption().map(|e| e.as_str()), Some("aws:kms"));
+    let recording_key = stack.gateway.resource("RecordingKey").unwrap().attrs["Arn"].clone();
+    let key_id = recording_key.rsplit('/').next().unwrap().to_owned();
+    assert!(head.ssekms_key_id().unwrap().ends_with(&key_id), "{:?} is the recordings key", head.ssekms_key_id());
+    let ready =
+        vcare_tests::rooms::room_events(&stack, room["roomId"].as_str().unwrap(), "virtual_care.recording.ready").await;
+    assert_eq!(ready.len(), 1);
+    assert_eq!(ready[0]["data"]["recordingId"], r["recordingId"]);
+
+    // Who may see it: the clinic's admin yes; the patient and other clinics no.
+    assert_eq!(recordings(&stack, &room, &stack.token("u-admin", Some("c-1"), &["clinic-admin"])).await.0, 200);
+    assert_eq!(recordings(&stack, &room, &stack.token("u-pat", Some("c-1"), &["patient"])).await.0, 403);
+    assert_eq!(recordings(&stack, &room, &stack.token("u-nurse", Some("c-1"), &["nurse"])).await.0, 403);
+    assert_eq!(recordings(&stack, &room, &stack.token("u-doc", Some("c-2"), &["doctor"])).await.0, 404);
+
+    // Completing again is the same answer and no second event.
+    let complete = format!("/v1/virtual-care/jibri/recordings/{}/complete", r["recordingId"].as_str().unwrap());
+    let (status, _, again) = stack
+        .send(
+            stack
+                .http
+                .post(format!("{}{complete}", stack.base))
+                .header("x-jitsi-shared-secret", vcare_tests::JITSI_WEBHOOK_SECRET),
+        )
+        .await;
+    assert_eq!((status, &again["status"]), (200, &json!("ready")), "{again}");
+    assert_eq!(
+        vcare_tests::rooms::room_events(&stack, room["roomId"].as_str().unwrap(), "virtual_care.recording.ready")
+            .await
+            .len(),
+        1
+    );
+    stack.stop().await;
+}
+
+async fn jibri(stack: &TestStack, path: &str, secret: Option<&str>, body: Option<Value>) -> (u16, Value) {
+    let mut request = stack.http.post(format!("{}{path}", stack.base));
+    if let Some(s) = secret {
+        request = request.header("x-jitsi-shared-secret", s);
+    }
+    if let Some(b) = body {
+        request = request.json(&b);
+    }
+    let (status, _, out) = stack.send(request).await;
+    (status, out)
+}
+
+#[tokio::test]
+async fn uploads_and_completes_that_are_not_right_are_refused_and_change_nothing() {
+    let stack = TestStack::start().await;
+    let secret = Some(vcare_tests::JITSI_WEBHOOK_SECRET);
+    let room = consented_room(&stack, "apt-jibri-bad").await;
+    let name = room["jitsiRoom"].as_str().unwrap().to_owned();
+    let upload = "/v1/virtual-care/jibri/recordings";
+    let good = json!({"roomName": name, "contentType": "video/mp4", "sizeBytes": 1000});
+
+    assert_eq!(jibri(&stack, upload, None, Some(good.clone())).await.0, 401, "no secret");
+    assert_eq!(jibri(&stack, upload, Some("wrong"), Some(good.clone())).await.0, 401, "another secret");
+    let out = finalize(&stack, &jibri_dir(&room, b"x"), "wrong").await;
+    assert!(!out.status.success(), "the script fails loudly on a refusal");
+    for bad in [
+        json!({"roomName": name, "contentType": "video/webm", "sizeBytes": 1000}),
+        json!({"roomName": name, "contentType": "video/mp4", "sizeBytes": 0}),
+        json!({"roomName": name, "contentType": "video/mp4", "sizeBytes": 6_000_000_000u64}),
+        json!({"roomName": name, "contentType": "video/mp4"}),
+        json!({"roomName": name, "contentType": "video/mp4", "sizeBytes": 1000, "extra": 1}),
+    ] {
+        let (status, problem) = jibri(&stack, upload, secret, Some(bad.clone())).await;
+        assert_eq!((status, &problem["status"]), (400, &json!(400)), "{bad}: {problem}");
+    }
+    let unknown = json!({"roomName": "vc-nobody", "contentType": "video/mp4", "sizeBytes": 1000});
+    assert_eq!(jibri(&stack, upload, secret, Some(unknown)).await.0, 404);
+    // A recording room whose patient has not said yes takes no upload.
+    let doc = stack.token("u-doc", Some("c-1"), &["doctor"]);
+    let mut body = room_body("apt-jibri-no", Utc::now() + Duration::minutes(5), &[doctor(), patient()]);
+    body["recording"] = json!(true);
+    let (_, unconsented) = call(&stack, "/v1/virtual-care/rooms", &doc, body).await;
+    let refused = json!({"roomName": unconsented["jitsiRoom"], "contentType": "video/mp4", "sizeBytes": 1000});
+    let (status, problem) = jibri(&stack, upload, secret, Some(refused)).await;
+    assert_eq!(status, 409, "{problem}");
+    let (_, none) = recordings(&stack, &unconsented, &doc).await;
+    assert_eq!(none["items"], json!([]));
+
+    // Completes of objects that are not what was presigned: 409, still uploading.
+    let s3 = aws_sdk_s3::Client::new(&stack.sdk);
+    let bucket = stack.gateway.resource("RecordingBucket").unwrap().reference.clone();
+    let recording_key = stack.gateway.resource("RecordingKey").unwrap().attrs["Arn"].clone();
+    let data_key = stack.gateway.resource("DataKey").unwrap().attrs["Arn"].clone();
+    let complete = |id: &str| format!("/v1/virtual-care/jibri/recordings/{id}/complete");
+    assert_eq!(jibri(&stack, &complete("rec_nosuchrecording0000000000"), secret, None).await.0, 404);
+    type Put = fn(
+        aws_sdk_s3::operation::put_object::builders::PutObjectFluentBuilder,
+        &str,
+        &str,
+    ) -> aws_sdk_s3::operation::put_object::builders::PutObjectFluentBuilder;
+    let cases: [(&str, usize, Option<Put>); 5] = [
+        ("missing", 0, None),
+        (
+            "too large",
+            1001,
+            Some(|p, k, _| p.content_type("video/mp4").server_side_encryption("aws:kms".into()).ssekms_key_id(k)),
+        ),
+        (
+            "another type",
+            1000,
+            Some(|p, k, _| p.content_type("video/webm").server_side_encryption("aws:kms".into()).ssekms_key_id(k)),
+        ),
+        (
+            "SSE-S3, not the recordings key",
+            1000,
+            Some(|p, _, _| p.content_type("video/mp4").server_side_encryption("AES256".into())),
+        ),
+        (
+            "another key",
+            1000,
+            Some(|p, _, other| {
+                p.content_type("video/mp4").server_side_encryption("aws:kms".into()).ssekms_key_id(other)
+            }),
+        ),
+    ];
+    for (what, size, put) in cases {
+        let (status, up) = jibri(&stack, upload, secret, Some(good.clone())).await;
+        assert_eq!(status, 201, "{up}");
+        let id = up["recordingId"].as_str().unwrap().to_owned();
+        if let Some(put) = put {
+            let key = format!("recordings/c-1/{}/{id}.mp4", room["roomId"].as_str().unwrap());
+            let request = s3.put_object().bucket(&bucket).key(&key).body(vec![7u8; size].into());
+            put(request, &recording_key, &data_key).send().await.unwrap();
+        }
+        let (status, problem) = jibri(&stack, &complete(&id), secret, None).await;
+        assert_eq!((status, &problem["status"]), (409, &json!(409)), "{what}: {problem}");
+        assert_eq!(jibri(&stack, &complete(&id), None, None).await.0, 401, "{what}: no secret");
+    }
+    let (_, list) = recordings(&stack, &room, &doc).await;
+    let items = list["items"].as_array().unwrap();
+    assert_eq!(items.len(), 5);
+    assert!(items.iter().all(|r| r["status"] == "uploading" && r.get("downloadUrl").is_none()), "{list}");
+    assert!(
+        vcare_tests::rooms::room_events(&stack, room["roomId"].as_str().unwrap(), "virtual_care.recording.ready")
+            .await
+            .is_empty()
+    );
+    stack.stop().await;
+}

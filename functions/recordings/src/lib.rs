@@ -5,29 +5,78 @@
 //!   listed patient's answer is yes; until then a doctor's Jitsi token has
 //!   `features.recording` `"false"`. Anyone not listed is 404, an ended or
 //!   cancelled room 409.
+//! - `POST /v1/virtual-care/jibri/recordings` (`X-Jitsi-Shared-Secret`)
+//!   `{"roomName", "contentType", "sizeBytes"}` → 201 `{"recordingId",
+//!   "uploadUrl", "uploadHeaders", "expiresAt"}`: Jibri's finalize step;
+//!   409 for a room that may not be recorded.
+//! - `POST /v1/virtual-care/jibri/recordings/{recordingId}/complete` → 200
+//!   once the object is checked (else 409, nothing changed).
+//! - `GET .../rooms/{roomId}/recordings`: the room's doctors and the
+//!   clinic's admins (patients where `CLINIC_PATIENT_RECORDING_ACCESS`
+//!   names the clinic) → `{"items": [...]}` with download URLs.
 
 use std::sync::Arc;
 
 use axum::extract::{Path, State};
-use axum::routing::post;
+use axum::http::{HeaderMap, StatusCode};
+use axum::routing::{get, post};
 use axum::{Json, Router};
-use serde_json::Value;
+use serde_json::{Value, json};
 use vcare_aws::SdkConfig;
-use vcare_care::recordings::Recordings;
+use vcare_care::recordings::{RecordingStorage, Recordings};
 use vcare_domain::recording::ConsentRequest;
-use vcare_http::{ApiJson, Authenticated, HttpFunction, Problem};
+use vcare_domain::recordings::JibriUpload;
+use vcare_http::{ApiJson, Authenticated, HttpFunction, Problem, jitsi_shared_secret};
 use vcare_runtime::Env;
 
+struct Service {
+    recordings: Recordings,
+    storage: RecordingStorage,
+}
+
 pub async fn function(env: &Env, sdk: &SdkConfig) -> Result<HttpFunction, vcare_runtime::Error> {
-    let routes = Router::new().route("/v1/virtual-care/rooms/{room_id}/consent", post(consent));
-    Ok(HttpFunction::serving(routes, Recordings::from_env(env, sdk)?))
+    let (recordings, storage) = Recordings::with_storage(env, sdk).await?;
+    let routes = Router::new()
+        .route("/v1/virtual-care/rooms/{room_id}/consent", post(consent))
+        .route("/v1/virtual-care/rooms/{room_id}/recordings", get(list))
+        .route("/v1/virtual-care/jibri/recordings", post(jibri_upload))
+        .route("/v1/virtual-care/jibri/recordings/{recording_id}/complete", post(jibri_complete));
+    Ok(HttpFunction::serving(routes, Service { recordings, storage }))
 }
 
 async fn consent(
-    State(r): State<Arc<Recordings>>,
+    State(s): State<Arc<Service>>,
     caller: Authenticated,
     Path(room_id): Path<String>,
     ApiJson(body): ApiJson<ConsentRequest>,
 ) -> Result<Json<Value>, Problem> {
-    Ok(Json(r.consent(&caller, &room_id, body.recording).await?.view()))
+    Ok(Json(s.recordings.consent(&caller, &room_id, body.recording).await?.view()))
+}
+
+async fn list(
+    State(s): State<Arc<Service>>,
+    caller: Authenticated,
+    Path(room_id): Path<String>,
+) -> Result<Json<Value>, Problem> {
+    Ok(Json(json!({"items": s.recordings.list(&s.storage, &caller, &room_id).await?})))
+}
+
+async fn jibri_upload(
+    State(s): State<Arc<Service>>,
+    headers: HeaderMap,
+    ApiJson(body): ApiJson<JibriUpload>,
+) -> Result<(StatusCode, Json<Value>), Problem> {
+    let up = s.recordings.jibri_upload(&s.storage, jitsi_shared_secret(&headers), body).await?;
+    let body = json!({"recordingId": up.recording_id, "uploadUrl": up.url, "uploadHeaders": up.headers,
+                      "expiresAt": up.expires_at});
+    Ok((StatusCode::CREATED, Json(body)))
+}
+
+async fn jibri_complete(
+    State(s): State<Arc<Service>>,
+    headers: HeaderMap,
+    Path(recording_id): Path<String>,
+) -> Result<Json<Value>, Problem> {
+    let r = s.recordings.jibri_complete(&s.storage, jitsi_shared_secret(&headers), &recording_id).await?;
+    Ok(Json(json!({"recordingId": r.recording_id, "status": r.status, "sizeBytes": r.size_bytes})))
 }

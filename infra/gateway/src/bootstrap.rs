@@ -278,6 +278,9 @@ async fn ensure_bucket(
     let name =
         props["BucketName"].as_str().map(str::to_owned).unwrap_or_else(|| stack.physical_name(id).to_lowercase());
     let mut create = s3.create_bucket().bucket(&name);
+    if props["ObjectLockEnabled"].as_bool() == Some(true) {
+        create = create.object_lock_enabled_for_bucket(true);
+    }
     if stack.region != "us-east-1" {
         create = create.create_bucket_configuration(
             s3t::CreateBucketConfiguration::builder().location_constraint(stack.region.as_str().into()).build(),
@@ -311,6 +314,16 @@ async fn ensure_bucket(
             .send()
             .await
             .map_err(aws(format!("bucket encryption {id}")))?;
+    }
+    if props["VersioningConfiguration"]["Status"] == "Enabled" {
+        s3.put_bucket_versioning()
+            .bucket(&name)
+            .versioning_configuration(
+                s3t::VersioningConfiguration::builder().status(s3t::BucketVersioningStatus::Enabled).build(),
+            )
+            .send()
+            .await
+            .map_err(aws(format!("bucket versioning {id}")))?;
     }
     if let Some(block) = props["PublicAccessBlockConfiguration"].as_object() {
         let flag = |k: &str| block.get(k).and_then(Value::as_bool);

@@ -45,6 +45,19 @@ pub enum RoomError {
     /// A user who is not one of the room's participants.
     #[error("userId: not a participant of this room")]
     NoSuchParticipant,
+    #[error("no such recording")]
+    NoSuchRecording,
+    /// Presigning or checking recordings failed; try again.
+    #[error("recording storage is unavailable; try again")]
+    RecordingsUnavailable,
+    /// The request conflicts with the state it would change (409; the
+    /// detail says how, naming no one).
+    #[error("{0}")]
+    Conflict(String),
+    /// The room's recordings are for its doctors and the clinic's admins
+    /// (and its patients where the clinic allows it).
+    #[error("only the room's doctors and the clinic's admins see its recordings")]
+    RecordingsForbidden,
 }
 
 impl RoomError {

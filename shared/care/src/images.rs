@@ -38,6 +38,15 @@ pub struct Upload {
     pub expires_at: DateTime<Utc>,
 }
 
+/// The headers a presigned PUT must send (all it signed but `host`).
+pub(crate) fn upload_headers(presigned: &aws_sdk_s3::presigning::PresignedRequest) -> serde_json::Map<String, Value> {
+    presigned
+        .headers()
+        .filter(|(name, _)| !name.eq_ignore_ascii_case("host"))
+        .map(|(k, v)| (k.to_owned(), Value::String(v.to_owned())))
+        .collect()
+}
+
 fn presign_failed<E: std::fmt::Display>(e: E) -> RoomError {
     tracing::error!(error = %e, "presigning failed");
     RoomError::ImagesUnavailable
@@ -84,11 +93,7 @@ impl Images {
             .presigned(self.presigning(self.upload_for)?)
             .await
             .map_err(presign_failed)?;
-        let headers = presigned
-            .headers()
-            .filter(|(name, _)| !name.eq_ignore_ascii_case("host"))
-            .map(|(k, v)| (k.to_owned(), Value::String(v.to_owned())))
-            .collect();
+        let headers = upload_headers(&presigned);
         let event = DomainEvent::new(
             IMAGE_SHARED,
             &room.clinic_id,

@@ -213,6 +213,31 @@ mod tests {
     }
 
     #[test]
+    fn uploads_are_taken_only_for_consented_rooms_until_hours_after_their_end() {
+        let body = json!({
+            "appointmentId": "apt-1", "scheduledStart": "2026-11-23T10:00:00Z", "scheduledEnd": "2026-11-23T10:30:00Z",
+            "recording": true,
+            "participants": [{"userId": "u-doc", "role": "doctor", "displayName": "Dr. Amini"},
+                             {"userId": "u-pat", "role": "patient", "displayName": "Zahra"}]
+        });
+        let plan = serde_json::from_value::<crate::room::CreateRoom>(body).unwrap().validate().unwrap();
+        let now = Utc::now();
+        let room = plan.into_room("c1", "rm_1".into(), "vc-1".into(), Default::default(), now);
+        assert_eq!(may_upload(&room, now), Err(UploadRefusal::NotConsented));
+        let room = room.with_recording_consent("u-pat", true, now).unwrap().unwrap();
+        assert_eq!(may_upload(&room, now), Ok(()));
+        let mut ended = room.clone();
+        ended.status = crate::room::RoomStatus::Ended;
+        ended.ended_at = Some(now - Duration::hours(5));
+        assert_eq!(may_upload(&ended, now), Ok(()), "Jibri finalizes after the end");
+        ended.ended_at = Some(now - Duration::hours(7));
+        assert_eq!(may_upload(&ended, now), Err(UploadRefusal::TooLate));
+        let mut cancelled = room;
+        cancelled.status = crate::room::RoomStatus::Cancelled;
+        assert_eq!(may_upload(&cancelled, now), Err(UploadRefusal::TooLate));
+    }
+
+    #[test]
     fn uploads_name_a_known_type_and_a_bounded_size() {
         let ok = JibriUpload { room_name: "vc-1".into(), content_type: "video/mp4".into(), size_bytes: 1 };
         assert!(ok.clone().validate().is_ok());

@@ -35,7 +35,10 @@ impl From<RoomError> for Problem {
             RoomError::Corrupt => Problem::internal(),
             RoomError::NotJoinable(_) | RoomError::NotWaiting => Problem::conflict(e.to_string()),
             RoomError::Waiting => Problem { kind: WAITING_PROBLEM.into(), ..Problem::conflict(e.to_string()) },
-            RoomError::NoSuchParticipant => Problem::not_found(e.to_string()),
+            RoomError::NoSuchParticipant | RoomError::NoSuchRecording => Problem::not_found(e.to_string()),
+            RoomError::RecordingsForbidden => Problem::forbidden(e.to_string()),
+            RoomError::RecordingsUnavailable => Problem::service_unavailable(e.to_string()),
+            RoomError::Conflict(_) => Problem::conflict(e.to_string()),
         }
     }
 }

@@ -25,6 +25,7 @@ mod notifications;
 mod outbox;
 mod receipts;
 mod reconcile;
+mod recordings;
 mod room_records;
 mod rooms;
 mod schedules;

@@ -1,0 +1,84 @@
+//! A room's recordings as stored (issue 20).
+//!
+//! | item | pk | sk |
+//! |---|---|---|
+//! | a recording (versioned) | `ROOM#<clinic>#<roomId>` | `REC#<recordingId>` |
+//! | its pointer, for calls by id | `RECORDING#<recordingId>` | `RECORDING` (`clinicId`, `roomId`) |
+
+use vcare_domain::events::DomainEvent;
+use vcare_domain::recordings::Recording;
+use vcare_domain::room::Room;
+
+use crate::items::{
+    Item, get_versioned, key, put, string, unindexed, update_versioned, versioned_from, versioned_item,
+};
+use crate::{RoomStore, StoreError, unavailable};
+
+fn recording_key(clinic: &str, room_id: &str, recording_id: &str) -> Item {
+    key(format!("ROOM#{clinic}#{room_id}"), &format!("REC#{recording_id}"))
+}
+
+fn pointer_key(recording_id: &str) -> Item {
+    key(format!("RECORDING#{recording_id}"), "RECORDING")
+}
+
+impl RoomStore {
+    /// A new recording of `room` and its pointer, each only if absent.
+    pub async fn add_recording(&self, room: &Room, recording: &Recording) -> Result<(), StoreError> {
+        let item = versioned_item(
+            recording,
+            recording_key(&room.clinic_id, &room.room_id, &recording.recording_id),
+            "recording",
+            1,
+        )?;
+        let mut pointer = pointer_key(&recording.recording_id);
+        pointer.insert("clinicId".into(), crate::s(&room.clinic_id));
+        pointer.insert("roomId".into(), crate::s(&room.room_id));
+        let items = vec![
+            put(self.table(), item, Some("attribute_not_exists(pk)"))?,
+            put(self.table(), pointer, Some("attribute_not_exists(pk)"))?,
+        ];
+        self.client().transact_write_items().set_transact_items(Some(items)).send().await.map_err(unavailable)?;
+        Ok(())
+    }
+
+    /// A recording by its id alone (Jibri's complete names only the id).
+    pub async fn recording_by_id(&self, recording_id: &str) -> Result<Option<Recording>, StoreError> {
+        let Some(pointer) = crate::items::get_item(self.client(), self.table(), pointer_key(recording_id)).await?
+        else {
+            return Ok(None);
+        };
+        let (Some(clinic), Some(room_id)) = (string(&pointer, "clinicId"), string(&pointer, "roomId")) else {
+            return Err(StoreError::Corrupt("recording pointer".into()));
+        };
+        Ok(get_versioned::<Recording>(self.client(), self.table(), recording_key(&clinic, &room_id, recording_id))
+            .await?
+            .map(|(r, _)| r))
+    }
+
+    /// Changes a recording by `change` (with its events) unless someone
+    /// changed it in between; `None` from `change`: nothing to do.
+    pub async fn update_recording<F>(
+        &self,
+        recording: &Recording,
+        change: F,
+    ) -> Result<Option<(Recording, bool)>, StoreError>
+    where
+        F: Fn(&Recording) -> Option<(Recording, Vec<DomainEvent>)>,
+    {
+        let key = recording_key(&recording.clinic_id, &recording.room_id, &recording.recording_id);
+        update_versioned(self.client(), self.table(), key, "recording", unindexed, change).await
+    }
+
+    /// The room's recordings, oldest first.
+    pub async fn recordings(&self, room: &Room) -> Result<Vec<Recording>, StoreError> {
+        let mut out: Vec<Recording> = self
+            .children(room, "REC#")
+            .await?
+            .into_iter()
+            .map(|item| versioned_from::<Recording>(item).map(|(r, _)| r))
+            .collect::<Result<_, _>>()?;
+        out.sort_by_key(|r| r.created_at);
+        Ok(out)
+    }
+}
