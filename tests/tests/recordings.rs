@@ -334,3 +334,85 @@ async fn uploads_and_completes_that_are_not_right_are_refused_and_change_nothing
     );
     stack.stop().await;
 }
+
+async fn send(
+    stack: &TestStack,
+    method: reqwest::Method,
+    path: &str,
+    token: &str,
+    body: Option<Value>,
+) -> (u16, Value) {
+    let mut request = stack.http.request(method, format!("{}{path}", stack.base)).bearer_auth(token);
+    if let Some(b) = body {
+        request = request.json(&b);
+    }
+    let (status, _, out) = stack.send(request).await;
+    (status, out)
+}
+
+#[tokio::test]
+async fn a_recording_under_legal_hold_cannot_be_deleted_by_anyone_and_one_without_is_deleted_whole() {
+    let stack = TestStack::start().await;
+    let room = consented_room(&stack, "apt-hold").await;
+    let dir = jibri_dir(&room, &[9u8; 4096]);
+    let out = finalize(&stack, &dir, vcare_tests::JITSI_WEBHOOK_SECRET).await;
+    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+    let doc = stack.token("u-doc", Some("c-1"), &["doctor"]);
+    let (_, list) = recordings(&stack, &room, &doc).await;
+    let id = list["items"][0]["recordingId"].as_str().unwrap().to_owned();
+    let key = format!("recordings/c-1/{}/{id}.mp4", room["roomId"].as_str().unwrap());
+    let s3 = aws_sdk_s3::Client::new(&stack.sdk);
+    let bucket = stack.gateway.resource("RecordingBucket").unwrap().reference.clone();
+    let admin = stack.token("u-admin", Some("c-1"), &["clinic-admin"]);
+    let hold = format!("/v1/virtual-care/recordings/{id}/hold");
+    let delete = format!("/v1/virtual-care/recordings/{id}");
+    use reqwest::Method;
+
+    // Only the clinic's admins; another clinic's admin does not see it.
+    assert_eq!(send(&stack, Method::PUT, &hold, &doc, Some(json!({"hold": true}))).await.0, 403);
+    assert_eq!(send(&stack, Method::DELETE, &delete, &doc, None).await.0, 403);
+    let other = stack.token("u-admin", Some("c-2"), &["clinic-admin"]);
+    assert_eq!(send(&stack, Method::PUT, &hold, &other, Some(json!({"hold": true}))).await.0, 404);
+    assert_eq!(send(&stack, Method::DELETE, &delete, &other, None).await.0, 404);
+    for bad in [json!({}), json!({"hold": "yes"}), json!({"hold": true, "why": "x"})] {
+        assert_eq!(send(&stack, Method::PUT, &hold, &admin, Some(bad.clone())).await.0, 400, "{bad}");
+    }
+    assert_eq!(
+        send(&stack, Method::DELETE, "/v1/virtual-care/recordings/rec_nosuchrecording0000000000", &admin, None).await.0,
+        404
+    );
+
+    // Under hold: vcare refuses, and S3 itself refuses the object's delete.
+    let (status, held) = send(&stack, Method::PUT, &hold, &admin, Some(json!({"hold": true}))).await;
+    assert_eq!((status, &held["hold"]), (200, &json!(true)), "{held}");
+    let lock = s3.get_object_legal_hold().bucket(&bucket).key(&key).send().await.unwrap();
+    assert_eq!(lock.legal_hold().and_then(|h| h.status()).map(|s| s.as_str()), Some("ON"));
+    let (status, problem) = send(&stack, Method::DELETE, &delete, &admin, None).await;
+    assert_eq!(status, 409, "{problem}");
+    let versions = s3.list_object_versions().bucket(&bucket).prefix(&key).send().await.unwrap();
+    let version = versions.versions()[0].version_id().unwrap().to_owned();
+    let direct = s3.delete_object().bucket(&bucket).key(&key).version_id(&version).send().await;
+    assert!(direct.is_err(), "Object Lock refuses even the account's own delete");
+    assert!(s3.head_object().bucket(&bucket).key(&key).send().await.is_ok(), "still there");
+
+    // Lifted: deleted whole (no version left), the record says so, its event once.
+    let (status, lifted) = send(&stack, Method::PUT, &hold, &admin, Some(json!({"hold": false}))).await;
+    assert_eq!((status, &lifted["hold"]), (200, &json!(false)));
+    assert_eq!(send(&stack, Method::DELETE, &delete, &admin, None).await.0, 204);
+    let versions = s3.list_object_versions().bucket(&bucket).prefix(&key).send().await.unwrap();
+    assert!(versions.versions().is_empty() && versions.delete_markers().is_empty(), "{versions:?}");
+    let (_, list) = recordings(&stack, &room, &doc).await;
+    assert_eq!(list["items"][0]["status"], "deleted");
+    assert!(list["items"][0].get("downloadUrl").is_none());
+    let deleted =
+        vcare_tests::rooms::room_events(&stack, room["roomId"].as_str().unwrap(), "virtual_care.recording.deleted")
+            .await;
+    assert_eq!(deleted.len(), 1);
+    assert_eq!(
+        (&deleted[0]["data"]["reason"], &deleted[0]["data"]["deletedBy"]),
+        (&json!("deleted"), &json!("u-admin"))
+    );
+    assert_eq!(send(&stack, Method::DELETE, &delete, &admin, None).await.0, 404, "gone");
+    assert_eq!(send(&stack, Method::PUT, &hold, &admin, Some(json!({"hold": true}))).await.0, 409, "nothing to hold");
+    stack.stop().await;
+}

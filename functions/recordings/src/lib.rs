@@ -14,18 +14,21 @@
 //! - `GET .../rooms/{roomId}/recordings`: the room's doctors and the
 //!   clinic's admins (patients where `CLINIC_PATIENT_RECORDING_ACCESS`
 //!   names the clinic) → `{"items": [...]}` with download URLs.
+//! - `PUT /v1/virtual-care/recordings/{id}/hold` `{"hold": bool}` and
+//!   `DELETE /v1/virtual-care/recordings/{id}` (clinic-admins): legal hold
+//!   (S3 Object Lock), and deletion of one not under hold (204; 409 held).
 
 use std::sync::Arc;
 
 use axum::extract::{Path, State};
 use axum::http::{HeaderMap, StatusCode};
-use axum::routing::{get, post};
+use axum::routing::{delete, get, post, put};
 use axum::{Json, Router};
 use serde_json::{Value, json};
 use vcare_aws::SdkConfig;
 use vcare_care::recordings::{RecordingStorage, Recordings};
 use vcare_domain::recording::ConsentRequest;
-use vcare_domain::recordings::JibriUpload;
+use vcare_domain::recordings::{HoldRequest, JibriUpload};
 use vcare_http::{ApiJson, Authenticated, HttpFunction, Problem, jitsi_shared_secret};
 use vcare_runtime::Env;
 
@@ -40,7 +43,9 @@ pub async fn function(env: &Env, sdk: &SdkConfig) -> Result<HttpFunction, vcare_
         .route("/v1/virtual-care/rooms/{room_id}/consent", post(consent))
         .route("/v1/virtual-care/rooms/{room_id}/recordings", get(list))
         .route("/v1/virtual-care/jibri/recordings", post(jibri_upload))
-        .route("/v1/virtual-care/jibri/recordings/{recording_id}/complete", post(jibri_complete));
+        .route("/v1/virtual-care/jibri/recordings/{recording_id}/complete", post(jibri_complete))
+        .route("/v1/virtual-care/recordings/{recording_id}/hold", put(hold))
+        .route("/v1/virtual-care/recordings/{recording_id}", delete(remove));
     Ok(HttpFunction::serving(routes, Service { recordings, storage }))
 }
 
@@ -79,4 +84,23 @@ async fn jibri_complete(
 ) -> Result<Json<Value>, Problem> {
     let r = s.recordings.jibri_complete(&s.storage, jitsi_shared_secret(&headers), &recording_id).await?;
     Ok(Json(json!({"recordingId": r.recording_id, "status": r.status, "sizeBytes": r.size_bytes})))
+}
+
+async fn hold(
+    State(s): State<Arc<Service>>,
+    caller: Authenticated,
+    Path(recording_id): Path<String>,
+    ApiJson(body): ApiJson<HoldRequest>,
+) -> Result<Json<Value>, Problem> {
+    let r = s.recordings.set_hold(&s.storage, &caller, &recording_id, body.hold).await?;
+    Ok(Json(r.view()))
+}
+
+async fn remove(
+    State(s): State<Arc<Service>>,
+    caller: Authenticated,
+    Path(recording_id): Path<String>,
+) -> Result<StatusCode, Problem> {
+    s.recordings.delete(&s.storage, &caller, &recording_id).await?;
+    Ok(StatusCode::NO_CONTENT)
 }

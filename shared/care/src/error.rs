@@ -47,6 +47,9 @@ pub enum RoomError {
     NoSuchParticipant,
     #[error("no such recording")]
     NoSuchRecording,
+    /// A clinic-admin's call by another role.
+    #[error("only the clinic's admins may do this")]
+    AdminsOnly,
     /// Presigning or checking recordings failed; try again.
     #[error("recording storage is unavailable; try again")]
     RecordingsUnavailable,

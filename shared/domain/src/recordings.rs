@@ -25,6 +25,9 @@ pub enum RecordingStatus {
     Uploading,
     Ready,
     Failed,
+    /// Deleted by a clinic-admin or the retention sweep: the record stays,
+    /// the object is gone.
+    Deleted,
 }
 
 /// A recording as stored under its room.
@@ -59,6 +62,33 @@ impl Recording {
             "sizeBytes": self.size_bytes, "durationSeconds": self.duration_seconds,
             "createdAt": self.created_at, "hold": self.hold,
         })
+    }
+}
+
+/// The body of `PUT /v1/virtual-care/recordings/{id}/hold`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize)]
+#[serde(rename_all = "camelCase", deny_unknown_fields)]
+pub struct HoldRequest {
+    pub hold: bool,
+}
+
+/// Why a recording may not be deleted now.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum DeleteRefusal {
+    UnderHold,
+    AlreadyDeleted,
+}
+
+impl Recording {
+    /// Whether it may be deleted (never under legal hold).
+    pub fn may_delete(&self) -> Result<(), DeleteRefusal> {
+        if self.hold {
+            return Err(DeleteRefusal::UnderHold);
+        }
+        if self.status == RecordingStatus::Deleted {
+            return Err(DeleteRefusal::AlreadyDeleted);
+        }
+        Ok(())
     }
 }
 

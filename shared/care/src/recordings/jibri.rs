@@ -1,155 +1,19 @@
-//! Recordings (API.md "Recordings and dial-in"). Consent: a listed
-//! participant's yes or no for themself, kept on the room (which decides
-//! whether it may be recorded, `Room::may_record`) and, in the same
-//! transaction, as a line of their consent history (category
-//! `recording`, source `api`). Jibri's upload: a presigned PUT into the
-//! recordings bucket, checked (size, type, encryption) before the
-//! recording is `ready`; the room's recordings with short download URLs.
+//! Jibri's upload (a presigned PUT, then the object checked before the
+//! recording is `ready`) and the room's recordings with download URLs.
 
-use chrono::{DateTime, Utc};
 use serde_json::{Value, json};
-use vcare_aws::SdkConfig;
 use vcare_domain::caller::{Caller, Role};
 use vcare_domain::events::{DomainEvent, RECORDING_READY};
-use vcare_domain::recording::{ConsentRefusal, consent_entry};
 use vcare_domain::recordings::{
     JibriUpload, ObjectSeen, Recording, RecordingStatus, UploadRefusal, check_object, may_upload,
 };
-use vcare_domain::room::{ParticipantRole, Room, Standing};
-use vcare_runtime::{ConfigError, Env};
-use vcare_store::ConsentStore;
+use vcare_domain::room::{ParticipantRole, Standing};
 
-use crate::{RoomError, Rooms};
-
-pub struct Recordings {
-    pub care: Rooms,
-    consent: ConsentStore,
-}
-
-/// A participant's answer as it stands after their request.
-pub struct Consented {
-    pub room: Room,
-    pub user_id: String,
-    pub granted: bool,
-    pub at: DateTime<Utc>,
-}
-
-impl Consented {
-    /// The answer, and whether the room may now be recorded (no other
-    /// participant's answer is shown).
-    pub fn view(&self) -> Value {
-        json!({"roomId": self.room.room_id, "userId": self.user_id, "recording": self.granted,
-               "at": self.at, "recordingAllowed": self.room.may_record()})
-    }
-}
+use super::storage::presign_failed;
+use super::{RecordingStorage, RecordingUpload, Recordings};
+use crate::RoomError;
 
 impl Recordings {
-    /// `TABLE_NAME` and the rooms' settings, `CONSENT_TABLE_NAME`.
-    pub fn from_env(env: &Env, sdk: &SdkConfig) -> Result<Self, ConfigError> {
-        let care = Rooms::from_env(env, sdk)?;
-        let consent =
-            ConsentStore::new(care.store.client().clone(), care.store.table(), env.required("CONSENT_TABLE_NAME")?);
-        Ok(Self { care, consent })
-    }
-
-    /// The caller's answer for themself. A repeat of the answer standing
-    /// changes nothing and adds no history line; anyone not listed is 404;
-    /// an ended or cancelled room 409.
-    pub async fn consent(&self, caller: &Caller, room_id: &str, granted: bool) -> Result<Consented, RoomError> {
-        let (room, standing) = self.care.room_for(caller, room_id).await?;
-        if !matches!(standing, Standing::Participant(_)) {
-            return Err(RoomError::NoSuchRoom);
-        }
-        let user = caller.user_id.as_str();
-        let now = self.care.now();
-        let refused = |r| match r {
-            ConsentRefusal::NotListed => RoomError::NoSuchRoom,
-            ConsentRefusal::Closed => {
-                RoomError::Conflict(format!("the room is {}: its recording is settled", room.status.as_str()))
-            }
-        };
-        let room = match room.with_recording_consent(user, granted, now).map_err(refused)? {
-            None => room,
-            Some(_) => {
-                let line = self.consent.history_line(&room.clinic_id, user, &consent_entry(user, granted, now))?;
-                let (room, _) = self
-                    .care
-                    .store
-                    .update_also(&room.clinic_id, &room.room_id, &[line], |current| {
-                        current.with_recording_consent(user, granted, now).ok()?.map(|next| (next, vec![]))
-                    })
-                    .await?
-                    .ok_or(RoomError::NoSuchRoom)?;
-                room
-            }
-        };
-        let standing = room.recording_consent(user).ok_or(RoomError::NoSuchParticipant)?;
-        Ok(Consented { user_id: user.to_owned(), granted: standing.granted, at: standing.at, room })
-    }
-}
-
-/// Where recordings go and who may fetch them.
-pub struct RecordingStorage {
-    s3: aws_sdk_s3::Client,
-    bucket: String,
-    key_id: String,
-    upload_for: std::time::Duration,
-    download_for: std::time::Duration,
-    /// Clinics whose patients may fetch their consultations' recordings
-    /// (`CLINIC_PATIENT_RECORDING_ACCESS`, `c-1;c-2`).
-    patients_may_fetch: Vec<String>,
-    /// Jibri's `X-Jitsi-Shared-Secret` (the Jitsi webhook secret).
-    secret: vcare_jitsi::WebhookSecret,
-}
-
-/// A presigned recording upload.
-pub struct RecordingUpload {
-    pub recording_id: String,
-    pub url: String,
-    pub headers: serde_json::Map<String, Value>,
-    pub expires_at: DateTime<Utc>,
-}
-
-fn presign_failed<E: std::fmt::Display>(e: E) -> RoomError {
-    tracing::error!(error = %e, "presigning a recording URL failed");
-    RoomError::RecordingsUnavailable
-}
-
-impl RecordingStorage {
-    /// `RECORDING_BUCKET`, `RECORDING_KEY_ID` (the key uploads must use),
-    /// `UPLOAD_URL_SECONDS` and `DOWNLOAD_URL_SECONDS` (each at most 900),
-    /// `CLINIC_PATIENT_RECORDING_ACCESS`, and the Jitsi webhook secret.
-    pub async fn from_env(env: &Env, sdk: &SdkConfig) -> Result<Self, vcare_runtime::Error> {
-        let max = crate::images::MAX_UPLOAD_SECONDS;
-        Ok(Self {
-            s3: aws_sdk_s3::Client::new(sdk),
-            bucket: env.required("RECORDING_BUCKET")?,
-            key_id: env.required("RECORDING_KEY_ID")?,
-            upload_for: std::time::Duration::from_secs(env.bounded("UPLOAD_URL_SECONDS", max, 1, max)?),
-            download_for: std::time::Duration::from_secs(env.bounded("DOWNLOAD_URL_SECONDS", 300, 1, max)?),
-            patients_may_fetch: env
-                .get("CLINIC_PATIENT_RECORDING_ACCESS")
-                .unwrap_or("")
-                .split([';', ','])
-                .map(str::trim)
-                .filter(|c| !c.is_empty())
-                .map(str::to_owned)
-                .collect(),
-            secret: crate::webhook_secret(env, sdk).await?,
-        })
-    }
-
-    fn presigning(&self, lifetime: std::time::Duration) -> Result<aws_sdk_s3::presigning::PresigningConfig, RoomError> {
-        aws_sdk_s3::presigning::PresigningConfig::expires_in(lifetime).map_err(presign_failed)
-    }
-}
-
-impl Recordings {
-    /// With the recordings' storage (the consent route alone needs none).
-    pub async fn with_storage(env: &Env, sdk: &SdkConfig) -> Result<(Self, RecordingStorage), vcare_runtime::Error> {
-        Ok((Self::from_env(env, sdk)?, RecordingStorage::from_env(env, sdk).await?))
-    }
-
     /// Jibri's finalize step asks where to put a recording of `roomName`:
     /// only a Jitsi room that may be recorded (every patient said yes),
     /// open or ended within hours. A presigned PUT binding the type, the
