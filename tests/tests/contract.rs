@@ -262,6 +262,29 @@ async fn the_handlers_answers_match_the_spec() {
         .await,
     );
     assert_eq!(s, 202);
+    // Recording consent, its history line (no channel), the recordings
+    // list, and the dial-in routes Jitsi calls.
+    let consent = "/v1/virtual-care/rooms/{roomId}/consent";
+    let consenting = |body: Value| http.post(format!("{base}{rooms}/{id}/consent")).bearer_auth(&patient).json(&body);
+    assert_eq!(check("post", consent, send(consenting(json!({"recording": true}))).await).0, 200);
+    assert_eq!(check("post", consent, send(consenting(json!({"recording": 1}))).await).0, 400);
+    let consents = "/v1/communication/recipients/{userId}/consents";
+    let (s, history) = check(
+        "get",
+        consents,
+        send(http.get(format!("{base}/v1/communication/recipients/u-pat/consents")).bearer_auth(&patient)).await,
+    );
+    assert_eq!((s, &history["items"][0]["category"]), (200, &json!("recording")), "{history}");
+    let recordings = "/v1/virtual-care/rooms/{roomId}/recordings";
+    let listing = |token: &str| http.get(format!("{base}{rooms}/{id}/recordings")).bearer_auth(token);
+    assert_eq!(check("get", recordings, send(listing(&doctor)).await).0, 200);
+    assert_eq!(check("get", recordings, send(listing(&patient)).await).0, 403);
+    let mapper = "/v1/virtual-care/jitsi/conference-mapper";
+    assert_eq!(check("get", mapper, send(http.get(format!("{base}{mapper}?id=123"))).await).0, 400);
+    let jid = format!("{}%40conference.meet.vcare.local", room["jitsiRoom"].as_str().unwrap());
+    let numbers = "/v1/virtual-care/jitsi/phone-numbers";
+    let (s, answer) = check("get", numbers, send(http.get(format!("{base}{numbers}?conference={jid}"))).await);
+    assert_eq!((s, &answer["numbersEnabled"]), (200, &json!(false)));
     let images = "/v1/virtual-care/rooms/{roomId}/images";
     let (s, _) = check(
         "post",
