@@ -142,3 +142,23 @@ async fn malformed_pins_are_400_and_guessing_is_refused_for_the_rest_of_the_minu
     assert_eq!(public(&stack, MAPPER, &[("conference", &jid(&room))]).await.0, 200);
     stack.stop().await;
 }
+
+#[tokio::test]
+async fn bad_dial_in_settings_fail_the_cold_start_by_name() {
+    let stack = stack().await;
+    let base = stack.gateway.function("DialInFunction").unwrap().def.environment.clone();
+    for (name, value) in [
+        ("CLINIC_DIAL_IN_NUMBERS", "c-1=AF:93709998877"),
+        ("CLINIC_DIAL_IN_NUMBERS", "c-1"),
+        ("DIAL_IN_MISSES_PER_MINUTE", "0"),
+        ("DIAL_IN_MISSES_PER_MINUTE", "many"),
+    ] {
+        let mut env = base.clone();
+        env.insert(name.into(), value.into());
+        let err = dial_in::function(&vcare_runtime::Env::from_map(env), &stack.sdk).await.err();
+        let text = err.map(|e| e.to_string()).unwrap_or_default();
+        assert!(text.contains(name), "{name}={value}: {text:?}");
+        assert!(!text.contains("93709998877"), "the value is not echoed: {text}");
+    }
+    stack.stop().await;
+}

@@ -175,7 +175,7 @@ async fn jibris_finalize_script_uploads_a_recording_that_is_checked_before_it_is
     let doc = stack.token("u-doc", Some("c-1"), &["doctor"]);
     let (status, list) = recordings(&stack, &room, &doc).await;
     assert_eq!(status, 200, "{list}");
-    let items = list["items"].as_array().unwrap();
+    let items = list.as_array().unwrap();
     assert_eq!(items.len(), 1, "{list}");
     let r = &items[0];
     assert_eq!((&r["status"], &r["sizeBytes"]), (&json!("ready"), &json!(video.len())));
@@ -271,7 +271,7 @@ async fn uploads_and_completes_that_are_not_right_are_refused_and_change_nothing
     let (status, problem) = jibri(&stack, upload, secret, Some(refused)).await;
     assert_eq!(status, 409, "{problem}");
     let (_, none) = recordings(&stack, &unconsented, &doc).await;
-    assert_eq!(none["items"], json!([]));
+    assert_eq!(none, json!([]));
 
     // Completes of objects that are not what was presigned: 409, still uploading.
     let s3 = aws_sdk_s3::Client::new(&stack.sdk);
@@ -324,7 +324,7 @@ async fn uploads_and_completes_that_are_not_right_are_refused_and_change_nothing
         assert_eq!(jibri(&stack, &complete(&id), None, None).await.0, 401, "{what}: no secret");
     }
     let (_, list) = recordings(&stack, &room, &doc).await;
-    let items = list["items"].as_array().unwrap();
+    let items = list.as_array().unwrap();
     assert_eq!(items.len(), 5);
     assert!(items.iter().all(|r| r["status"] == "uploading" && r.get("downloadUrl").is_none()), "{list}");
     assert!(
@@ -359,7 +359,7 @@ async fn a_recording_under_legal_hold_cannot_be_deleted_by_anyone_and_one_withou
     assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
     let doc = stack.token("u-doc", Some("c-1"), &["doctor"]);
     let (_, list) = recordings(&stack, &room, &doc).await;
-    let id = list["items"][0]["recordingId"].as_str().unwrap().to_owned();
+    let id = list[0]["recordingId"].as_str().unwrap().to_owned();
     let key = format!("recordings/c-1/{}/{id}.mp4", room["roomId"].as_str().unwrap());
     let s3 = aws_sdk_s3::Client::new(&stack.sdk);
     let bucket = stack.gateway.resource("RecordingBucket").unwrap().reference.clone();
@@ -402,8 +402,8 @@ async fn a_recording_under_legal_hold_cannot_be_deleted_by_anyone_and_one_withou
     let versions = s3.list_object_versions().bucket(&bucket).prefix(&key).send().await.unwrap();
     assert!(versions.versions().is_empty() && versions.delete_markers().is_empty(), "{versions:?}");
     let (_, list) = recordings(&stack, &room, &doc).await;
-    assert_eq!(list["items"][0]["status"], "deleted");
-    assert!(list["items"][0].get("downloadUrl").is_none());
+    assert_eq!(list[0]["status"], "deleted");
+    assert!(list[0].get("downloadUrl").is_none());
     let deleted =
         vcare_tests::rooms::room_events(&stack, room["roomId"].as_str().unwrap(), "virtual_care.recording.deleted")
             .await;

@@ -13,7 +13,7 @@
 //!   once the object is checked (else 409, nothing changed).
 //! - `GET .../rooms/{roomId}/recordings`: the room's doctors and the
 //!   clinic's admins (patients where `CLINIC_PATIENT_RECORDING_ACCESS`
-//!   names the clinic) → `{"items": [...]}` with download URLs.
+//!   names the clinic) → `[...]` (API.md), each ready one with a download URL.
 //! - `PUT /v1/virtual-care/recordings/{id}/hold` `{"hold": bool}` and
 //!   `DELETE /v1/virtual-care/recordings/{id}` (clinic-admins): legal hold
 //!   (S3 Object Lock), and deletion of one not under hold (204; 409 held).
@@ -63,7 +63,7 @@ async fn list(
     caller: Authenticated,
     Path(room_id): Path<String>,
 ) -> Result<Json<Value>, Problem> {
-    Ok(Json(json!({"items": s.recordings.list(&s.storage, &caller, &room_id).await?})))
+    Ok(Json(Value::Array(s.recordings.list(&s.storage, &caller, &room_id).await?)))
 }
 
 async fn jibri_upload(
