@@ -105,6 +105,8 @@ pub fn config(template: PathBuf, stack: &str, keys: &Path) -> GatewayConfig {
             ("AuthIssuer".to_owned(), DEV_ISSUER.to_owned()),
             ("AuthAudience".to_owned(), DEV_AUDIENCE.to_owned()),
             ("JoinLinkBaseUrl".to_owned(), JOIN_LINK_BASE.to_owned()),
+            // LiveKit egress (the stand-in) writes to the loopback S3.
+            ("EgressS3Endpoint".to_owned(), std::env::var("AWS_ENDPOINT_URL").unwrap_or_default()),
         ]),
         jwks: Jwks::Dev(keys.to_path_buf()),
         retry_delay: Duration::from_secs(1),

@@ -1,5 +1,5 @@
-//! A LiveKit (OpenVidu 3) stand-in: RoomService over Twirp JSON as LiveKit
-//! serves it (`POST /twirp/livekit.RoomService/<Method>`, snake_case
+//! A LiveKit (OpenVidu 3) stand-in: RoomService and Egress over Twirp
+//! JSON as LiveKit serves them (`POST /twirp/livekit.<Service>/<Method>`, snake_case
 //! answers, int64 as strings, Twirp errors `{"code", "msg"}`), every call's
 //! bearer token checked against the grant that call needs, and webhooks
 //! signed as LiveKit signs them (a JWT of the API key, no `sub`, whose
@@ -32,6 +32,8 @@ pub struct Call {
 #[derive(Default)]
 struct World {
     rooms: BTreeMap<String, LiveRoom>,
+    /// In the order they were started.
+    egresses: Vec<Egress>,
     calls: Vec<Call>,
     /// Answers to give before serving normally: (method, status).
     failures: Vec<(String, u16)>,
@@ -42,6 +44,23 @@ pub struct LiveRoom {
     pub settings: Value,
     pub participants: Vec<String>,
     pub created: i64,
+}
+
+/// An egress as the stand-in keeps it: the request vcare made, and its
+/// `EgressInfo` (snake_case, int64 as strings) as LiveKit answers it.
+#[derive(Debug, Clone)]
+pub struct Egress {
+    pub request: Value,
+    pub info: Value,
+}
+
+/// How an egress ends.
+pub enum EgressEnd<'a> {
+    /// The MP4's bytes are uploaded where the request said, then complete.
+    Complete(&'a [u8]),
+    /// `EGRESS_FAILED`, `EGRESS_ABORTED` or `EGRESS_LIMIT_REACHED`, with
+    /// LiveKit's error.
+    Failed(&'a str, &'a str),
 }
 
 #[derive(Clone)]
@@ -87,6 +106,7 @@ async fn rpc(
         "CreateRoom" | "DeleteRoom" => grant["roomCreate"] == true,
         "ListRooms" => grant["roomList"] == true,
         "ListParticipants" | "RemoveParticipant" => grant["roomAdmin"] == true && grant["room"] == room_name.as_str(),
+        "StartRoomCompositeEgress" | "StopEgress" | "ListEgress" => grant["roomRecord"] == true,
         _ => return twirp_error(StatusCode::NOT_FOUND, "bad_route", "no such method"),
     };
     let mut w = world.lock().unwrap();
@@ -141,6 +161,45 @@ async fn rpc(
                 _ => twirp_error(StatusCode::NOT_FOUND, "not_found", "participant not found"),
             }
         }
+        "StartRoomCompositeEgress" => {
+            let room = body["room_name"].as_str().unwrap_or_default().to_owned();
+            let file = &body["file_outputs"][0];
+            if !w.rooms.contains_key(&room) {
+                return twirp_error(StatusCode::NOT_FOUND, "not_found", "requested room does not exist");
+            }
+            if file["file_type"] != "MP4" || file["filepath"].as_str().is_none_or(str::is_empty) {
+                return twirp_error(StatusCode::BAD_REQUEST, "invalid_argument", "file output");
+            }
+            let id = format!("EG_{}", &uuid::Uuid::new_v4().simple().to_string()[..12]);
+            let info = json!({
+                "egress_id": id, "room_id": format!("RM_{room}"), "room_name": room, "status": "EGRESS_STARTING",
+                "started_at": "0", "updated_at": (now * 1_000_000_000).to_string(),
+                "file_results": [{"filename": file["filepath"]}],
+            });
+            w.egresses.push(Egress { request: body.clone(), info: info.clone() });
+            axum::Json(info).into_response()
+        }
+        "StopEgress" => {
+            let id = body["egress_id"].as_str().unwrap_or_default();
+            match w.egresses.iter_mut().find(|e| e.info["egress_id"] == id) {
+                Some(e) if matches!(e.info["status"].as_str(), Some("EGRESS_STARTING" | "EGRESS_ACTIVE")) => {
+                    e.info["status"] = json!("EGRESS_ENDING");
+                    axum::Json(e.info.clone()).into_response()
+                }
+                Some(_) => twirp_error(StatusCode::PRECONDITION_FAILED, "failed_precondition", "egress is not active"),
+                None => twirp_error(StatusCode::NOT_FOUND, "not_found", "egress does not exist"),
+            }
+        }
+        "ListEgress" => {
+            let room = body["room_name"].as_str().unwrap_or_default();
+            let items: Vec<Value> = w
+                .egresses
+                .iter()
+                .filter(|e| room.is_empty() || e.info["room_name"] == room)
+                .map(|e| e.info.clone())
+                .collect();
+            axum::Json(json!({"items": items})).into_response()
+        }
         _ => axum::Json(json!({"rooms": []})).into_response(),
     }
 }
@@ -151,6 +210,7 @@ impl LiveKit {
         let app = Router::new()
             .route("/", get(|| async { "OK" }))
             .route("/twirp/livekit.RoomService/{method}", post(rpc))
+            .route("/twirp/livekit.Egress/{method}", post(rpc))
             .with_state(world.clone());
         let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.expect("bind");
         let url = format!("http://{}", listener.local_addr().unwrap());
@@ -164,6 +224,76 @@ impl LiveKit {
 
     pub fn room(&self, name: &str) -> Option<LiveRoom> {
         self.world.lock().unwrap().rooms.get(name).cloned()
+    }
+
+    pub fn egress(&self, egress_id: &str) -> Egress {
+        self.egresses().into_iter().find(|e| e.info["egress_id"] == egress_id).expect("an egress the stand-in started")
+    }
+
+    pub fn egresses(&self) -> Vec<Egress> {
+        self.world.lock().unwrap().egresses.clone()
+    }
+
+    /// The egress begins recording: its state, and the `egress_started` webhook.
+    pub fn egress_started(&self, egress_id: &str) -> Value {
+        let mut w = self.world.lock().unwrap();
+        let e =
+            w.egresses.iter_mut().find(|e| e.info["egress_id"] == egress_id).expect("an egress the stand-in started");
+        e.info["status"] = json!("EGRESS_ACTIVE");
+        e.info["started_at"] = json!((chrono::Utc::now().timestamp() * 1_000_000_000).to_string());
+        json!({"event": "egress_started", "id": format!("EV_{}", uuid::Uuid::new_v4().simple()),
+               "createdAt": chrono::Utc::now().timestamp().to_string(), "egressInfo": camel(&e.info)})
+    }
+
+    /// The egress ends as `end` says, lasting `seconds`: a complete one
+    /// uploads its bytes to the bucket its request named (through that
+    /// S3 endpoint, as LiveKit's uploader does, naming no encryption: the
+    /// bucket's default applies). Its state, and the `egress_ended` webhook.
+    pub async fn egress_ended(&self, egress_id: &str, end: EgressEnd<'_>, seconds: u64) -> Value {
+        let request = self.egress(egress_id).request;
+        let file = &request["file_outputs"][0];
+        let path = file["filepath"].as_str().unwrap().to_owned();
+        let (status, error, size) = match end {
+            EgressEnd::Complete(bytes) => {
+                let s3 = &file["s3"];
+                let mut conf = aws_sdk_s3::config::Builder::new()
+                    .behavior_version(aws_sdk_s3::config::BehaviorVersion::latest())
+                    .region(aws_sdk_s3::config::Region::new(s3["region"].as_str().unwrap().to_owned()))
+                    .credentials_provider(aws_sdk_s3::config::Credentials::new(
+                        "egress", "egress", None, None, "egress",
+                    ))
+                    .force_path_style(s3["force_path_style"] == true);
+                if let Some(endpoint) = s3["endpoint"].as_str() {
+                    conf = conf.endpoint_url(endpoint);
+                }
+                aws_sdk_s3::Client::from_conf(conf.build())
+                    .put_object()
+                    .bucket(s3["bucket"].as_str().unwrap())
+                    .key(&path)
+                    .content_type("video/mp4")
+                    .body(bytes.to_vec().into())
+                    .send()
+                    .await
+                    .expect("the egress upload");
+                ("EGRESS_COMPLETE", None, Some(bytes.len()))
+            }
+            EgressEnd::Failed(status, error) => (status, Some(error.to_owned()), None),
+        };
+        let now_ns = chrono::Utc::now().timestamp() * 1_000_000_000;
+        let mut w = self.world.lock().unwrap();
+        let e = w.egresses.iter_mut().find(|e| e.info["egress_id"] == egress_id).unwrap();
+        e.info["status"] = json!(status);
+        e.info["ended_at"] = json!(now_ns.to_string());
+        if let Some(error) = error {
+            e.info["error"] = json!(error);
+        }
+        e.info["file_results"] = json!([{
+            "filename": path, "started_at": (now_ns - seconds as i64 * 1_000_000_000).to_string(),
+            "ended_at": now_ns.to_string(), "duration": (seconds * 1_000_000_000).to_string(),
+            "size": size.unwrap_or(0).to_string(), "location": format!("s3://{path}"),
+        }]);
+        json!({"event": "egress_ended", "id": format!("EV_{}", uuid::Uuid::new_v4().simple()),
+               "createdAt": (now_ns / 1_000_000_000).to_string(), "egressInfo": camel(&e.info)})
     }
 
     /// The next `times` calls of `method` answer `status`.
@@ -198,6 +328,34 @@ impl LiveKit {
         self.world.lock().unwrap().rooms.remove(room);
         json!({"event": "room_finished", "id": format!("EV_{}", uuid::Uuid::new_v4().simple()),
                "createdAt": at.to_string(), "room": {"sid": format!("RM_{room}"), "name": room}})
+    }
+}
+
+/// protojson's lowerCamelCase, as LiveKit's webhooks are written (its
+/// Twirp answers here keep the proto names).
+fn camel(v: &Value) -> Value {
+    match v {
+        Value::Object(m) => Value::Object(
+            m.iter()
+                .map(|(k, v)| {
+                    let mut out = String::new();
+                    let mut up = false;
+                    for c in k.chars() {
+                        if c == '_' {
+                            up = true;
+                        } else if up {
+                            out.extend(c.to_uppercase());
+                            up = false;
+                        } else {
+                            out.push(c);
+                        }
+                    }
+                    (out, camel(v))
+                })
+                .collect(),
+        ),
+        Value::Array(a) => Value::Array(a.iter().map(camel).collect()),
+        other => other.clone(),
     }
 }
 

@@ -55,7 +55,7 @@ fn template_routes() -> BTreeSet<(String, String, bool)> {
 fn the_spec_and_the_template_declare_the_same_routes_with_the_same_auth() {
     let spec = spec_routes(&openapi());
     let template = template_routes();
-    assert_eq!(spec.len(), 53, "{spec:?}");
+    assert_eq!(spec.len(), 55, "{spec:?}");
     assert_eq!(
         spec,
         template,
@@ -279,6 +279,15 @@ async fn the_handlers_answers_match_the_spec() {
     let listing = |token: &str| http.get(format!("{base}{rooms}/{id}/recordings")).bearer_auth(token);
     assert_eq!(check("get", recordings, send(listing(&doctor)).await).0, 200);
     assert_eq!(check("get", recordings, send(listing(&patient)).await).0, 403);
+    // Egress is OpenVidu's: a Jitsi room's doctor gets 409, a patient 403.
+    for (route, path) in [
+        ("start", "/v1/virtual-care/rooms/{roomId}/recording/start"),
+        ("stop", "/v1/virtual-care/rooms/{roomId}/recording/stop"),
+    ] {
+        let asking = |token: &str| http.post(format!("{base}{rooms}/{id}/recording/{route}")).bearer_auth(token);
+        assert_eq!(check("post", path, send(asking(&doctor)).await).0, 409);
+        assert_eq!(check("post", path, send(asking(&patient)).await).0, 403);
+    }
     let mapper = "/v1/virtual-care/jitsi/conference-mapper";
     assert_eq!(check("get", mapper, send(http.get(format!("{base}{mapper}?id=123"))).await).0, 400);
     let jid = format!("{}%40conference.meet.vcare.local", room["jitsiRoom"].as_str().unwrap());

@@ -24,6 +24,7 @@ const TYPES: &[&str] = &[
     vcare_domain::events::PATIENT_ADMITTED,
     vcare_domain::events::RECORDING_READY,
     vcare_domain::events::RECORDING_DELETED,
+    vcare_domain::events::RECORDING_FAILED,
     vcare_domain::events::NOTIFICATION_ACCEPTED,
     vcare_domain::events::NOTIFICATION_SENT,
     vcare_domain::events::NOTIFICATION_DELIVERED,

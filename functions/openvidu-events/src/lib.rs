@@ -7,6 +7,12 @@
 //! webhook for a room vcare does not know is 200, ignored and counted
 //! (`OpenViduWebhooksIgnored`): LiveKit would only retry it. Without
 //! `OPENVIDU_URL` the route answers 404.
+//!
+//! `egress_started`/`egress_updated`/`egress_ended` advance or settle the
+//! room's recording (`RECORDING_BUCKET` set): `EGRESS_COMPLETE` is `ready`
+//! once S3 has the file as LiveKit reported it, encrypted with the
+//! recordings key; `FAILED`/`ABORTED`/`LIMIT_REACHED` are `failed` with
+//! LiveKit's error. S3 unavailable: 503, and LiveKit tries again.
 
 use std::sync::Arc;
 
@@ -17,6 +23,7 @@ use axum::http::{HeaderMap, StatusCode};
 use axum::routing::post;
 use axum::{Json, Router};
 use vcare_aws::SdkConfig;
+use vcare_care::recordings::{RecordingStorage, Recordings};
 use vcare_care::{RoomError, Rooms};
 use vcare_domain::jitsi::Refused;
 use vcare_domain::video::livekit::{webhook, within_size};
@@ -27,13 +34,15 @@ use vcare_runtime::{Env, Error, metrics};
 pub struct Webhooks {
     care: Rooms,
     credentials: Option<Credentials>,
+    recordings: Option<(Recordings, RecordingStorage)>,
 }
 
 pub async fn function(env: &Env, sdk: &SdkConfig) -> Result<HttpFunction, Error> {
     let care = Rooms::from_env(env, sdk)?;
     let credentials = vcare_care::video::webhook_credentials(env, sdk, &care.config).await?;
+    let recordings = env.get("RECORDING_BUCKET").is_some().then(|| Recordings::with_storage(env, sdk)).transpose()?;
     let routes = Router::new().route("/v1/virtual-care/openvidu/webhook", post(receive));
-    Ok(HttpFunction::serving(routes, Webhooks { care, credentials }))
+    Ok(HttpFunction::serving(routes, Webhooks { care, credentials, recordings }))
 }
 
 async fn receive(
@@ -51,21 +60,28 @@ async fn receive(
         return Err(Problem::unauthorized("the webhook's Authorization does not verify"));
     }
     let hook = webhook(&body, hooks.care.now()).map_err(refusal)?;
-    let Some(session) = hook.session else {
+    if hook.session.is_none() && hook.egress.is_none() {
         return Ok(Json(serde_json::json!({"status": "ok"})));
-    };
+    }
     let room = match &hook.room_name {
         Some(name) => hooks.care.store.by_jitsi_room(name).await.map_err(RoomError::from)?,
         None => None,
     };
-    match room {
+    let known = match room {
         Some((room, _)) if room.provider == vcare_domain::video::ProviderKind::Openvidu => {
-            hooks.care.apply_session(&room, session).await?;
+            match (&hook.session, &hook.egress, &hooks.recordings) {
+                (Some(session), _, _) => hooks.care.apply_session(&room, *session).await.map(|_| true)?,
+                (None, Some(info), Some((recordings, storage))) => {
+                    recordings.egress_changed(storage, &room, info).await?.is_some()
+                }
+                _ => false,
+            }
         }
-        _ => {
-            tracing::info!(event = %hook.event, "a LiveKit webhook for a room vcare does not know; ignored");
-            metrics::count("OpenViduWebhooksIgnored", &[("event", hook.event.as_str())]);
-        }
+        _ => false,
+    };
+    if !known {
+        tracing::info!(event = %hook.event, "a LiveKit webhook for a room or egress vcare does not know; ignored");
+        metrics::count("OpenViduWebhooksIgnored", &[("event", hook.event.as_str())]);
     }
     Ok(Json(serde_json::json!({"status": "ok"})))
 }

@@ -14,6 +14,12 @@
 //! - `GET .../rooms/{roomId}/recordings`: the room's doctors and the
 //!   clinic's admins (patients where `CLINIC_PATIENT_RECORDING_ACCESS`
 //!   names the clinic) → `[...]` (API.md), each ready one with a download URL.
+//! - `POST .../rooms/{roomId}/recording/start` and `/stop` (the room's
+//!   doctors): OpenVidu rooms, LiveKit egress into the recordings bucket
+//!   → 202 with the recording (`starting`; settled by `egress_ended`, or
+//!   the sweep). 409 for Jitsi rooms, until every patient said yes, and
+//!   while already recording (start) or not (stop). A patient's "no"
+//!   stops the egress.
 //! - `PUT /v1/virtual-care/recordings/{id}/hold` `{"hold": bool}` and
 //!   `DELETE /v1/virtual-care/recordings/{id}` (clinic-admins): legal hold
 //!   (S3 Object Lock), and deletion of one not under hold (204; 409 held).
@@ -27,6 +33,7 @@ use axum::{Json, Router};
 use serde_json::{Value, json};
 use vcare_aws::SdkConfig;
 use vcare_care::recordings::{RecordingStorage, Recordings};
+use vcare_care::video::OpenVidu;
 use vcare_domain::recording::ConsentRequest;
 use vcare_domain::recordings::{HoldRequest, JibriUpload};
 use vcare_http::{ApiJson, Authenticated, HttpFunction, Problem, jitsi_shared_secret};
@@ -35,18 +42,31 @@ use vcare_runtime::Env;
 struct Service {
     recordings: Recordings,
     storage: RecordingStorage,
+    /// Jibri's `X-Jitsi-Shared-Secret` (the Jitsi webhook secret).
+    secret: vcare_jitsi::WebhookSecret,
+    /// LiveKit's egress, when the deployment has OpenVidu (its secret
+    /// opened on the first start or stop).
+    openvidu: Option<OpenVidu>,
 }
 
 pub async fn function(env: &Env, sdk: &SdkConfig) -> Result<HttpFunction, vcare_runtime::Error> {
-    let (recordings, storage) = Recordings::with_storage(env, sdk).await?;
+    let (recordings, storage) = Recordings::with_storage(env, sdk)?;
+    let config = &recordings.care.config;
+    let openvidu = match &config.openvidu {
+        Some(settings) => Some(OpenVidu::from_env(env, sdk, settings.clone(), config.join, true)?),
+        None => None,
+    };
+    let secret = vcare_care::webhook_secret(env, sdk).await?;
     let routes = Router::new()
         .route("/v1/virtual-care/rooms/{room_id}/consent", post(consent))
         .route("/v1/virtual-care/rooms/{room_id}/recordings", get(list))
+        .route("/v1/virtual-care/rooms/{room_id}/recording/start", post(start))
+        .route("/v1/virtual-care/rooms/{room_id}/recording/stop", post(stop))
         .route("/v1/virtual-care/jibri/recordings", post(jibri_upload))
         .route("/v1/virtual-care/jibri/recordings/{recording_id}/complete", post(jibri_complete))
         .route("/v1/virtual-care/recordings/{recording_id}/hold", put(hold))
         .route("/v1/virtual-care/recordings/{recording_id}", delete(remove));
-    Ok(HttpFunction::serving(routes, Service { recordings, storage }))
+    Ok(HttpFunction::serving(routes, Service { recordings, storage, secret, openvidu }))
 }
 
 async fn consent(
@@ -55,7 +75,25 @@ async fn consent(
     Path(room_id): Path<String>,
     ApiJson(body): ApiJson<ConsentRequest>,
 ) -> Result<Json<Value>, Problem> {
-    Ok(Json(s.recordings.consent(&caller, &room_id, body.recording).await?.view()))
+    Ok(Json(s.recordings.consent(&caller, &room_id, body.recording, s.openvidu.as_ref()).await?.view()))
+}
+
+async fn start(
+    State(s): State<Arc<Service>>,
+    caller: Authenticated,
+    Path(room_id): Path<String>,
+) -> Result<(StatusCode, Json<Value>), Problem> {
+    let r = s.recordings.start_egress(&s.storage, s.openvidu.as_ref(), &caller, &room_id).await?;
+    Ok((StatusCode::ACCEPTED, Json(r.view())))
+}
+
+async fn stop(
+    State(s): State<Arc<Service>>,
+    caller: Authenticated,
+    Path(room_id): Path<String>,
+) -> Result<(StatusCode, Json<Value>), Problem> {
+    let r = s.recordings.stop_egress(s.openvidu.as_ref(), &caller, &room_id).await?;
+    Ok((StatusCode::ACCEPTED, Json(r.view())))
 }
 
 async fn list(
@@ -71,7 +109,7 @@ async fn jibri_upload(
     headers: HeaderMap,
     ApiJson(body): ApiJson<JibriUpload>,
 ) -> Result<(StatusCode, Json<Value>), Problem> {
-    let up = s.recordings.jibri_upload(&s.storage, jitsi_shared_secret(&headers), body).await?;
+    let up = s.recordings.jibri_upload(&s.storage, &s.secret, jitsi_shared_secret(&headers), body).await?;
     let body = json!({"recordingId": up.recording_id, "uploadUrl": up.url, "uploadHeaders": up.headers,
                       "expiresAt": up.expires_at});
     Ok((StatusCode::CREATED, Json(body)))
@@ -82,7 +120,7 @@ async fn jibri_complete(
     headers: HeaderMap,
     Path(recording_id): Path<String>,
 ) -> Result<Json<Value>, Problem> {
-    let r = s.recordings.jibri_complete(&s.storage, jitsi_shared_secret(&headers), &recording_id).await?;
+    let r = s.recordings.jibri_complete(&s.storage, &s.secret, jitsi_shared_secret(&headers), &recording_id).await?;
     Ok(Json(json!({"recordingId": r.recording_id, "status": r.status, "sizeBytes": r.size_bytes})))
 }
 

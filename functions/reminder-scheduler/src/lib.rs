@@ -11,11 +11,14 @@
 //!   overlapping runs, retries and catch-ups never send twice;
 //! - older: skipped (a schedule moves on to its next occurrence), each
 //!   skipped occurrence counted in the `ScheduleOccurrencesSkipped` metric;
-//! - a waiting notification is queued however late (it was accepted).
+//! - a waiting notification is queued however late (it was accepted);
+//! - the rooms' entries (`rooms`) and the recordings' (`recordings`:
+//!   retention, and egresses whose webhook never came) are done however late.
 //!
 //! Entries an occurrence made due again (a catch-up of several) are taken
 //! in the same run, up to [`MAX_PASSES`] reads.
 
+mod recordings;
 mod reminders;
 mod rooms;
 
@@ -27,6 +30,7 @@ use chrono::{DateTime, Duration, DurationRound, Utc};
 use serde::Serialize;
 use vcare_aws::SdkConfig;
 use vcare_care::links::Links;
+use vcare_care::recordings::{RecordingStorage, Recordings};
 use vcare_care::tokens::TokenIssuer;
 use vcare_care::video::Needs;
 use vcare_comms::{DueDone, Notifications};
@@ -47,6 +51,8 @@ enum Done {
     Reminders(usize),
     /// Rooms ended at their provider or settled.
     Rooms(usize),
+    /// Recordings deleted by retention, or settled without their webhook.
+    Recordings(usize),
 }
 
 pub struct Scheduler {
@@ -55,6 +61,8 @@ pub struct Scheduler {
     /// `/j/<code>`, not a token; without it, the token's URL.
     links: Option<Links>,
     comms: Notifications,
+    /// The recordings' sweeps (`RECORDING_BUCKET` set).
+    recordings: Option<(Recordings, RecordingStorage)>,
     catch_up: Duration,
 }
 
@@ -76,6 +84,8 @@ pub struct Run {
     pub refused: usize,
     /// Meetings ended on a retry, and rooms settled whose end never came.
     pub rooms: usize,
+    /// Recordings deleted by retention, and egresses settled by the sweep.
+    pub recordings: usize,
 }
 
 impl Run {
@@ -83,6 +93,7 @@ impl Run {
         match done {
             Done::Reminders(n) => self.reminders += n,
             Done::Rooms(n) => self.rooms += n,
+            Done::Recordings(n) => self.recordings += n,
             Done::Due(DueDone::Fired) => self.fired += 1,
             Done::Due(DueDone::Released) => self.released += 1,
             Done::Due(DueDone::Skipped(n)) => self.skipped += n,
@@ -97,6 +108,7 @@ pub async fn scheduler(env: &Env, sdk: &SdkConfig) -> Result<Arc<Scheduler>, Err
     Ok(Arc::new(Scheduler {
         comms: Notifications::from_env(env, sdk)?,
         links: env.get("JOIN_LINK_BASE_URL").is_some().then(|| Links::from_env(env, sdk)).transpose()?,
+        recordings: env.get("RECORDING_BUCKET").is_some().then(|| Recordings::with_storage(env, sdk)).transpose()?,
         tokens,
         catch_up: Duration::minutes(env.bounded("SCHEDULE_CATCH_UP_MINUTES", 60, 1, 24 * 60)?),
     }))
@@ -162,6 +174,7 @@ impl Scheduler {
             DueKind::Reminder => return self.reminder(due, verdict, now).await,
             DueKind::EndRetry => return self.end_retry(due, verdict, now).await,
             DueKind::RoomCheck => return self.room_check(due, verdict, now).await,
+            DueKind::RecordingExpiry | DueKind::EgressCheck => return self.recording(due, verdict, now).await,
             DueKind::Occurrence | DueKind::Release => {}
         }
         Ok(match self.comms.run_due(due, verdict, self.catch_up, now).await? {

@@ -61,6 +61,9 @@ pub enum RoomError {
     /// (and its patients where the clinic allows it).
     #[error("only the room's doctors and the clinic's admins see its recordings")]
     RecordingsForbidden,
+    /// Starting or stopping a recording by anyone but the room's doctors.
+    #[error("only the room's doctors may start or stop its recording")]
+    DoctorsOnly,
 }
 
 impl RoomError {

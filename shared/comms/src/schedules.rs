@@ -186,8 +186,16 @@ impl Notifications {
     ) -> Result<DueDone, NotifyError> {
         use vcare_domain::due::DueKind;
         match (due.kind, verdict) {
-            // Reminders and the rooms' entries are the scheduler's own.
-            (_, Verdict::Wait) | (DueKind::Reminder | DueKind::EndRetry | DueKind::RoomCheck, _) => Ok(DueDone::Later),
+            // Reminders, the rooms' and the recordings' entries are the scheduler's own.
+            (_, Verdict::Wait)
+            | (
+                DueKind::Reminder
+                | DueKind::EndRetry
+                | DueKind::RoomCheck
+                | DueKind::RecordingExpiry
+                | DueKind::EgressCheck,
+                _,
+            ) => Ok(DueDone::Later),
             (DueKind::Release, _) => {
                 let send_at = due.at + Duration::seconds(RELEASE_AHEAD_SECONDS);
                 self.enqueue(&due.clinic, &due.id, (send_at - now).num_seconds()).await?;

@@ -27,6 +27,12 @@ pub enum DueKind {
     /// `room_finished` webhook never came), settle it from who is still
     /// there (`id`: the room).
     RoomCheck,
+    /// A ready recording's retention ran out: delete it unless under
+    /// legal hold (`id`: the recording).
+    RecordingExpiry,
+    /// An OpenVidu recording still starting or recording: ask LiveKit
+    /// whether its egress ended without a webhook (`id`: the recording).
+    EgressCheck,
 }
 
 impl DueKind {
@@ -37,13 +43,23 @@ impl DueKind {
             DueKind::Reminder => "reminder",
             DueKind::EndRetry => "end-retry",
             DueKind::RoomCheck => "room-check",
+            DueKind::RecordingExpiry => "recording-expiry",
+            DueKind::EgressCheck => "egress-check",
         }
     }
 
     pub fn parse(s: &str) -> Option<Self> {
-        [DueKind::Occurrence, DueKind::Release, DueKind::Reminder, DueKind::EndRetry, DueKind::RoomCheck]
-            .into_iter()
-            .find(|k| k.as_str() == s)
+        [
+            DueKind::Occurrence,
+            DueKind::Release,
+            DueKind::Reminder,
+            DueKind::EndRetry,
+            DueKind::RoomCheck,
+            DueKind::RecordingExpiry,
+            DueKind::EgressCheck,
+        ]
+        .into_iter()
+        .find(|k| k.as_str() == s)
     }
 
     /// Whether an entry missed by more than the catch-up is dropped: only
@@ -119,6 +135,8 @@ mod tests {
         let late = Due { at: at("2026-12-01T01:00:00Z"), kind: DueKind::EndRetry, clinic: "c".into(), id: "r".into() };
         assert_eq!(judge(&late, now, Duration::minutes(60)), Verdict::Fire, "an end is retried however late");
         assert_eq!(DueKind::parse("room-check"), Some(DueKind::RoomCheck));
+        assert_eq!(DueKind::parse("egress-check"), Some(DueKind::EgressCheck));
+        assert_eq!(DueKind::parse("recording-expiry"), Some(DueKind::RecordingExpiry));
     }
 
     fn at(s: &str) -> DateTime<Utc> {

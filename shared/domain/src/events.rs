@@ -18,6 +18,7 @@ pub const PATIENT_WAITING: &str = "virtual_care.patient.waiting";
 pub const PATIENT_ADMITTED: &str = "virtual_care.patient.admitted";
 pub const RECORDING_READY: &str = "virtual_care.recording.ready";
 pub const RECORDING_DELETED: &str = "virtual_care.recording.deleted";
+pub const RECORDING_FAILED: &str = "virtual_care.recording.failed";
 pub const NOTIFICATION_ACCEPTED: &str = "communication.notification.accepted";
 pub const NOTIFICATION_SENT: &str = "communication.notification.sent";
 pub const NOTIFICATION_DELIVERED: &str = "communication.notification.delivered";

@@ -5,6 +5,8 @@
 //!   participant tokens are HS256 over `vcare_domain::video::livekit`'s claims.
 //! - [`RoomService`]: the Twirp JSON calls vcare makes, each with a server
 //!   token carrying only that call's grant, timeouts and retries.
+//! - [`RoomService::start_egress`] and its stop and lookup: OpenVidu's
+//!   recordings, LiveKit egress writing straight to the recordings bucket.
 //! - [`Credentials::verify_webhook`]: a webhook's `Authorization` JWT and the
 //!   SHA-256 of the bytes received.
 //!
@@ -14,9 +16,11 @@
 //! a second base64 and RustCrypto's sha2/hmac next to aws-lc — 107 crates
 //! for an HMAC over JSON that vcare already signs for Jitsi.
 
+mod egress;
 mod room_service;
 mod webhook;
 
+pub use egress::S3Target;
 pub use room_service::{Health, LiveParticipant, RoomService, RoomSettings, TwirpError, probe};
 pub use webhook::WebhookRefused;
 

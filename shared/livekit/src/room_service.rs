@@ -1,6 +1,6 @@
-//! LiveKit's RoomService over Twirp JSON (`POST
-//! <url>/twirp/livekit.RoomService/<Method>`, `Authorization: Bearer` a
-//! server token with that call's grant only). Transient failures
+//! LiveKit's RoomService (and, in `egress`, its Egress service) over
+//! Twirp JSON (`POST <url>/twirp/<service>/<Method>`, `Authorization:
+//! Bearer` a server token with that call's grant only). Transient failures
 //! (connection, timeout, 5xx, Twirp `unavailable`) are retried with
 //! backoff like the Jitsi end-meeting client; a 4xx is an answer.
 
@@ -86,12 +86,22 @@ struct Participants {
 impl RoomService {
     /// One call; its token is issued by the wall clock, which LiveKit
     /// checks it against (never a business "now" that may be a catch-up's).
-    async fn call(&self, call: ServerCall<'_>, body: Value) -> Result<Value, TwirpError> {
+    pub(crate) async fn call(&self, call: ServerCall<'_>, body: Value) -> Result<Value, TwirpError> {
+        self.call_with(call, body, self.attempts).await
+    }
+
+    /// [`Self::call`] with `attempts` (1 for a call that must not be made twice).
+    pub(crate) async fn call_with(
+        &self,
+        call: ServerCall<'_>,
+        body: Value,
+        attempts: u32,
+    ) -> Result<Value, TwirpError> {
         let token = self.credentials.sign(&call.claims(&self.credentials.api_key, Utc::now()));
-        let url = format!("{}/twirp/livekit.RoomService/{}", self.url.trim_end_matches('/'), call.method());
+        let url = format!("{}/twirp/{}/{}", self.url.trim_end_matches('/'), call.service(), call.method());
         let http = self.http.get().map_err(|_| TwirpError::Unreachable("no HTTP client"))?;
         let mut last = TwirpError::Unreachable("no attempt");
-        for attempt in 0..self.attempts.max(1) {
+        for attempt in 0..attempts.max(1) {
             if attempt > 0 {
                 tokio::time::sleep(self.backoff * 4u32.pow(attempt - 1)).await;
             }

@@ -5,12 +5,13 @@
 //! | a recording (versioned) | `ROOM#<clinic>#<roomId>` | `REC#<recordingId>` |
 //! | its pointer, for calls by id | `RECORDING#<recordingId>` | `RECORDING` (`clinicId`, `roomId`) |
 
+use aws_sdk_dynamodb::types::TransactWriteItem;
 use vcare_domain::events::DomainEvent;
 use vcare_domain::recordings::Recording;
 use vcare_domain::room::Room;
 
 use crate::items::{
-    Item, get_versioned, key, put, string, unindexed, update_versioned, versioned_from, versioned_item,
+    Item, get_versioned, key, put, string, unindexed, update_versioned_with, versioned_from, versioned_item,
 };
 use crate::{RoomStore, StoreError, unavailable};
 
@@ -23,8 +24,14 @@ fn pointer_key(recording_id: &str) -> Item {
 }
 
 impl RoomStore {
-    /// A new recording of `room` and its pointer, each only if absent.
-    pub async fn add_recording(&self, room: &Room, recording: &Recording) -> Result<(), StoreError> {
+    /// A new recording of `room` and its pointer, each only if absent,
+    /// with `also` (a due entry) in the same transaction.
+    pub async fn add_recording(
+        &self,
+        room: &Room,
+        recording: &Recording,
+        also: &[TransactWriteItem],
+    ) -> Result<(), StoreError> {
         let item = versioned_item(
             recording,
             recording_key(&room.clinic_id, &room.room_id, &recording.recording_id),
@@ -34,10 +41,11 @@ impl RoomStore {
         let mut pointer = pointer_key(&recording.recording_id);
         pointer.insert("clinicId".into(), crate::s(&room.clinic_id));
         pointer.insert("roomId".into(), crate::s(&room.room_id));
-        let items = vec![
+        let mut items = vec![
             put(self.table(), item, Some("attribute_not_exists(pk)"))?,
             put(self.table(), pointer, Some("attribute_not_exists(pk)"))?,
         ];
+        items.extend(also.iter().cloned());
         self.client().transact_write_items().set_transact_items(Some(items)).send().await.map_err(unavailable)?;
         Ok(())
     }
@@ -66,8 +74,28 @@ impl RoomStore {
     where
         F: Fn(&Recording) -> Option<(Recording, Vec<DomainEvent>)>,
     {
+        self.update_recording_also(recording, &[], change).await
+    }
+
+    /// [`Self::update_recording`], with `also` (due entries: no conditions)
+    /// in the same transaction when the change applies.
+    pub async fn update_recording_also<F>(
+        &self,
+        recording: &Recording,
+        also: &[TransactWriteItem],
+        change: F,
+    ) -> Result<Option<(Recording, bool)>, StoreError>
+    where
+        F: Fn(&Recording) -> Option<(Recording, Vec<DomainEvent>)>,
+    {
         let key = recording_key(&recording.clinic_id, &recording.room_id, &recording.recording_id);
-        update_versioned(self.client(), self.table(), key, "recording", unindexed, change).await
+        let Some(known) = get_versioned::<Recording>(self.client(), self.table(), key.clone()).await? else {
+            return Ok(None);
+        };
+        let (value, _, changed) =
+            update_versioned_with(self.client(), self.table(), key, "recording", unindexed, known, change, also)
+                .await?;
+        Ok(Some((value, changed)))
     }
 
     /// The room's recordings, oldest first.

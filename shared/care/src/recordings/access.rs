@@ -3,7 +3,7 @@
 use serde_json::json;
 use vcare_domain::caller::{Caller, Role};
 use vcare_domain::events::{DomainEvent, RECORDING_DELETED};
-use vcare_domain::recordings::{DeleteRefusal, Recording, RecordingStatus};
+use vcare_domain::recordings::{DeleteRefusal, Recording, RecordingStatus, expiry_due};
 
 use super::{RecordingStorage, Recordings};
 use crate::RoomError;
@@ -62,10 +62,18 @@ impl Recordings {
                     RoomError::RecordingsUnavailable
                 })?;
         }
+        // A hold lifted puts the recording back in the retention sweep's
+        // index (at once if its retention ran out while held).
+        let now = self.care.now();
+        let lifted = Recording { hold: false, ..recording.clone() };
+        let also = match expiry_due(&lifted, &storage.retention, now).filter(|_| !hold) {
+            Some(due) => vec![self.care.due().put(&due)?],
+            None => vec![],
+        };
         let (held, _) = self
             .care
             .store
-            .update_recording(&recording, |current| {
+            .update_recording_also(&recording, &also, |current| {
                 (current.hold != hold).then(|| (Recording { hold, ..current.clone() }, vec![]))
             })
             .await?
@@ -87,16 +95,30 @@ impl Recordings {
             DeleteRefusal::UnderHold => RoomError::Conflict("the recording is under legal hold".into()),
             DeleteRefusal::AlreadyDeleted => RoomError::NoSuchRecording,
         })?;
+        self.remove_recording(storage, &recording, Some(&caller.user_id)).await
+    }
+
+    /// Deletes every version of the recording's object, then marks it
+    /// `deleted` with `virtual_care.recording.deleted`: by a clinic-admin
+    /// (`by`, reason `deleted`) or by the retention sweep (reason `retention`).
+    pub(super) async fn remove_recording(
+        &self,
+        storage: &RecordingStorage,
+        recording: &Recording,
+        by: Option<&str>,
+    ) -> Result<(), RoomError> {
         storage.delete_object(&recording.s3_key).await?;
         let now = self.care.now();
-        let by = caller.user_id.clone();
         self.care
             .store
-            .update_recording(&recording, |current| {
+            .update_recording(recording, |current| {
                 current.may_delete().ok()?;
                 let next = Recording { status: RecordingStatus::Deleted, ..current.clone() };
-                let data = json!({"roomId": next.room_id, "recordingId": next.recording_id, "reason": "deleted",
-                                  "deletedBy": &by});
+                let mut data = json!({"roomId": next.room_id, "recordingId": next.recording_id,
+                                      "reason": if by.is_some() { "deleted" } else { "retention" }});
+                if let Some(by) = by {
+                    data["deletedBy"] = json!(by);
+                }
                 Some((
                     next.clone(),
                     vec![DomainEvent::new(RECORDING_DELETED, &next.clinic_id, &next.room_id, now, data)],

@@ -3,11 +3,10 @@
 
 use serde_json::{Value, json};
 use vcare_domain::caller::{Caller, Role};
-use vcare_domain::events::{DomainEvent, RECORDING_READY};
-use vcare_domain::recordings::{
-    JibriUpload, ObjectSeen, Recording, RecordingStatus, UploadRefusal, check_object, may_upload,
-};
+use vcare_domain::events::{DomainEvent, RECORDING_FAILED, RECORDING_READY};
+use vcare_domain::recordings::{JibriUpload, Recording, RecordingStatus, UploadRefusal, check_object, may_upload};
 use vcare_domain::room::{ParticipantRole, Standing};
+use vcare_jitsi::WebhookSecret;
 
 use super::storage::presign_failed;
 use super::{RecordingStorage, RecordingUpload, Recordings};
@@ -22,10 +21,11 @@ impl Recordings {
     pub async fn jibri_upload(
         &self,
         storage: &RecordingStorage,
+        secret: &WebhookSecret,
         presented: Option<&[u8]>,
         body: JibriUpload,
     ) -> Result<RecordingUpload, RoomError> {
-        crate::check_jitsi_secret(&storage.secret, presented)?;
+        crate::check_jitsi_secret(secret, presented)?;
         let body = body.validate()?;
         let (room, _) =
             self.care.store.by_jitsi_room(&body.room_name.to_lowercase()).await?.ok_or(RoomError::NoSuchRoom)?;
@@ -42,13 +42,19 @@ impl Recordings {
                 .into(),
             )
         })?;
-        let recording_id = vcare_domain::ids::prefixed("rec");
-        let s3_key = format!("recordings/{}/{}/{recording_id}.mp4", room.clinic_id, room.room_id);
+        let recording = Recording::new(
+            &room,
+            vcare_domain::ids::prefixed("rec"),
+            RecordingStatus::Uploading,
+            &body.content_type,
+            body.size_bytes,
+            now,
+        );
         let presigned = storage
             .s3
             .put_object()
             .bucket(&storage.bucket)
-            .key(&s3_key)
+            .key(&recording.s3_key)
             .content_type(&body.content_type)
             .content_length(body.size_bytes as i64)
             .server_side_encryption(aws_sdk_s3::types::ServerSideEncryption::AwsKms)
@@ -56,24 +62,15 @@ impl Recordings {
             .presigned(storage.presigning(storage.upload_for)?)
             .await
             .map_err(presign_failed)?;
-        let recording = Recording {
-            recording_id: recording_id.clone(),
-            clinic_id: room.clinic_id.clone(),
-            room_id: room.room_id.clone(),
-            status: RecordingStatus::Uploading,
-            content_type: body.content_type,
-            size_bytes: body.size_bytes,
-            s3_key,
-            created_at: now,
-            ready_at: None,
-            duration_seconds: None,
-            hold: false,
-            error: None,
-        };
-        self.care.store.add_recording(&room, &recording).await?;
+        self.care.store.add_recording(&room, &recording, &[]).await?;
         let headers = crate::images::upload_headers(&presigned);
         let expires_at = now + chrono::Duration::from_std(storage.upload_for).unwrap_or_default();
-        Ok(RecordingUpload { recording_id, url: presigned.uri().to_owned(), headers, expires_at })
+        Ok(RecordingUpload {
+            recording_id: recording.recording_id,
+            url: presigned.uri().to_owned(),
+            headers,
+            expires_at,
+        })
     }
 
     /// Jibri says the upload is done: the object must be there, of the
@@ -84,10 +81,11 @@ impl Recordings {
     pub async fn jibri_complete(
         &self,
         storage: &RecordingStorage,
+        secret: &WebhookSecret,
         presented: Option<&[u8]>,
         recording_id: &str,
     ) -> Result<Recording, RoomError> {
-        crate::check_jitsi_secret(&storage.secret, presented)?;
+        crate::check_jitsi_secret(secret, presented)?;
         if !vcare_domain::ids::is_valid_external_id(recording_id) {
             return Err(RoomError::NoSuchRecording);
         }
@@ -95,41 +93,40 @@ impl Recordings {
         if recording.status == RecordingStatus::Ready {
             return Ok(recording);
         }
-        let head = storage.s3.head_object().bucket(&storage.bucket).key(&recording.s3_key).send().await;
-        let seen = match head {
-            Ok(h) => Some(ObjectSeen {
-                size_bytes: h.content_length().unwrap_or(-1).max(0) as u64,
-                content_type: h.content_type().map(str::to_owned),
-                encryption: h.server_side_encryption().map(|e| e.as_str().to_owned()),
-                kms_key: h.ssekms_key_id().map(str::to_owned),
-            }),
-            Err(e) if e.as_service_error().is_some_and(|s| s.is_not_found()) => None,
-            Err(e) => {
-                tracing::error!(error = %aws_sdk_s3::error::DisplayErrorContext(&e), "HeadObject failed");
-                return Err(RoomError::RecordingsUnavailable);
-            }
-        };
+        let seen = storage.head(&recording.s3_key).await?;
         check_object(&recording, seen.as_ref(), &storage.key_id)
             .map_err(|r| RoomError::Conflict(r.detail().to_owned()))?;
         let now = self.care.now();
-        let (ready, _) = self
+        let ready = Recording { status: RecordingStatus::Ready, ready_at: Some(now), ..recording };
+        let also = [self.care.due().put(&storage.expiry(&ready, now))?];
+        self.settle(&ready, &also, now, |current| (current.status == RecordingStatus::Uploading).then(|| ready.clone()))
+            .await
+    }
+
+    /// Stores what `next` makes of the recording as it stands (`None`:
+    /// nothing to do) with its event (`ready`, `failed`), and `also` (due
+    /// entries) in the same transaction. The recording as it then stands.
+    pub(super) async fn settle<F>(
+        &self,
+        known: &Recording,
+        also: &[aws_sdk_dynamodb::types::TransactWriteItem],
+        now: chrono::DateTime<chrono::Utc>,
+        next: F,
+    ) -> Result<Recording, RoomError>
+    where
+        F: Fn(&Recording) -> Option<Recording>,
+    {
+        let (settled, _) = self
             .care
             .store
-            .update_recording(&recording, |current| {
-                if current.status == RecordingStatus::Ready {
-                    return None;
-                }
-                let mut next = current.clone();
-                next.status = RecordingStatus::Ready;
-                next.ready_at = Some(now);
-                let data =
-                    json!({"roomId": next.room_id, "recordingId": next.recording_id, "sizeBytes": next.size_bytes});
-                let event = DomainEvent::new(RECORDING_READY, &next.clinic_id, &next.room_id, now, data);
-                Some((next, vec![event]))
+            .update_recording_also(known, also, |current| {
+                let next = next(current)?;
+                let events = recording_event(&next, now).into_iter().collect();
+                Some((next, events))
             })
             .await?
             .ok_or(RoomError::NoSuchRecording)?;
-        Ok(ready)
+        Ok(settled)
     }
 
     /// The room's recordings for its doctors and the clinic's admins (and
@@ -170,4 +167,23 @@ impl Recordings {
         }
         Ok(out)
     }
+}
+
+/// The event a recording's new state emits: `ready` and `failed` (none
+/// for egress starting to record).
+fn recording_event(r: &Recording, now: chrono::DateTime<chrono::Utc>) -> Option<DomainEvent> {
+    let (kind, data) = match r.status {
+        RecordingStatus::Ready => {
+            let mut data = json!({"roomId": r.room_id, "recordingId": r.recording_id, "sizeBytes": r.size_bytes});
+            if let Some(d) = r.duration_seconds {
+                data["durationSeconds"] = json!(d);
+            }
+            (RECORDING_READY, data)
+        }
+        RecordingStatus::Failed => {
+            (RECORDING_FAILED, json!({"roomId": r.room_id, "recordingId": r.recording_id, "error": r.error}))
+        }
+        _ => return None,
+    };
+    Some(DomainEvent::new(kind, &r.clinic_id, &r.room_id, now, data))
 }

@@ -4,8 +4,9 @@
 //! transaction, as a line of their consent history (category
 //! `recording`, source `api`). `jibri`: Jibri's presigned upload, the
 //! object checked before the recording is `ready`, and the room's
-//! recordings with short download URLs; `access`: legal hold and
-//! deletion; `storage`: the bucket.
+//! recordings with short download URLs; `egress`: OpenVidu's, through
+//! LiveKit egress; `access`: legal hold and deletion; `retention`: the
+//! sweep of expired recordings; `storage`: the bucket.
 
 use chrono::{DateTime, Utc};
 use serde_json::{Value, json};
@@ -19,9 +20,13 @@ use vcare_store::ConsentStore;
 use crate::{RoomError, Rooms};
 
 mod access;
+mod egress;
 mod jibri;
+mod retention;
 mod storage;
 
+pub use egress::{EgressChecked, FIRST_CHECK, RECHECK};
+pub use retention::Expired;
 pub use storage::{RecordingStorage, RecordingUpload};
 
 pub struct Recordings {
@@ -55,15 +60,22 @@ impl Recordings {
         Ok(Self { care, consent })
     }
 
-    /// With the recordings' storage (the consent route alone needs none).
-    pub async fn with_storage(env: &Env, sdk: &SdkConfig) -> Result<(Self, RecordingStorage), vcare_runtime::Error> {
-        Ok((Self::from_env(env, sdk)?, RecordingStorage::from_env(env, sdk).await?))
+    /// With the recordings' storage.
+    pub fn with_storage(env: &Env, sdk: &SdkConfig) -> Result<(Self, RecordingStorage), ConfigError> {
+        Ok((Self::from_env(env, sdk)?, RecordingStorage::from_env(env, sdk)?))
     }
 
     /// The caller's answer for themself. A repeat of the answer standing
     /// changes nothing and adds no history line; anyone not listed is 404;
-    /// an ended or cancelled room 409.
-    pub async fn consent(&self, caller: &Caller, room_id: &str, granted: bool) -> Result<Consented, RoomError> {
+    /// an ended or cancelled room 409. A "no" stops an OpenVidu room's
+    /// egress at once (asked again by a repeat, if the stop failed).
+    pub async fn consent(
+        &self,
+        caller: &Caller,
+        room_id: &str,
+        granted: bool,
+        openvidu: Option<&crate::video::OpenVidu>,
+    ) -> Result<Consented, RoomError> {
         let (room, standing) = self.care.room_for(caller, room_id).await?;
         if !matches!(standing, Standing::Participant(_)) {
             return Err(RoomError::NoSuchRoom);
@@ -91,6 +103,17 @@ impl Recordings {
                 room
             }
         };
+        if !granted && room.provider == vcare_domain::video::ProviderKind::Openvidu {
+            // An egress still starting is stopped by its start, which
+            // looks at the consent again once LiveKit answers.
+            match self.stop_recording_of(&room, openvidu).await {
+                Ok(Some(stopped)) => {
+                    tracing::info!(recording_id = %stopped.recording_id, "a withdrawn consent stopped the room's egress");
+                }
+                Ok(None) | Err(RoomError::Conflict(_)) => {}
+                Err(e) => return Err(e),
+            }
+        }
         let standing = room.recording_consent(user).ok_or(RoomError::NoSuchParticipant)?;
         Ok(Consented { user_id: user.to_owned(), granted: standing.granted, at: standing.at, room })
     }

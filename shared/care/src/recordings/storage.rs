@@ -1,10 +1,15 @@
-//! The recordings bucket: presigning, and deleting every version of an
-//! object (which S3's Object Lock refuses under legal hold).
+//! The recordings bucket: presigning, what S3 says of an object, where
+//! LiveKit egress writes, how long each clinic keeps recordings, and
+//! deleting every version of an object (which S3's Object Lock refuses
+//! under legal hold).
 
 use chrono::{DateTime, Utc};
 use serde_json::Value;
 use vcare_aws::SdkConfig;
-use vcare_runtime::Env;
+use vcare_domain::due::{Due, DueKind};
+use vcare_domain::recordings::{ObjectSeen, RetentionPolicy};
+use vcare_livekit::S3Target;
+use vcare_runtime::{ConfigError, Env};
 
 use crate::RoomError;
 
@@ -18,8 +23,9 @@ pub struct RecordingStorage {
     /// Clinics whose patients may fetch their consultations' recordings
     /// (`CLINIC_PATIENT_RECORDING_ACCESS`, `c-1;c-2`).
     pub(super) patients_may_fetch: Vec<String>,
-    /// Jibri's `X-Jitsi-Shared-Secret` (the Jitsi webhook secret).
-    pub(super) secret: vcare_jitsi::WebhookSecret,
+    pub(super) retention: RetentionPolicy,
+    /// Where OpenVidu's egress writes (this bucket).
+    pub(super) egress: S3Target,
 }
 
 /// A presigned recording upload.
@@ -38,12 +44,25 @@ pub(super) fn presign_failed<E: std::fmt::Display>(e: E) -> RoomError {
 impl RecordingStorage {
     /// `RECORDING_BUCKET`, `RECORDING_KEY_ID` (the key uploads must use),
     /// `UPLOAD_URL_SECONDS` and `DOWNLOAD_URL_SECONDS` (each at most 900),
-    /// `CLINIC_PATIENT_RECORDING_ACCESS`, and the Jitsi webhook secret.
-    pub async fn from_env(env: &Env, sdk: &SdkConfig) -> Result<Self, vcare_runtime::Error> {
+    /// `CLINIC_PATIENT_RECORDING_ACCESS`, `RECORDING_RETENTION_DAYS` (365)
+    /// and `CLINIC_RECORDING_RETENTION_DAYS`, and `EGRESS_S3_ENDPOINT`
+    /// (only an S3-compatible store's; unset on AWS). Nothing is opened.
+    pub fn from_env(env: &Env, sdk: &SdkConfig) -> Result<Self, ConfigError> {
         let max = crate::images::MAX_UPLOAD_SECONDS;
+        let bucket = env.required("RECORDING_BUCKET")?;
+        let retention = RetentionPolicy::parse(
+            env.get("RECORDING_RETENTION_DAYS").unwrap_or("365"),
+            env.get("CLINIC_RECORDING_RETENTION_DAYS").unwrap_or(""),
+        )
+        .map_err(|reason| ConfigError::Invalid { name: "recording retention".into(), reason })?;
         Ok(Self {
             s3: aws_sdk_s3::Client::new(sdk),
-            bucket: env.required("RECORDING_BUCKET")?,
+            egress: S3Target {
+                bucket: bucket.clone(),
+                region: sdk.region().map(|r| r.to_string()).unwrap_or_default(),
+                endpoint: env.get("EGRESS_S3_ENDPOINT").filter(|e| !e.is_empty()).map(str::to_owned),
+            },
+            bucket,
             key_id: env.required("RECORDING_KEY_ID")?,
             upload_for: std::time::Duration::from_secs(env.bounded("UPLOAD_URL_SECONDS", max, 1, max)?),
             download_for: std::time::Duration::from_secs(env.bounded("DOWNLOAD_URL_SECONDS", 300, 1, max)?),
@@ -55,8 +74,36 @@ impl RecordingStorage {
                 .filter(|c| !c.is_empty())
                 .map(str::to_owned)
                 .collect(),
-            secret: crate::webhook_secret(env, sdk).await?,
+            retention,
         })
+    }
+
+    /// The due entry that deletes `recording` (ready or failed at `now`)
+    /// when its clinic's retention runs out.
+    pub(super) fn expiry(&self, recording: &vcare_domain::recordings::Recording, now: DateTime<Utc>) -> Due {
+        Due {
+            at: self.retention.expires(&recording.clinic_id, now),
+            kind: DueKind::RecordingExpiry,
+            clinic: recording.clinic_id.clone(),
+            id: recording.recording_id.clone(),
+        }
+    }
+
+    /// What S3 says of `key` (`None`: no such object).
+    pub(super) async fn head(&self, key: &str) -> Result<Option<ObjectSeen>, RoomError> {
+        match self.s3.head_object().bucket(&self.bucket).key(key).send().await {
+            Ok(h) => Ok(Some(ObjectSeen {
+                size_bytes: h.content_length().unwrap_or(-1).max(0) as u64,
+                content_type: h.content_type().map(str::to_owned),
+                encryption: h.server_side_encryption().map(|e| e.as_str().to_owned()),
+                kms_key: h.ssekms_key_id().map(str::to_owned),
+            })),
+            Err(e) if e.as_service_error().is_some_and(|s| s.is_not_found()) => Ok(None),
+            Err(e) => {
+                tracing::error!(error = %aws_sdk_s3::error::DisplayErrorContext(&e), "HeadObject failed");
+                Err(RoomError::RecordingsUnavailable)
+            }
+        }
     }
 
     pub(super) fn presigning(

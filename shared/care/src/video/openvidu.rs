@@ -88,6 +88,14 @@ impl OpenVidu {
     }
 }
 
+impl OpenVidu {
+    /// LiveKit's API client (its Egress calls are the recordings'), the
+    /// secret opened now if this is the container's first call.
+    pub async fn room_service(&self) -> Result<&RoomService, String> {
+        Ok(&self.calls().await?.1)
+    }
+}
+
 impl VideoProvider for OpenVidu {
     fn kind(&self) -> ProviderKind {
         ProviderKind::Openvidu

@@ -6,7 +6,8 @@
 //!   string) and the `video` grant in camelCase;
 //! - a server call carries a token whose grant is what that call needs
 //!   (`roomCreate` for CreateRoom and DeleteRoom, `roomAdmin` + `room` for
-//!   ListParticipants and RemoveParticipant, `roomList` for ListRooms);
+//!   ListParticipants and RemoveParticipant, `roomList` for ListRooms,
+//!   `roomRecord` for the Egress service's calls);
 //! - a webhook is JSON (protojson: field names in lowerCamelCase, also read
 //!   as snake_case; int64 values as strings) with `Authorization` a JWT of
 //!   the API key whose `sha256` claim is the base64 SHA-256 of the body.
@@ -60,8 +61,17 @@ pub enum ServerCall<'a> {
     CreateRoom,
     DeleteRoom,
     ListRooms,
-    ListParticipants { room: &'a str },
-    RemoveParticipant { room: &'a str },
+    ListParticipants {
+        room: &'a str,
+    },
+    RemoveParticipant {
+        room: &'a str,
+    },
+    /// `livekit.Egress`: a room-composite recording, its stop, and the
+    /// list (by egress id) the recordings sweep asks.
+    StartRoomCompositeEgress,
+    StopEgress,
+    ListEgress,
 }
 
 impl ServerCall<'_> {
@@ -73,6 +83,17 @@ impl ServerCall<'_> {
             Self::ListRooms => "ListRooms",
             Self::ListParticipants { .. } => "ListParticipants",
             Self::RemoveParticipant { .. } => "RemoveParticipant",
+            Self::StartRoomCompositeEgress => "StartRoomCompositeEgress",
+            Self::StopEgress => "StopEgress",
+            Self::ListEgress => "ListEgress",
+        }
+    }
+
+    /// The Twirp service (`/twirp/<service>/<method>`).
+    pub fn service(&self) -> &'static str {
+        match self {
+            Self::StartRoomCompositeEgress | Self::StopEgress | Self::ListEgress => "livekit.Egress",
+            _ => "livekit.RoomService",
         }
     }
 
@@ -84,6 +105,7 @@ impl ServerCall<'_> {
             Self::ListParticipants { room } | Self::RemoveParticipant { room } => {
                 json!({"roomAdmin": true, "room": room})
             }
+            Self::StartRoomCompositeEgress | Self::StopEgress | Self::ListEgress => json!({"roomRecord": true}),
         }
     }
 
@@ -105,6 +127,8 @@ pub struct Webhook {
     /// What the session rules make of it; `None` for events that change
     /// nothing (track and egress events, a participant leaving).
     pub session: Option<SessionEvent>,
+    /// `egress_started`, `egress_updated`, `egress_ended`: the egress.
+    pub egress: Option<super::egress::EgressInfo>,
 }
 
 #[derive(Deserialize)]
@@ -119,6 +143,8 @@ struct Body {
     room: Option<RoomInfo>,
     #[serde(default)]
     participant: Option<ParticipantInfo>,
+    #[serde(default, alias = "egress_info", rename = "egressInfo")]
+    egress_info: Option<Value>,
 }
 
 #[derive(Deserialize)]
@@ -192,10 +218,25 @@ pub fn webhook(body: &[u8], now: DateTime<Utc>) -> Result<Webhook, Refused> {
         "room_finished" => Some(SessionEvent::RoomDestroyed(created.unwrap_or(now))),
         _ => None,
     };
+    let egress = match (body.event.as_str(), body.egress_info) {
+        ("egress_started" | "egress_updated" | "egress_ended", Some(info)) => {
+            Some(super::egress::EgressInfo::parse(&info)?)
+        }
+        ("egress_started" | "egress_updated" | "egress_ended", None) => {
+            return Err(Refused { status: 400, detail: "egressInfo is required" });
+        }
+        _ => None,
+    };
     Ok(Webhook {
         id: body.id,
         event: body.event,
-        room_name: body.room.map(|r| r.name.to_lowercase()).filter(|n| !n.is_empty()),
+        room_name: body
+            .room
+            .map(|r| r.name)
+            .or_else(|| egress.as_ref().map(|e| e.room_name.clone()))
+            .map(|n| n.to_lowercase())
+            .filter(|n| !n.is_empty()),
         session,
+        egress,
     })
 }

@@ -3,6 +3,7 @@
 //! participant and server tokens' claims and what a webhook means for a
 //! consultation's session.
 
+pub mod egress;
 pub mod livekit;
 
 use std::str::FromStr;

@@ -1,6 +1,13 @@
 //! A consultation's recordings (API.md "Recordings and dial-in"): what
 //! Jibri may upload, what vcare checks before a recording is `ready`, and
-//! who may fetch one.
+//! who may fetch one; `egress`, OpenVidu's recordings through LiveKit
+//! egress; `retention`, how long a clinic keeps them.
+
+mod egress;
+mod retention;
+
+pub use egress::{StartRefusal, lost, may_start_egress, settle_egress};
+pub use retention::{RetentionPolicy, expiry_due};
 
 use chrono::{DateTime, Duration, Utc};
 use serde::{Deserialize, Serialize};
@@ -21,8 +28,12 @@ pub const UPLOAD_AFTER_END: Duration = Duration::hours(6);
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(rename_all = "lowercase")]
 pub enum RecordingStatus {
-    /// Presigned, not yet completed.
+    /// Jibri's: presigned, not yet completed.
     Uploading,
+    /// OpenVidu's: egress asked for, not yet recording.
+    Starting,
+    /// OpenVidu's: egress recording (or ending).
+    Active,
     Ready,
     Failed,
     /// Deleted by a clinic-admin or the retention sweep: the record stays,
@@ -49,9 +60,46 @@ pub struct Recording {
     /// Under legal hold: never deleted, by hand or by the retention sweep.
     #[serde(default)]
     pub hold: bool,
-    /// Why it failed (a fixed text, never the object's contents).
+    /// Why it failed (a fixed text, or LiveKit's bounded error).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub error: Option<String>,
+    /// OpenVidu's: LiveKit's egress id (`EG_…`), once egress started.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub egress_id: Option<String>,
+}
+
+impl Recording {
+    /// A new recording of `room`, its object under the room's prefix
+    /// (`recordings/<clinic>/<roomId>/<recordingId>.mp4`).
+    pub fn new(
+        room: &Room,
+        recording_id: String,
+        status: RecordingStatus,
+        content_type: &str,
+        size_bytes: u64,
+        now: DateTime<Utc>,
+    ) -> Self {
+        Self {
+            s3_key: format!("recordings/{}/{}/{recording_id}.mp4", room.clinic_id, room.room_id),
+            recording_id,
+            clinic_id: room.clinic_id.clone(),
+            room_id: room.room_id.clone(),
+            status,
+            content_type: content_type.to_owned(),
+            size_bytes,
+            created_at: now,
+            ready_at: None,
+            duration_seconds: None,
+            hold: false,
+            error: None,
+            egress_id: None,
+        }
+    }
+
+    /// Whether egress may still be recording it.
+    pub fn is_recording(&self) -> bool {
+        matches!(self.status, RecordingStatus::Starting | RecordingStatus::Active)
+    }
 }
 
 impl Recording {
@@ -60,7 +108,7 @@ impl Recording {
         json!({
             "recordingId": self.recording_id, "roomId": self.room_id, "status": self.status,
             "sizeBytes": self.size_bytes, "durationSeconds": self.duration_seconds,
-            "createdAt": self.created_at, "hold": self.hold,
+            "createdAt": self.created_at, "hold": self.hold, "error": self.error,
         })
     }
 }
@@ -207,6 +255,7 @@ mod tests {
             duration_seconds: None,
             hold: false,
             error: None,
+            egress_id: None,
         }
     }
 
