@@ -248,12 +248,14 @@ async fn uploads_and_completes_that_are_not_right_are_refused_and_change_nothing
 
     assert_eq!(jibri(&stack, upload, None, Some(good.clone())).await.0, 401, "no secret");
     assert_eq!(jibri(&stack, upload, Some("wrong"), Some(good.clone())).await.0, 401, "another secret");
+    // The secret is checked before the body: without it, a bad body says nothing.
+    assert_eq!(jibri(&stack, upload, None, Some(json!({"sizeBytes": "x"}))).await.0, 401);
     let out = finalize(&stack, &jibri_dir(&room, b"x"), "wrong").await;
     assert!(!out.status.success(), "the script fails loudly on a refusal");
     for bad in [
         json!({"roomName": name, "contentType": "video/webm", "sizeBytes": 1000}),
         json!({"roomName": name, "contentType": "video/mp4", "sizeBytes": 0}),
-        json!({"roomName": name, "contentType": "video/mp4", "sizeBytes": 6_000_000_000u64}),
+        json!({"roomName": name, "contentType": "video/mp4", "sizeBytes": 200u64 << 30}),
         json!({"roomName": name, "contentType": "video/mp4"}),
         json!({"roomName": name, "contentType": "video/mp4", "sizeBytes": 1000, "extra": 1}),
     ] {
@@ -414,5 +416,79 @@ async fn a_recording_under_legal_hold_cannot_be_deleted_by_anyone_and_one_withou
     );
     assert_eq!(send(&stack, Method::DELETE, &delete, &admin, None).await.0, 404, "gone");
     assert_eq!(send(&stack, Method::PUT, &hold, &admin, Some(json!({"hold": true}))).await.0, 409, "nothing to hold");
+    stack.stop().await;
+}
+
+#[tokio::test]
+async fn a_large_recording_goes_in_parts_each_presigned_when_sent_and_joined_only_as_uploaded() {
+    const PART: usize = 5 * 1024 * 1024;
+    let stack =
+        TestStack::start_with(vcare_tests::root().join("infra/template.yaml"), &vcare_local::Registry::vcare(), |c| {
+            c.parameters.insert("RecordingPartBytes".into(), PART.to_string());
+        })
+        .await;
+    let secret = Some(vcare_tests::JITSI_WEBHOOK_SECRET);
+
+    // The documented script, as written: two full parts and a short one.
+    let room = consented_room(&stack, "apt-jibri-parts").await;
+    let video: Vec<u8> = (0..(2 * PART + 123_457)).map(|i| (i % 253) as u8).collect();
+    let out = finalize(&stack, &jibri_dir(&room, &video), vcare_tests::JITSI_WEBHOOK_SECRET).await;
+    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+    let doc = stack.token("u-doc", Some("c-1"), &["doctor"]);
+    let (_, list) = recordings(&stack, &room, &doc).await;
+    let r = &list[0];
+    assert_eq!((&r["status"], &r["sizeBytes"]), (&json!("ready"), &json!(video.len())), "{list}");
+    let got = reqwest::get(r["downloadUrl"].as_str().unwrap()).await.unwrap().bytes().await.unwrap();
+    assert!(got.as_ref() == video.as_slice(), "the parts joined are the file");
+    let s3 = aws_sdk_s3::Client::new(&stack.sdk);
+    let bucket = stack.gateway.resource("RecordingBucket").unwrap().reference.clone();
+    let key = format!("recordings/c-1/{}/{}.mp4", room["roomId"].as_str().unwrap(), r["recordingId"].as_str().unwrap());
+    let head = s3.head_object().bucket(&bucket).key(&key).send().await.unwrap();
+    assert_eq!(head.server_side_encryption().map(|e| e.as_str()), Some("aws:kms"), "encrypted as the upload was made");
+
+    // By hand: a part the upload does not have, a wrong ETag, a part left out.
+    let other = consented_room(&stack, "apt-jibri-parts-bad").await;
+    let size = PART + 10;
+    let body = json!({"roomName": other["jitsiRoom"], "contentType": "video/mp4", "sizeBytes": size});
+    let (status, upload) = jibri(&stack, "/v1/virtual-care/jibri/recordings", secret, Some(body)).await;
+    assert_eq!(status, 201, "{upload}");
+    assert!(upload.get("uploadUrl").is_none());
+    assert_eq!(
+        upload["parts"],
+        json!([{"partNumber": 1, "offset": 0, "sizeBytes": PART}, {"partNumber": 2, "offset": PART, "sizeBytes": 10}])
+    );
+    let id = upload["recordingId"].as_str().unwrap().to_owned();
+    let part = |n: &str| format!("/v1/virtual-care/jibri/recordings/{id}/parts/{n}");
+    assert_eq!(jibri(&stack, &part("3"), secret, None).await.0, 404);
+    assert_eq!(jibri(&stack, &part("x"), secret, None).await.0, 404);
+    assert_eq!(jibri(&stack, &part("1"), None, None).await.0, 401);
+    let mut etags = vec![];
+    for (n, len) in [("1", PART), ("2", 10)] {
+        let (status, presigned) = jibri(&stack, &part(n), secret, None).await;
+        assert_eq!(status, 200, "{presigned}");
+        let mut put = stack.http.put(presigned["uploadUrl"].as_str().unwrap()).body(vec![7u8; len]);
+        for (k, v) in presigned["uploadHeaders"].as_object().unwrap() {
+            put = put.header(k, v.as_str().unwrap());
+        }
+        let answer = put.send().await.unwrap();
+        assert_eq!(answer.status(), 200);
+        etags.push(answer.headers()["etag"].to_str().unwrap().to_owned());
+    }
+    let complete = format!("/v1/virtual-care/jibri/recordings/{id}/complete");
+    let named = |parts: Value| Some(json!({"parts": parts}));
+    assert_eq!(jibri(&stack, &complete, secret, None).await.0, 400, "an upload in parts names them");
+    let one = json!([{"partNumber": 1, "etag": etags[0]}]);
+    assert_eq!(jibri(&stack, &complete, secret, named(one)).await.0, 400, "every part");
+    let forged =
+        json!([{"partNumber": 1, "etag": etags[0]}, {"partNumber": 2, "etag": "\"0123456789abcdef0123456789abcdef\""}]);
+    let (status, problem) = jibri(&stack, &complete, secret, named(forged)).await;
+    assert_eq!(status, 409, "{problem}");
+    let (_, list) = recordings(&stack, &other, &doc).await;
+    assert_eq!(list[0]["status"], "uploading", "nothing changed");
+    let right = json!([{"partNumber": 2, "etag": etags[1]}, {"partNumber": 1, "etag": etags[0]}]);
+    let (status, done) = jibri(&stack, &complete, secret, named(right.clone())).await;
+    assert_eq!((status, &done["status"]), (200, &json!("ready")), "{done}");
+    assert_eq!(jibri(&stack, &complete, secret, named(right)).await.0, 200, "again: the same answer");
+    assert_eq!(jibri(&stack, &part("1"), secret, None).await.0, 409, "no parts once complete");
     stack.stop().await;
 }

@@ -9,8 +9,14 @@
 //!   `{"roomName", "contentType", "sizeBytes"}` → 201 `{"recordingId",
 //!   "uploadUrl", "uploadHeaders", "expiresAt"}`: Jibri's finalize step;
 //!   409 for a room that may not be recorded.
-//! - `POST /v1/virtual-care/jibri/recordings/{recordingId}/complete` → 200
-//!   once the object is checked (else 409, nothing changed).
+//!   A recording larger than `RECORDING_PART_BYTES` (1 GiB) goes in parts:
+//!   `{"recordingId", "parts": [{"partNumber", "offset", "sizeBytes"}],
+//!   "expiresAt"}`, each part's PUT from `POST .../{recordingId}/parts/{n}`
+//!   → `{"uploadUrl", "uploadHeaders", "expiresAt"}`.
+//! - `POST /v1/virtual-care/jibri/recordings/{recordingId}/complete` (no
+//!   body, or `{"parts": [{"partNumber", "etag"}]}`) → 200 once the object
+//!   is checked (else 409, nothing changed). The secret is checked before
+//!   any body is read.
 //! - `GET .../rooms/{roomId}/recordings`: the room's doctors and the
 //!   clinic's admins (patients where `CLINIC_PATIENT_RECORDING_ACCESS`
 //!   names the clinic) → `[...]` (API.md), each ready one with a download URL.
@@ -26,6 +32,7 @@
 
 use std::sync::Arc;
 
+use axum::body::Bytes;
 use axum::extract::{Path, State};
 use axum::http::{HeaderMap, StatusCode};
 use axum::routing::{delete, get, post, put};
@@ -35,8 +42,8 @@ use vcare_aws::SdkConfig;
 use vcare_care::recordings::{RecordingStorage, Recordings};
 use vcare_care::video::OpenVidu;
 use vcare_domain::recording::ConsentRequest;
-use vcare_domain::recordings::{HoldRequest, JibriUpload};
-use vcare_http::{ApiJson, Authenticated, HttpFunction, Problem, jitsi_shared_secret};
+use vcare_domain::recordings::{HoldRequest, JibriComplete, JibriUpload};
+use vcare_http::{ApiJson, Authenticated, HttpFunction, Problem, jitsi_shared_secret, json_body, json_or_default};
 use vcare_runtime::Env;
 
 struct Service {
@@ -63,6 +70,7 @@ pub async fn function(env: &Env, sdk: &SdkConfig) -> Result<HttpFunction, vcare_
         .route("/v1/virtual-care/rooms/{room_id}/recording/start", post(start))
         .route("/v1/virtual-care/rooms/{room_id}/recording/stop", post(stop))
         .route("/v1/virtual-care/jibri/recordings", post(jibri_upload))
+        .route("/v1/virtual-care/jibri/recordings/{recording_id}/parts/{part_number}", post(jibri_part))
         .route("/v1/virtual-care/jibri/recordings/{recording_id}/complete", post(jibri_complete))
         .route("/v1/virtual-care/recordings/{recording_id}/hold", put(hold))
         .route("/v1/virtual-care/recordings/{recording_id}", delete(remove));
@@ -104,23 +112,58 @@ async fn list(
     Ok(Json(Value::Array(s.recordings.list(&s.storage, &caller, &room_id).await?)))
 }
 
+/// Jibri's calls: the shared secret is checked before the body is read,
+/// so a caller without it learns nothing from how its body is refused.
+fn jibri(s: &Service, headers: &HeaderMap) -> Result<(), Problem> {
+    Ok(vcare_care::check_jitsi_secret(&s.secret, jitsi_shared_secret(headers))?)
+}
+
 async fn jibri_upload(
     State(s): State<Arc<Service>>,
     headers: HeaderMap,
-    ApiJson(body): ApiJson<JibriUpload>,
+    body: Bytes,
 ) -> Result<(StatusCode, Json<Value>), Problem> {
+    jibri(&s, &headers)?;
+    let body: JibriUpload = json_body(&headers, &body)?;
     let up = s.recordings.jibri_upload(&s.storage, &s.secret, jitsi_shared_secret(&headers), body).await?;
-    let body = json!({"recordingId": up.recording_id, "uploadUrl": up.url, "uploadHeaders": up.headers,
-                      "expiresAt": up.expires_at});
-    Ok((StatusCode::CREATED, Json(body)))
+    let mut out = json!({"recordingId": up.recording_id, "expiresAt": up.expires_at});
+    match up.single {
+        Some((url, upload_headers)) => {
+            out["uploadUrl"] = json!(url);
+            out["uploadHeaders"] = json!(upload_headers);
+        }
+        None => {
+            let parts: Vec<Value> = up
+                .parts
+                .iter()
+                .map(|p| json!({"partNumber": p.number, "offset": p.offset, "sizeBytes": p.size_bytes}))
+                .collect();
+            out["parts"] = json!(parts);
+        }
+    }
+    Ok((StatusCode::CREATED, Json(out)))
+}
+
+async fn jibri_part(
+    State(s): State<Arc<Service>>,
+    headers: HeaderMap,
+    Path((recording_id, number)): Path<(String, String)>,
+) -> Result<Json<Value>, Problem> {
+    let presented = jitsi_shared_secret(&headers);
+    let part = s.recordings.jibri_part(&s.storage, &s.secret, presented, &recording_id, &number).await?;
+    Ok(Json(json!({"uploadUrl": part.url, "uploadHeaders": part.headers, "expiresAt": part.expires_at})))
 }
 
 async fn jibri_complete(
     State(s): State<Arc<Service>>,
     headers: HeaderMap,
     Path(recording_id): Path<String>,
+    body: Bytes,
 ) -> Result<Json<Value>, Problem> {
-    let r = s.recordings.jibri_complete(&s.storage, &s.secret, jitsi_shared_secret(&headers), &recording_id).await?;
+    jibri(&s, &headers)?;
+    let parts: JibriComplete = json_or_default(&body)?;
+    let presented = jitsi_shared_secret(&headers);
+    let r = s.recordings.jibri_complete(&s.storage, &s.secret, presented, &recording_id, parts).await?;
     Ok(Json(json!({"recordingId": r.recording_id, "status": r.status, "sizeBytes": r.size_bytes})))
 }
 

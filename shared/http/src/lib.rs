@@ -25,7 +25,7 @@ use vcare_runtime::{BoxFuture, Context, Error, Function};
 pub use caller::{Authenticated, caller_from_token};
 pub use edge::{idempotency_key, require_role};
 pub use jitsi::{JitsiProblem, jitsi_problem, jitsi_shared_secret};
-pub use problem::{ApiJson, Problem, json_or_default};
+pub use problem::{ApiJson, Problem, json_body, json_or_default};
 pub use vcare_domain::caller::{Caller, Role, is_clinic_id};
 
 /// Largest request body any route accepts (API.md: 413 above it).

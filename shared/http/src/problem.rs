@@ -85,6 +85,23 @@ where
     }
 }
 
+/// Parses a JSON body the handler read as bytes (to check something
+/// first, like a shared secret), with [`ApiJson`]'s problems: 415 without a
+/// JSON content type, 400 for a body that is not the JSON expected.
+pub fn json_body<T: DeserializeOwned>(headers: &http::HeaderMap, body: &[u8]) -> Result<T, Problem> {
+    let json = headers.get(header::CONTENT_TYPE).and_then(|v| v.to_str().ok()).is_some_and(|v| {
+        let essence = v.split(';').next().unwrap_or_default().trim().to_ascii_lowercase();
+        essence == "application/json" || (essence.starts_with("application/") && essence.ends_with("+json"))
+    });
+    if !json {
+        return Err(Problem::new(
+            StatusCode::UNSUPPORTED_MEDIA_TYPE,
+            "the body must be JSON (Content-Type: application/json)",
+        ));
+    }
+    axum::Json::<T>::from_bytes(body).map(|axum::Json(v)| v).map_err(json_problem)
+}
+
 /// Parses a JSON body that may also be empty (then `T::default()`), with
 /// the same problem details as [`ApiJson`].
 pub fn json_or_default<T: DeserializeOwned + Default>(body: &[u8]) -> Result<T, Problem> {

@@ -1,10 +1,14 @@
-//! Jibri's upload (a presigned PUT, then the object checked before the
-//! recording is `ready`) and the room's recordings with download URLs.
+//! Jibri's upload (a presigned PUT, or parts for a large one, then the
+//! object checked before the recording is `ready`) and the room's
+//! recordings with download URLs.
 
 use serde_json::{Value, json};
 use vcare_domain::caller::{Caller, Role};
 use vcare_domain::events::{DomainEvent, RECORDING_FAILED, RECORDING_READY};
-use vcare_domain::recordings::{JibriUpload, Recording, RecordingStatus, UploadRefusal, check_object, may_upload};
+use vcare_domain::recordings::{
+    JibriComplete, JibriUpload, Recording, RecordingStatus, UploadRefusal, check_object, may_upload, part_size,
+    upload_parts,
+};
 use vcare_domain::room::{ParticipantRole, Standing};
 use vcare_jitsi::WebhookSecret;
 
@@ -50,6 +54,10 @@ impl Recordings {
             body.size_bytes,
             now,
         );
+        let part_bytes = part_size(body.size_bytes, storage.part_bytes);
+        if let Some(parts) = upload_parts(body.size_bytes, part_bytes) {
+            return self.start_parts(storage, &room, recording, part_bytes, parts).await;
+        }
         let presigned = storage
             .s3
             .put_object()
@@ -67,8 +75,8 @@ impl Recordings {
         let expires_at = now + chrono::Duration::from_std(storage.upload_for).unwrap_or_default();
         Ok(RecordingUpload {
             recording_id: recording.recording_id,
-            url: presigned.uri().to_owned(),
-            headers,
+            single: Some((presigned.uri().to_owned(), headers)),
+            parts: vec![],
             expires_at,
         })
     }
@@ -84,6 +92,7 @@ impl Recordings {
         secret: &WebhookSecret,
         presented: Option<&[u8]>,
         recording_id: &str,
+        body: JibriComplete,
     ) -> Result<Recording, RoomError> {
         crate::check_jitsi_secret(secret, presented)?;
         if !vcare_domain::ids::is_valid_external_id(recording_id) {
@@ -92,6 +101,13 @@ impl Recordings {
         let recording = self.care.store.recording_by_id(recording_id).await?.ok_or(RoomError::NoSuchRecording)?;
         if recording.status == RecordingStatus::Ready {
             return Ok(recording);
+        }
+        if recording.status != RecordingStatus::Uploading {
+            return Err(RoomError::Conflict(format!("the recording is {}", status_name(recording.status))));
+        }
+        let body = body.validate(recording.parts().len())?;
+        if recording.upload_id.is_some() {
+            self.complete_parts(storage, &recording, &body).await?;
         }
         let seen = storage.head(&recording.s3_key).await?;
         check_object(&recording, seen.as_ref(), &storage.key_id)
@@ -186,4 +202,8 @@ fn recording_event(r: &Recording, now: chrono::DateTime<chrono::Utc>) -> Option<
         _ => return None,
     };
     Some(DomainEvent::new(kind, &r.clinic_id, &r.room_id, now, data))
+}
+
+fn status_name(s: RecordingStatus) -> String {
+    serde_json::to_value(s).ok().and_then(|v| v.as_str().map(str::to_owned)).unwrap_or_default()
 }

@@ -22,10 +22,12 @@ use crate::{RoomError, Rooms};
 mod access;
 mod egress;
 mod jibri;
+mod parts;
 mod retention;
 mod storage;
 
 pub use egress::{EgressChecked, FIRST_CHECK, RECHECK};
+pub use parts::{PARTS_FOR, PartUpload};
 pub use retention::Expired;
 pub use storage::{RecordingStorage, RecordingUpload};
 

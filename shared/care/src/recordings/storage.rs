@@ -7,7 +7,7 @@ use chrono::{DateTime, Utc};
 use serde_json::Value;
 use vcare_aws::SdkConfig;
 use vcare_domain::due::{Due, DueKind};
-use vcare_domain::recordings::{ObjectSeen, RetentionPolicy};
+use vcare_domain::recordings::{MAX_PART_BYTES, MIN_PART_BYTES, ObjectSeen, RetentionPolicy};
 use vcare_livekit::S3Target;
 use vcare_runtime::{ConfigError, Env};
 
@@ -19,6 +19,8 @@ pub struct RecordingStorage {
     pub(super) bucket: String,
     pub(super) key_id: String,
     pub(super) upload_for: std::time::Duration,
+    /// Recordings larger than this go in parts of this size.
+    pub(super) part_bytes: u64,
     pub(super) download_for: std::time::Duration,
     /// Clinics whose patients may fetch their consultations' recordings
     /// (`CLINIC_PATIENT_RECORDING_ACCESS`, `c-1;c-2`).
@@ -28,11 +30,12 @@ pub struct RecordingStorage {
     pub(super) egress: S3Target,
 }
 
-/// A presigned recording upload.
+/// A recording upload: one presigned PUT (its URL and headers), or the
+/// parts of a multipart upload (each part's PUT presigned when asked).
 pub struct RecordingUpload {
     pub recording_id: String,
-    pub url: String,
-    pub headers: serde_json::Map<String, Value>,
+    pub single: Option<(String, serde_json::Map<String, Value>)>,
+    pub parts: Vec<vcare_domain::recordings::Part>,
     pub expires_at: DateTime<Utc>,
 }
 
@@ -44,7 +47,8 @@ pub(super) fn presign_failed<E: std::fmt::Display>(e: E) -> RoomError {
 impl RecordingStorage {
     /// `RECORDING_BUCKET`, `RECORDING_KEY_ID` (the key uploads must use),
     /// `UPLOAD_URL_SECONDS` and `DOWNLOAD_URL_SECONDS` (each at most 900),
-    /// `CLINIC_PATIENT_RECORDING_ACCESS`, `RECORDING_RETENTION_DAYS` (365)
+    /// `RECORDING_PART_BYTES` (1 GiB: larger recordings go in parts of
+    /// it), `CLINIC_PATIENT_RECORDING_ACCESS`, `RECORDING_RETENTION_DAYS` (365)
     /// and `CLINIC_RECORDING_RETENTION_DAYS`, and `EGRESS_S3_ENDPOINT`
     /// (only an S3-compatible store's; unset on AWS). Nothing is opened.
     pub fn from_env(env: &Env, sdk: &SdkConfig) -> Result<Self, ConfigError> {
@@ -65,6 +69,7 @@ impl RecordingStorage {
             bucket,
             key_id: env.required("RECORDING_KEY_ID")?,
             upload_for: std::time::Duration::from_secs(env.bounded("UPLOAD_URL_SECONDS", max, 1, max)?),
+            part_bytes: env.bounded("RECORDING_PART_BYTES", 1 << 30, MIN_PART_BYTES, MAX_PART_BYTES)?,
             download_for: std::time::Duration::from_secs(env.bounded("DOWNLOAD_URL_SECONDS", 300, 1, max)?),
             patients_may_fetch: env
                 .get("CLINIC_PATIENT_RECORDING_ACCESS")

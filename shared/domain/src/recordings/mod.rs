@@ -18,9 +18,14 @@ use crate::room::Room;
 
 /// What Jibri writes (MP4) and what an audio-only recording is.
 pub const RECORDING_TYPES: &[&str] = &["video/mp4", "audio/mp4"];
-/// S3's limit for one PUT. Larger recordings need a multipart upload,
-/// which vcare does not presign yet.
-pub const MAX_RECORDING_BYTES: u64 = 5 * 1024 * 1024 * 1024;
+/// The largest recording vcare takes from Jibri (in parts, as
+/// [`upload_parts`] plans them; S3's single PUT stops at 5 GiB).
+pub const MAX_RECORDING_BYTES: u64 = 100 * 1024 * 1024 * 1024;
+/// S3's bounds on one part of a multipart upload (all but the last).
+pub const MIN_PART_BYTES: u64 = 5 * 1024 * 1024;
+pub const MAX_PART_BYTES: u64 = 5 * 1024 * 1024 * 1024;
+/// S3's most parts in one upload.
+pub const MAX_PARTS: u64 = 10_000;
 /// How long after its room ended a recording may still be uploaded
 /// (Jibri's finalize step runs when the recording stops).
 pub const UPLOAD_AFTER_END: Duration = Duration::hours(6);
@@ -66,6 +71,84 @@ pub struct Recording {
     /// OpenVidu's: LiveKit's egress id (`EG_…`), once egress started.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub egress_id: Option<String>,
+    /// Jibri's in parts: S3's multipart upload id and the part size.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub upload_id: Option<String>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub part_bytes: Option<u64>,
+}
+
+/// One part of a multipart upload: its number (from 1), where it starts
+/// in the file, and its size.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Part {
+    pub number: u32,
+    pub offset: u64,
+    pub size_bytes: u64,
+}
+
+/// The parts a file of `size` is uploaded in, `part_bytes` each (the
+/// last smaller); `None` when it goes in one PUT (it fits one part).
+pub fn upload_parts(size: u64, part_bytes: u64) -> Option<Vec<Part>> {
+    if size <= part_bytes || part_bytes == 0 {
+        return None;
+    }
+    let count = size.div_ceil(part_bytes);
+    Some(
+        (0..count)
+            .map(|i| Part {
+                number: i as u32 + 1,
+                offset: i * part_bytes,
+                size_bytes: part_bytes.min(size - i * part_bytes),
+            })
+            .collect(),
+    )
+}
+
+/// The part size for a file of `size`: `preferred`, grown if the file
+/// would need more than [`MAX_PARTS`] of it.
+pub fn part_size(size: u64, preferred: u64) -> u64 {
+    preferred.max(size.div_ceil(MAX_PARTS)).clamp(MIN_PART_BYTES, MAX_PART_BYTES)
+}
+
+/// One uploaded part as Jibri's complete names it.
+#[derive(Debug, Clone, PartialEq, Eq, Deserialize)]
+#[serde(rename_all = "camelCase", deny_unknown_fields)]
+pub struct UploadedPart {
+    pub part_number: u32,
+    pub etag: String,
+}
+
+/// The body of Jibri's complete: empty for one PUT, the parts' ETags for
+/// a multipart upload.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Deserialize)]
+#[serde(rename_all = "camelCase", deny_unknown_fields)]
+pub struct JibriComplete {
+    #[serde(default)]
+    pub parts: Vec<UploadedPart>,
+}
+
+impl JibriComplete {
+    /// For a recording in `count` parts: each part once, in order, each
+    /// with an ETag (as S3 gave it, quotes and all). For one PUT: no parts.
+    pub fn validate(mut self, count: usize) -> Result<Self, Rejected> {
+        if count == 0 {
+            return if self.parts.is_empty() {
+                Ok(self)
+            } else {
+                Err(Rejected::Invalid("parts: this recording was uploaded in one PUT".into()))
+            };
+        }
+        self.parts.sort_by_key(|p| p.part_number);
+        let numbered = self.parts.iter().enumerate().all(|(i, p)| p.part_number as usize == i + 1);
+        if self.parts.len() != count || !numbered {
+            return Err(Rejected::Invalid(format!("parts: each of the {count} parts once, numbered from 1")));
+        }
+        if self.parts.iter().any(|p| p.etag.is_empty() || p.etag.len() > 128) {
+            return Err(Rejected::Invalid("parts: each with the ETag S3 answered its PUT with".into()));
+        }
+        Ok(self)
+    }
 }
 
 impl Recording {
@@ -93,7 +176,14 @@ impl Recording {
             hold: false,
             error: None,
             egress_id: None,
+            upload_id: None,
+            part_bytes: None,
         }
+    }
+
+    /// The parts of a multipart upload (none for one PUT).
+    pub fn parts(&self) -> Vec<Part> {
+        self.part_bytes.and_then(|b| upload_parts(self.size_bytes, b)).unwrap_or_default()
     }
 
     /// Whether egress may still be recording it.
@@ -256,7 +346,40 @@ mod tests {
             hold: false,
             error: None,
             egress_id: None,
+            upload_id: None,
+            part_bytes: None,
         }
+    }
+
+    #[test]
+    fn large_recordings_go_in_parts_each_named_once_in_complete() {
+        assert_eq!(upload_parts(10, 10), None, "one part is one PUT");
+        let parts = upload_parts(25, 10).unwrap();
+        assert_eq!(
+            parts,
+            [
+                Part { number: 1, offset: 0, size_bytes: 10 },
+                Part { number: 2, offset: 10, size_bytes: 10 },
+                Part { number: 3, offset: 20, size_bytes: 5 }
+            ]
+        );
+        const GIB: u64 = 1024 * 1024 * 1024;
+        assert_eq!(part_size(100 * GIB, GIB), GIB);
+        assert_eq!(part_size(100 * GIB, MIN_PART_BYTES), (100 * GIB).div_ceil(MAX_PARTS), "at most 10,000 parts");
+        assert_eq!(part_size(1, 1), MIN_PART_BYTES);
+        let part = |n, e: &str| UploadedPart { part_number: n, etag: e.into() };
+        let ok = JibriComplete { parts: vec![part(2, "\"b\""), part(1, "\"a\"")] }.validate(2).unwrap();
+        assert_eq!(ok.parts[0].part_number, 1, "sorted");
+        for bad in [
+            vec![part(1, "a")],
+            vec![part(1, "a"), part(1, "b")],
+            vec![part(1, "a"), part(3, "b")],
+            vec![part(1, ""), part(2, "b")],
+        ] {
+            assert!(JibriComplete { parts: bad }.validate(2).is_err());
+        }
+        assert!(JibriComplete { parts: vec![part(1, "a")] }.validate(0).is_err(), "one PUT names no parts");
+        assert!(JibriComplete::default().validate(0).is_ok());
     }
 
     const KEY: &str = "arn:aws:kms:eu-central-1:123456789012:key/1111-2222";
@@ -324,6 +447,7 @@ mod tests {
             JibriUpload { content_type: "video/webm".into(), ..ok.clone() },
             JibriUpload { size_bytes: 0, ..ok.clone() },
             JibriUpload { size_bytes: MAX_RECORDING_BYTES + 1, ..ok.clone() },
+            JibriUpload { size_bytes: u64::MAX, ..ok.clone() },
             JibriUpload { room_name: String::new(), ..ok.clone() },
         ] {
             assert!(bad.validate().is_err());
