@@ -57,6 +57,15 @@ def main() -> None:
               direction: getComputedStyle(main).direction, title: document.title,
               status: document.getElementById('status').textContent,
               note: document.getElementById('note').textContent,
+              phone: document.getElementById('phone').hidden ? null : document.getElementById('phone').innerText,
+              phoneNumbersLtr: [...document.querySelectorAll('#phone bdi')].every(b => {
+                // As drawn: the first character left of the last one.
+                const text = b.firstChild, at = (i) => {
+                  const r = document.createRange(); r.setStart(text, i); r.setEnd(text, i + 1);
+                  return r.getBoundingClientRect().left;
+                };
+                return at(0) < at(text.length - 1);
+              }),
               borderRight: parseFloat(cs.borderRightWidth), borderLeft: parseFloat(cs.borderLeftWidth),
               textRight: Math.round(h1.getBoundingClientRect().right), mainRight: Math.round(main.getBoundingClientRect().right),
               overflow: document.documentElement.scrollWidth > window.innerWidth,

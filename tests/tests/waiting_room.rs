@@ -188,6 +188,15 @@ async fn the_rooms_clinicians_are_told_once_by_sms_that_someone_waits() {
     stack.stop().await;
 }
 
+/// The room's dial-in PIN as its doctor's token answer says it.
+async fn stored_pin(stack: &TestStack, id: &str) -> String {
+    let doc = stack.token("u-doc", Some("c-1"), &["doctor"]);
+    let (status, token) =
+        call(stack, "POST", &format!("/v1/virtual-care/rooms/{id}/tokens"), &doc, Some(json!({}))).await;
+    assert_eq!(status, 201, "{token}");
+    token["dialIn"]["pin"].as_str().expect("a PIN").to_owned()
+}
+
 /// Opens `/j/<code>` on the stack without following redirects.
 async fn open_link(stack: &TestStack, code: &str, accept_language: &str) -> (u16, reqwest::header::HeaderMap, String) {
     let client = reqwest::Client::builder().redirect(reqwest::redirect::Policy::none()).build().unwrap();
@@ -200,7 +209,12 @@ async fn open_link(stack: &TestStack, code: &str, accept_language: &str) -> (u16
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn the_waiting_page_checks_in_and_moves_on_once_admitted_in_chromium() {
     use std::io::BufRead;
-    let stack = TestStack::start().await;
+    // The clinic has dial-in: the page shows its numbers and the room's PIN.
+    let stack =
+        TestStack::start_with(vcare_tests::root().join("infra/template.yaml"), &vcare_local::Registry::vcare(), |c| {
+            c.parameters.insert("ClinicDialInNumbers".into(), "c-1=AF:+93201234567,+93201234568".into());
+        })
+        .await;
     let doc = stack.token("u-doc", Some("c-1"), &["doctor"]);
     let body = room_body("apt-page", Utc::now() + Duration::minutes(5), &[doctor(), patient()]);
     let (_, room) = call(&stack, "POST", "/v1/virtual-care/rooms", &doc, Some(body)).await;
@@ -270,6 +284,12 @@ async fn the_waiting_page_checks_in_and_moves_on_once_admitted_in_chromium() {
         "the heading's mark on the right: {seen}"
     );
     assert_eq!(seen["overflow"], false, "{seen}");
+    let pin = stored_pin(&stack, &id).await;
+    let spaced = format!("{} {} {}", &pin[..3], &pin[3..6], &pin[6..]);
+    let phone = seen["phone"].as_str().expect("the dial-in is shown");
+    assert!(phone.starts_with("اینترنت ندارید؟"), "{phone}");
+    assert!(phone.contains("+93201234567\n+93201234568") && phone.contains(&spaced), "{phone} has {spaced}");
+    assert_eq!(seen["phoneNumbersLtr"], true, "numbers left to right in a right-to-left page");
     assert!(std::fs::metadata(&shot).unwrap().len() > 5_000, "a screenshot was taken");
 
     // The page checked the patient in; a clinician lets them in.

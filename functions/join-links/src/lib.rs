@@ -97,12 +97,17 @@ async fn lobby_call(j: &JoinLinks, code: &str, check_in: bool) -> Result<Json<se
     if room.joinable(&j.issuer.care.config.join, now).is_err() {
         return Ok(Json(json!({"status": "closed"})));
     }
-    if check_in {
-        let done = j.waiting.check_in(&room, &user).await?;
-        return Ok(Json(done.view()));
+    let mut answer = if check_in {
+        j.waiting.check_in(&room, &user).await?.view()
+    } else {
+        let participant = room.participant(&user).ok_or_else(|| Problem::not_found("no such link"))?;
+        json!({"status": room.lobby_status(participant).as_str()})
+    };
+    // Dial-in for who has a phone but no data connection (the clinic's numbers, the room's PIN).
+    if let Some(dial_in) = vcare_care::dial_in::token_dial_in(&j.issuer.care, &room) {
+        answer["dialIn"] = dial_in;
     }
-    let participant = room.participant(&user).ok_or_else(|| Problem::not_found("no such link"))?;
-    Ok(Json(json!({"status": room.lobby_status(participant).as_str()})))
+    Ok(Json(answer))
 }
 
 async fn link_check_in(

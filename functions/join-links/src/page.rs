@@ -4,7 +4,9 @@
 //! checks in, says whether the clinician was told, polls, and moves on to
 //! the consultation once admitted. In the browser's language (`?lang=`
 //! overrides `Accept-Language`), right to left for Persian and Pashto. It
-//! names no one: the link is the only credential it has.
+//! names no one: the link is the only credential it has. Where the clinic
+//! has dial-in, its check-in answer carries the numbers and the room's
+//! PIN, and the page shows them (left to right inside any page).
 
 use serde_json::json;
 
@@ -21,6 +23,9 @@ pub struct Texts {
     closed: &'static str,
     retrying: &'static str,
     keep: &'static str,
+    /// Before the dial-in numbers, and before the PIN.
+    phone: &'static str,
+    pin: &'static str,
 }
 
 pub const LANGUAGES: &[Texts] = &[
@@ -36,6 +41,8 @@ pub const LANGUAGES: &[Texts] = &[
         closed: "This consultation is not open any more.",
         retrying: "The connection was lost; trying again…",
         keep: "Please keep this page open. It moves on by itself.",
+        phone: "No internet? Join by phone:",
+        pin: "then enter the PIN",
     },
     Texts {
         lang: "fa",
@@ -49,6 +56,8 @@ pub const LANGUAGES: &[Texts] = &[
         closed: "این مشاوره دیگر باز نیست.",
         retrying: "ارتباط قطع شد؛ دوباره تلاش می‌کنیم…",
         keep: "لطفاً این صفحه را باز نگه دارید. خودش جلو می‌رود.",
+        phone: "اینترنت ندارید؟ با تلفن وصل شوید:",
+        pin: "سپس این کد را وارد کنید",
     },
     Texts {
         lang: "ps",
@@ -62,6 +71,8 @@ pub const LANGUAGES: &[Texts] = &[
         closed: "دا مشوره نور خلاصه نه ده.",
         retrying: "اړیکه پرې شوه؛ بیا هڅه کوو…",
         keep: "مهرباني وکړئ دا پاڼه خلاصه وساتئ. پخپله مخکې ځي.",
+        phone: "انټرنېټ نه لرئ؟ په تلیفون سره ونښلئ:",
+        pin: "بیا دا کوډ ولیکئ",
     },
 ];
 
@@ -95,7 +106,7 @@ pub fn negotiate(query: Option<&str>, accept_language: Option<&str>) -> &'static
 pub fn render(texts: &Texts, nonce: &str) -> String {
     let strings = json!({
         "waiting": texts.waiting, "told": texts.told, "untold": texts.untold, "admitted": texts.admitted,
-        "closed": texts.closed, "retrying": texts.retrying,
+        "closed": texts.closed, "retrying": texts.retrying, "phone": texts.phone, "pin": texts.pin,
     })
     // Inside <script>: no "</" can end the element early.
     .to_string()
