@@ -37,6 +37,8 @@ struct World {
     calls: Vec<Call>,
     /// Answers to give before serving normally: (method, status).
     failures: Vec<(String, u16)>,
+    /// Calls done, whose answer is then lost (a 503 in its place).
+    lost_answers: Vec<String>,
 }
 
 #[derive(Debug, Clone)]
@@ -119,7 +121,16 @@ async fn rpc(
         return twirp_error(StatusCode::from_u16(status).unwrap(), "unavailable", "scripted failure");
     }
     let now = chrono::Utc::now().timestamp();
-    match method.as_str() {
+    let lose = w.lost_answers.iter().position(|m| *m == method).map(|i| w.lost_answers.remove(i)).is_some();
+    let answer = serve(&mut w, &method, &body, &room_name, now);
+    if lose {
+        return twirp_error(StatusCode::SERVICE_UNAVAILABLE, "unavailable", "the answer was lost");
+    }
+    answer
+}
+
+fn serve(w: &mut World, method: &str, body: &Value, room_name: &str, now: i64) -> Response {
+    match method {
         "CreateRoom" => {
             let name = field(&body, "name", "name").and_then(Value::as_str).unwrap_or_default().to_owned();
             let room = w.rooms.entry(name.clone()).or_insert_with(|| LiveRoom {
@@ -140,11 +151,11 @@ async fn rpc(
             }))
             .into_response()
         }
-        "DeleteRoom" => match w.rooms.remove(&room_name) {
+        "DeleteRoom" => match w.rooms.remove(room_name) {
             Some(_) => axum::Json(json!({})).into_response(),
             None => twirp_error(StatusCode::NOT_FOUND, "not_found", "room not found"),
         },
-        "ListParticipants" => match w.rooms.get(&room_name) {
+        "ListParticipants" => match w.rooms.get(room_name) {
             Some(room) => axum::Json(json!({"participants": room.participants.iter().map(|p| json!({
                 "sid": format!("PA_{p}"), "identity": p, "state": "ACTIVE", "joined_at": now.to_string()
             })).collect::<Vec<_>>()}))
@@ -153,7 +164,7 @@ async fn rpc(
         },
         "RemoveParticipant" => {
             let identity = body["identity"].as_str().unwrap_or_default().to_owned();
-            match w.rooms.get_mut(&room_name) {
+            match w.rooms.get_mut(room_name) {
                 Some(room) if room.participants.contains(&identity) => {
                     room.participants.retain(|p| *p != identity);
                     axum::Json(json!({})).into_response()
@@ -294,6 +305,11 @@ impl LiveKit {
         }]);
         json!({"event": "egress_ended", "id": format!("EV_{}", uuid::Uuid::new_v4().simple()),
                "createdAt": (now_ns / 1_000_000_000).to_string(), "egressInfo": camel(&e.info)})
+    }
+
+    /// The next call of `method` is done, and its answer lost (a 503).
+    pub fn lose_answer(&self, method: &str) {
+        self.world.lock().unwrap().lost_answers.push(method.to_owned());
     }
 
     /// The next `times` calls of `method` answer `status`.

@@ -213,6 +213,51 @@ async fn failed_egresses_keep_their_error_and_the_sweep_settles_one_whose_webhoo
 }
 
 #[tokio::test]
+async fn an_egress_whose_start_answer_was_lost_is_found_by_its_file() {
+    let stack = TestStack::start().await;
+    let (room, id) = ov_room(&stack, "apt-egress-lost").await;
+    consent(&stack, &id, true).await;
+
+    // LiveKit started the egress but its answer never came: 503, the
+    // recording kept as starting, and a retry is refused while it is.
+    stack.livekit.lose_answer("StartRoomCompositeEgress");
+    let (status, out) = start(&stack, &id, &doc(&stack)).await;
+    assert_eq!(status, 503, "{out}");
+    let egress = egress_of(&stack, &room);
+    assert_eq!(stack.livekit.egresses().len(), 1, "LiveKit has the egress");
+    let listed_now = listed(&stack, &id).await;
+    assert_eq!(listed_now[0]["status"], "starting", "{listed_now:?}");
+    assert_eq!(start(&stack, &id, &doc(&stack)).await.0, 409, "not a second egress");
+
+    // Its webhook names an egress vcare never heard of: found by its file.
+    let egress_id = egress.info["egress_id"].as_str().unwrap().to_owned();
+    assert_eq!(webhook(&stack, &stack.livekit.egress_started(&egress_id)).await, 200);
+    assert_eq!(listed(&stack, &id).await[0]["status"], "active");
+    let bytes = video(3000);
+    let ended = stack.livekit.egress_ended(&egress_id, EgressEnd::Complete(&bytes), 7).await;
+    assert_eq!(webhook(&stack, &ended).await, 200);
+    assert_eq!(listed(&stack, &id).await[0]["status"], "ready");
+
+    // Lost again, and no webhook either: the sweep finds it by its file.
+    stack.livekit.lose_answer("StartRoomCompositeEgress");
+    assert_eq!(start(&stack, &id, &doc(&stack)).await.0, 503);
+    let egress_id = egress_of(&stack, &room).info["egress_id"].as_str().unwrap().to_owned();
+    stack.livekit.egress_ended(&egress_id, EgressEnd::Complete(&bytes), 9).await;
+    let sweep = scheduler(&stack).await;
+    assert_eq!(sweep.run(Utc::now() + Duration::minutes(3)).await.unwrap().recordings, 1);
+    let items = listed(&stack, &id).await;
+    assert_eq!((&items[1]["status"], &items[1]["durationSeconds"]), (&json!("ready"), &json!(9)), "{items:?}");
+
+    // Asked while LiveKit was down (nothing started): the sweep fails it.
+    stack.livekit.fail("StartRoomCompositeEgress", 503, 1);
+    assert_eq!(start(&stack, &id, &doc(&stack)).await.0, 503);
+    assert_eq!(sweep.run(Utc::now() + Duration::minutes(3)).await.unwrap().recordings, 1);
+    let items = listed(&stack, &id).await;
+    assert_eq!((&items[2]["status"], &items[2]["error"]), (&json!("failed"), &json!("the egress never started")));
+    stack.stop().await;
+}
+
+#[tokio::test]
 async fn the_retention_sweep_deletes_expired_recordings_unless_under_legal_hold() {
     let owned = TestStack::start().await;
     let stack = &owned;
