@@ -132,7 +132,7 @@ async fn rpc(
 fn serve(w: &mut World, method: &str, body: &Value, room_name: &str, now: i64) -> Response {
     match method {
         "CreateRoom" => {
-            let name = field(&body, "name", "name").and_then(Value::as_str).unwrap_or_default().to_owned();
+            let name = field(body, "name", "name").and_then(Value::as_str).unwrap_or_default().to_owned();
             let room = w.rooms.entry(name.clone()).or_insert_with(|| LiveRoom {
                 settings: body.clone(),
                 participants: vec![],
