@@ -1,6 +1,7 @@
 //! The virtual-care functions' common ground: config read once, the room
 //! store, the caller's standing towards a room, and the room's API view.
 
+pub mod audit;
 pub mod dial_in;
 pub mod end_meeting;
 mod error;

@@ -52,6 +52,12 @@ impl RoomStore {
 
     /// A recording by its id alone (Jibri's complete names only the id).
     pub async fn recording_by_id(&self, recording_id: &str) -> Result<Option<Recording>, StoreError> {
+        Ok(self.recording_by_id_versioned(recording_id).await?.map(|(r, _)| r))
+    }
+
+    /// [`Self::recording_by_id`] with its version, for an update that
+    /// saves the read.
+    pub async fn recording_by_id_versioned(&self, recording_id: &str) -> Result<Option<(Recording, u64)>, StoreError> {
         let Some(pointer) = crate::items::get_item(self.client(), self.table(), pointer_key(recording_id)).await?
         else {
             return Ok(None);
@@ -59,9 +65,7 @@ impl RoomStore {
         let (Some(clinic), Some(room_id)) = (string(&pointer, "clinicId"), string(&pointer, "roomId")) else {
             return Err(StoreError::Corrupt("recording pointer".into()));
         };
-        Ok(get_versioned::<Recording>(self.client(), self.table(), recording_key(&clinic, &room_id, recording_id))
-            .await?
-            .map(|(r, _)| r))
+        get_versioned::<Recording>(self.client(), self.table(), recording_key(&clinic, &room_id, recording_id)).await
     }
 
     /// Changes a recording by `change` (with its events) unless someone
@@ -74,14 +78,16 @@ impl RoomStore {
     where
         F: Fn(&Recording) -> Option<(Recording, Vec<DomainEvent>)>,
     {
-        self.update_recording_also(recording, &[], change).await
+        self.update_recording_also(recording, None, &[], change).await
     }
 
-    /// [`Self::update_recording`], with `also` (due entries: no conditions)
-    /// in the same transaction when the change applies.
+    /// [`Self::update_recording`], from `version` when the caller has just
+    /// read it (else it is read now), with `also` (due entries: no
+    /// conditions) in the same transaction when the change applies.
     pub async fn update_recording_also<F>(
         &self,
         recording: &Recording,
+        version: Option<u64>,
         also: &[TransactWriteItem],
         change: F,
     ) -> Result<Option<(Recording, bool)>, StoreError>
@@ -89,8 +95,12 @@ impl RoomStore {
         F: Fn(&Recording) -> Option<(Recording, Vec<DomainEvent>)>,
     {
         let key = recording_key(&recording.clinic_id, &recording.room_id, &recording.recording_id);
-        let Some(known) = get_versioned::<Recording>(self.client(), self.table(), key.clone()).await? else {
-            return Ok(None);
+        let known = match version {
+            Some(v) => (recording.clone(), v),
+            None => match get_versioned::<Recording>(self.client(), self.table(), key.clone()).await? {
+                Some(known) => known,
+                None => return Ok(None),
+            },
         };
         let (value, _, changed) =
             update_versioned_with(self.client(), self.table(), key, "recording", unindexed, known, change, also)
@@ -100,13 +110,18 @@ impl RoomStore {
 
     /// The room's recordings, oldest first.
     pub async fn recordings(&self, room: &Room) -> Result<Vec<Recording>, StoreError> {
-        let mut out: Vec<Recording> = self
+        Ok(self.recordings_versioned(room).await?.into_iter().map(|(r, _)| r).collect())
+    }
+
+    /// [`Self::recordings`], each with its version.
+    pub async fn recordings_versioned(&self, room: &Room) -> Result<Vec<(Recording, u64)>, StoreError> {
+        let mut out: Vec<(Recording, u64)> = self
             .children(room, "REC#")
             .await?
             .into_iter()
-            .map(|item| versioned_from::<Recording>(item).map(|(r, _)| r))
+            .map(versioned_from::<Recording>)
             .collect::<Result<_, _>>()?;
-        out.sort_by_key(|r| r.created_at);
+        out.sort_by_key(|(r, _)| r.created_at);
         Ok(out)
     }
 }

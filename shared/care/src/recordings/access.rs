@@ -73,7 +73,7 @@ impl Recordings {
         let (held, _) = self
             .care
             .store
-            .update_recording_also(&recording, &also, |current| {
+            .update_recording_also(&recording, None, &also, |current| {
                 (current.hold != hold).then(|| (Recording { hold, ..current.clone() }, vec![]))
             })
             .await?

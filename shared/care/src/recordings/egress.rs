@@ -99,7 +99,7 @@ impl Recordings {
                 // egress exists, so the recording failed now.
                 let reason = format!("LiveKit refused to start egress: {code}");
                 let also = [self.care.due().put(&storage.expiry(&recording, now))?];
-                self.settle(&recording, &also, now, |current| lost(current, &reason)).await?;
+                self.settle(&recording, None, &also, now, |current| lost(current, &reason)).await?;
                 Err(RoomError::Conflict(format!("the video provider refused to start recording ({code})")))
             }
             // Unknown whether egress started: the sweep settles it.
@@ -147,9 +147,9 @@ impl Recordings {
         room: &Room,
         info: &EgressInfo,
     ) -> Result<Option<Recording>, RoomError> {
-        let recordings = self.care.store.recordings(room).await?;
-        match recordings.into_iter().find(|r| is_its(r, info)) {
-            Some(known) => self.apply_egress(storage, known, info).await.map(Some),
+        let recordings = self.care.store.recordings_versioned(room).await?;
+        match recordings.into_iter().find(|(r, _)| is_its(r, info)) {
+            Some((known, version)) => self.apply_egress(storage, known, Some(version), info).await.map(Some),
             None => Ok(None),
         }
     }
@@ -159,6 +159,7 @@ impl Recordings {
         &self,
         storage: &RecordingStorage,
         known: Recording,
+        version: Option<u64>,
         info: &EgressInfo,
     ) -> Result<Recording, RoomError> {
         let now = self.care.now();
@@ -179,7 +180,7 @@ impl Recordings {
             }
             _ => vec![],
         };
-        self.settle(&known, &also, now, |current| {
+        self.settle(&known, version, &also, now, |current| {
             let current = adopt(current, info);
             (current.is_recording() && current.egress_id == target.egress_id && current.status != target.status)
                 .then(|| target.clone())
@@ -199,8 +200,8 @@ impl Recordings {
         now: DateTime<Utc>,
     ) -> Result<EgressChecked, RoomError> {
         let index = self.care.due();
-        let recording = self.care.store.recording_by_id(&due.id).await?.filter(Recording::is_recording);
-        let Some(recording) = recording else {
+        let found = self.care.store.recording_by_id_versioned(&due.id).await?.filter(|(r, _)| r.is_recording());
+        let Some((recording, version)) = found else {
             index.remove(due).await?;
             return Ok(EgressChecked::Done);
         };
@@ -212,14 +213,14 @@ impl Recordings {
         let listed = service.list_egress(&room.jitsi_room).await.map_err(provider_failed)?;
         let found = listed.iter().filter_map(|v| EgressInfo::parse(v).ok()).find(|i| is_its(&recording, i));
         let settled = match found {
-            Some(info) => self.apply_egress(storage, recording, &info).await?,
+            Some(info) => self.apply_egress(storage, recording, Some(version), &info).await?,
             None => {
                 let reason = match recording.egress_id {
                     Some(_) => "LiveKit has no record of the egress",
                     None => "the egress never started",
                 };
                 let also = [index.put(&storage.expiry(&recording, now))?];
-                self.settle(&recording, &also, now, |current| lost(current, reason)).await?
+                self.settle(&recording, Some(version), &also, now, |current| lost(current, reason)).await?
             }
         };
         if settled.is_recording() {

@@ -98,7 +98,8 @@ impl Recordings {
         if !vcare_domain::ids::is_valid_external_id(recording_id) {
             return Err(RoomError::NoSuchRecording);
         }
-        let recording = self.care.store.recording_by_id(recording_id).await?.ok_or(RoomError::NoSuchRecording)?;
+        let (recording, version) =
+            self.care.store.recording_by_id_versioned(recording_id).await?.ok_or(RoomError::NoSuchRecording)?;
         if recording.status == RecordingStatus::Ready {
             return Ok(recording);
         }
@@ -115,16 +116,20 @@ impl Recordings {
         let now = self.care.now();
         let ready = Recording { status: RecordingStatus::Ready, ready_at: Some(now), ..recording };
         let also = [self.care.due().put(&storage.expiry(&ready, now))?];
-        self.settle(&ready, &also, now, |current| (current.status == RecordingStatus::Uploading).then(|| ready.clone()))
-            .await
+        self.settle(&ready, Some(version), &also, now, |current| {
+            (current.status == RecordingStatus::Uploading).then(|| ready.clone())
+        })
+        .await
     }
 
     /// Stores what `next` makes of the recording as it stands (`None`:
     /// nothing to do) with its event (`ready`, `failed`), and `also` (due
-    /// entries) in the same transaction. The recording as it then stands.
+    /// entries) in the same transaction; from `version` when the caller
+    /// just read it. The recording as it then stands.
     pub(super) async fn settle<F>(
         &self,
         known: &Recording,
+        version: Option<u64>,
         also: &[aws_sdk_dynamodb::types::TransactWriteItem],
         now: chrono::DateTime<chrono::Utc>,
         next: F,
@@ -135,7 +140,7 @@ impl Recordings {
         let (settled, _) = self
             .care
             .store
-            .update_recording_also(known, also, |current| {
+            .update_recording_also(known, version, also, |current| {
                 let next = next(current)?;
                 let events = recording_event(&next, now).into_iter().collect();
                 Some((next, events))
@@ -168,6 +173,13 @@ impl Recordings {
         for r in self.care.store.recordings(&room).await? {
             let mut v = r.view();
             if r.status == RecordingStatus::Ready {
+                let access = crate::audit::Access {
+                    actor: caller,
+                    action: "recording.download-url",
+                    subject_type: "recording",
+                    subject_id: &r.recording_id,
+                };
+                self.audit.record(access).await?;
                 let url = storage
                     .s3
                     .get_object()

@@ -34,6 +34,8 @@ pub use storage::{RecordingStorage, RecordingUpload};
 pub struct Recordings {
     pub care: Rooms,
     consent: ConsentStore,
+    /// Where each download URL issued is recorded first (issue 21's trail).
+    pub audit: std::sync::Arc<dyn crate::audit::AuditTrail>,
 }
 
 /// A participant's answer as it stands after their request.
@@ -59,7 +61,7 @@ impl Recordings {
         let care = Rooms::from_env(env, sdk)?;
         let consent =
             ConsentStore::new(care.store.client().clone(), care.store.table(), env.required("CONSENT_TABLE_NAME")?);
-        Ok(Self { care, consent })
+        Ok(Self { care, consent, audit: std::sync::Arc::new(crate::audit::NotYetAudited) })
     }
 
     /// With the recordings' storage.
