@@ -105,22 +105,11 @@ pub fn lost(current: &Recording, reason: &str) -> Option<Recording> {
 
 #[cfg(test)]
 mod tests {
-    use serde_json::json;
-
     use super::*;
     use crate::video::egress::EgressFile;
 
     fn room(provider: ProviderKind) -> Room {
-        let body = json!({
-            "appointmentId": "apt-1", "scheduledStart": "2026-11-23T10:00:00Z", "scheduledEnd": "2026-11-23T10:30:00Z",
-            "recording": true,
-            "participants": [{"userId": "u-doc", "role": "doctor", "displayName": "Dr. Amini"},
-                             {"userId": "u-pat", "role": "patient", "displayName": "Zahra"}]
-        });
-        let plan = serde_json::from_value::<crate::room::CreateRoom>(body).unwrap().validate().unwrap();
-        let mut room = plan.into_room("c1", "rm_1".into(), "vc-1".into(), Default::default(), Utc::now());
-        room.provider = provider;
-        room
+        super::super::recording_room(provider)
     }
 
     fn recording(status: RecordingStatus) -> Recording {

@@ -327,28 +327,30 @@ pub fn check_object(recording: &Recording, seen: Option<&ObjectSeen>, key_id: &s
     Ok(())
 }
 
+/// A recording room of clinic `c1` (a doctor, a patient), for tests.
+#[cfg(test)]
+pub(crate) fn recording_room(provider: crate::video::ProviderKind) -> Room {
+    let body = json!({
+        "appointmentId": "apt-1", "scheduledStart": "2026-11-23T10:00:00Z", "scheduledEnd": "2026-11-23T10:30:00Z",
+        "recording": true,
+        "participants": [{"userId": "u-doc", "role": "doctor", "displayName": "Dr. Amini"},
+                         {"userId": "u-pat", "role": "patient", "displayName": "Zahra"}]
+    });
+    let plan = serde_json::from_value::<crate::room::CreateRoom>(body).unwrap().validate().unwrap();
+    let mut room = plan.into_room("c1", "rm_1".into(), "vc-1".into(), Default::default(), Utc::now());
+    room.provider = provider;
+    room
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
 
     fn recording() -> Recording {
-        Recording {
-            recording_id: "rec_1".into(),
-            clinic_id: "c1".into(),
-            room_id: "rm_1".into(),
-            status: RecordingStatus::Uploading,
-            content_type: "video/mp4".into(),
-            size_bytes: 1000,
-            s3_key: "recordings/c1/rm_1/rec_1.mp4".into(),
-            created_at: Utc::now(),
-            ready_at: None,
-            duration_seconds: None,
-            hold: false,
-            error: None,
-            egress_id: None,
-            upload_id: None,
-            part_bytes: None,
-        }
+        let room = recording_room(crate::video::ProviderKind::Jitsi);
+        let r = Recording::new(&room, "rec_1".into(), RecordingStatus::Uploading, "video/mp4", 1000, Utc::now());
+        assert_eq!(r.s3_key, "recordings/c1/rm_1/rec_1.mp4");
+        r
     }
 
     #[test]
@@ -416,15 +418,8 @@ mod tests {
 
     #[test]
     fn uploads_are_taken_only_for_consented_rooms_until_hours_after_their_end() {
-        let body = json!({
-            "appointmentId": "apt-1", "scheduledStart": "2026-11-23T10:00:00Z", "scheduledEnd": "2026-11-23T10:30:00Z",
-            "recording": true,
-            "participants": [{"userId": "u-doc", "role": "doctor", "displayName": "Dr. Amini"},
-                             {"userId": "u-pat", "role": "patient", "displayName": "Zahra"}]
-        });
-        let plan = serde_json::from_value::<crate::room::CreateRoom>(body).unwrap().validate().unwrap();
         let now = Utc::now();
-        let room = plan.into_room("c1", "rm_1".into(), "vc-1".into(), Default::default(), now);
+        let room = recording_room(crate::video::ProviderKind::Jitsi);
         assert_eq!(may_upload(&room, now), Err(UploadRefusal::NotConsented));
         let room = room.with_recording_consent("u-pat", true, now).unwrap().unwrap();
         assert_eq!(may_upload(&room, now), Ok(()));
