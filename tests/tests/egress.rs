@@ -315,3 +315,24 @@ async fn the_retention_sweep_deletes_expired_recordings_unless_under_legal_hold(
     assert_eq!(versions(ids[0].clone()).await, 0);
     owned.stop().await;
 }
+
+#[tokio::test]
+async fn bad_recording_settings_fail_the_cold_start_by_name() {
+    let stack = TestStack::start().await;
+    let base = stack.gateway.function("RecordingsFunction").unwrap().def.environment.clone();
+    for (name, value) in [
+        ("RECORDING_RETENTION_DAYS", "0"),
+        ("RECORDING_RETENTION_DAYS", "forever"),
+        ("CLINIC_RECORDING_RETENTION_DAYS", "c-1"),
+        ("CLINIC_RECORDING_RETENTION_DAYS", "c-1=30;c-1=60"),
+        ("CLINIC_PATIENT_RECORDING_ACCESS", "c-1;c 2"),
+        ("RECORDING_PART_BYTES", "1024"),
+    ] {
+        let mut env = base.clone();
+        env.insert(name.into(), value.into());
+        let err = recordings::function(&vcare_runtime::Env::from_map(env), &stack.sdk).await.err();
+        let text = err.map(|e| e.to_string()).unwrap_or_default();
+        assert!(text.contains(name), "{name}={value}: {text:?}");
+    }
+    stack.stop().await;
+}

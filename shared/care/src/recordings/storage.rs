@@ -39,6 +39,20 @@ pub struct RecordingUpload {
     pub expires_at: DateTime<Utc>,
 }
 
+/// `c-1;c-2`: clinic ids, each well-formed (a typo would silently match no clinic).
+fn patients_may_fetch(list: &str) -> Result<Vec<String>, ConfigError> {
+    list.split([';', ','])
+        .map(str::trim)
+        .filter(|c| !c.is_empty())
+        .map(|c| {
+            vcare_domain::caller::is_clinic_id(c).then(|| c.to_owned()).ok_or_else(|| ConfigError::Invalid {
+                name: "CLINIC_PATIENT_RECORDING_ACCESS".into(),
+                reason: "clinic ids separated by ;".into(),
+            })
+        })
+        .collect()
+}
+
 pub(super) fn presign_failed<E: std::fmt::Display>(e: E) -> RoomError {
     tracing::error!(error = %e, "presigning a recording URL failed");
     RoomError::RecordingsUnavailable
@@ -71,14 +85,7 @@ impl RecordingStorage {
             upload_for: std::time::Duration::from_secs(env.bounded("UPLOAD_URL_SECONDS", max, 1, max)?),
             part_bytes: env.bounded("RECORDING_PART_BYTES", 1 << 30, MIN_PART_BYTES, MAX_PART_BYTES)?,
             download_for: std::time::Duration::from_secs(env.bounded("DOWNLOAD_URL_SECONDS", 300, 1, max)?),
-            patients_may_fetch: env
-                .get("CLINIC_PATIENT_RECORDING_ACCESS")
-                .unwrap_or("")
-                .split([';', ','])
-                .map(str::trim)
-                .filter(|c| !c.is_empty())
-                .map(str::to_owned)
-                .collect(),
+            patients_may_fetch: patients_may_fetch(env.get("CLINIC_PATIENT_RECORDING_ACCESS").unwrap_or(""))?,
             retention,
         })
     }
