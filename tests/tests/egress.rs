@@ -98,8 +98,15 @@ async fn an_egress_starts_only_after_consent_and_is_ready_once_its_file_is_check
     assert_eq!(start(&stack, &id, &other).await.0, 404, "another clinic's doctor sees no room");
     assert!(stack.livekit.egresses().is_empty());
 
-    let (status, started) = start(&stack, &id, &doc(&stack)).await;
-    assert_eq!((status, &started["status"]), (202, &json!("starting")), "{started}");
+    // Two starts at once (a double click): one egress, the other 409.
+    let token = doc(&stack);
+    let (a, b) = tokio::join!(start(&stack, &id, &token), start(&stack, &id, &token));
+    let mut statuses = [a.0, b.0];
+    statuses.sort();
+    assert_eq!(statuses, [202, 409], "{a:?} {b:?}");
+    assert_eq!(stack.livekit.egresses().len(), 1, "recorded once");
+    let started = if a.0 == 202 { a.1 } else { b.1 };
+    assert_eq!(started["status"], "starting", "{started}");
     let recording_id = started["recordingId"].as_str().unwrap().to_owned();
     assert_eq!(start(&stack, &id, &doc(&stack)).await.0, 409, "already recording");
 

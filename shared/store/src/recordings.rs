@@ -4,6 +4,7 @@
 //! |---|---|---|
 //! | a recording (versioned) | `ROOM#<clinic>#<roomId>` | `REC#<recordingId>` |
 //! | its pointer, for calls by id | `RECORDING#<recordingId>` | `RECORDING` (`clinicId`, `roomId`) |
+//! | the room's egress lock, while one is starting or recording | `ROOM#<clinic>#<roomId>` | `EGRESS` (`recordingId`) |
 
 use aws_sdk_dynamodb::types::TransactWriteItem;
 use vcare_domain::events::DomainEvent;
@@ -23,6 +24,10 @@ fn pointer_key(recording_id: &str) -> Item {
     key(format!("RECORDING#{recording_id}"), "RECORDING")
 }
 
+fn egress_lock_key(clinic: &str, room_id: &str) -> Item {
+    key(format!("ROOM#{clinic}#{room_id}"), "EGRESS")
+}
+
 impl RoomStore {
     /// A new recording of `room` and its pointer, each only if absent,
     /// with `also` (a due entry) in the same transaction.
@@ -32,6 +37,19 @@ impl RoomStore {
         recording: &Recording,
         also: &[TransactWriteItem],
     ) -> Result<(), StoreError> {
+        let items = self.recording_items(room, recording, also)?;
+        self.client().transact_write_items().set_transact_items(Some(items)).send().await.map_err(unavailable)?;
+        Ok(())
+    }
+
+    /// The recording and its pointer (indexes 0 and 1), each only if
+    /// absent, then `also`.
+    fn recording_items(
+        &self,
+        room: &Room,
+        recording: &Recording,
+        also: &[TransactWriteItem],
+    ) -> Result<Vec<TransactWriteItem>, StoreError> {
         let item = versioned_item(
             recording,
             recording_key(&room.clinic_id, &room.room_id, &recording.recording_id),
@@ -46,8 +64,39 @@ impl RoomStore {
             put(self.table(), pointer, Some("attribute_not_exists(pk)"))?,
         ];
         items.extend(also.iter().cloned());
-        self.client().transact_write_items().set_transact_items(Some(items)).send().await.map_err(unavailable)?;
-        Ok(())
+        Ok(items)
+    }
+
+    /// A new egress recording of `room` with `also`, only if no other
+    /// egress of the room holds its lock (two starts at once record once):
+    /// `false` when one does. The lock is released by
+    /// [`Self::egress_unlock`] in the transaction that settles it.
+    pub async fn add_egress_recording(
+        &self,
+        room: &Room,
+        recording: &Recording,
+        also: &[TransactWriteItem],
+    ) -> Result<bool, StoreError> {
+        let mut lock = egress_lock_key(&room.clinic_id, &room.room_id);
+        lock.insert("recordingId".into(), crate::s(&recording.recording_id));
+        let mut more = vec![put(self.table(), lock, Some("attribute_not_exists(pk)"))?];
+        more.extend(also.iter().cloned());
+        let items = self.recording_items(room, recording, &more)?;
+        match self.client().transact_write_items().set_transact_items(Some(items)).send().await {
+            Ok(_) => Ok(true),
+            Err(e) if crate::items::condition_failed_at(&e, 2) == Some(true) => Ok(false),
+            Err(e) => Err(unavailable(e)),
+        }
+    }
+
+    /// Releases the room's egress lock (in the settling transaction: no condition).
+    pub fn egress_unlock(&self, recording: &Recording) -> Result<TransactWriteItem, StoreError> {
+        let delete = aws_sdk_dynamodb::types::Delete::builder()
+            .table_name(self.table())
+            .set_key(Some(egress_lock_key(&recording.clinic_id, &recording.room_id)))
+            .build()
+            .map_err(|e| StoreError::Corrupt(e.to_string()))?;
+        Ok(TransactWriteItem::builder().delete(delete).build())
     }
 
     /// A recording by its id alone (Jibri's complete names only the id).

@@ -5,14 +5,18 @@
 //! object S3 has, of the size LiveKit reported, encrypted with the
 //! recordings key, is `ready`.
 //!
-//! The recording is stored (`starting`, with its first sweep entry)
-//! before egress is asked, so a crash or a lost answer after the ask
-//! leaves a record the sweep finds the egress for by its file path.
+//! The recording is stored (`starting`, with its first sweep entry and
+//! the room's egress lock, so two starts at once record once) before
+//! egress is asked, so a crash or a lost answer after the ask leaves a
+//! record the sweep finds the egress for by its file path. Settling it
+//! releases the lock in the same transaction.
 
 use chrono::{DateTime, Duration, Utc};
 use vcare_domain::caller::Caller;
 use vcare_domain::due::{Due, DueKind};
-use vcare_domain::recordings::{Recording, RecordingStatus, check_object, lost, may_start_egress, settle_egress};
+use vcare_domain::recordings::{
+    Recording, RecordingStatus, StartRefusal, check_object, lost, may_start_egress, settle_egress,
+};
 use vcare_domain::room::{ParticipantRole, Room, Standing};
 use vcare_domain::video::egress::EgressInfo;
 use vcare_livekit::TwirpError;
@@ -74,7 +78,9 @@ impl Recordings {
         let recording =
             Recording::new(&room, vcare_domain::ids::prefixed("rec"), RecordingStatus::Starting, "video/mp4", 0, now);
         let first = self.care.due().put(&check_entry(&recording, now + FIRST_CHECK))?;
-        self.care.store.add_recording(&room, &recording, &[first]).await?;
+        if !self.care.store.add_egress_recording(&room, &recording, &[first]).await? {
+            return Err(RoomError::Conflict(StartRefusal::AlreadyRecording.detail().into()));
+        }
         match service.start_egress(&room.jitsi_room, &recording.s3_key, &storage.egress).await {
             Ok(egress_id) => {
                 let (started, _) = self
@@ -98,7 +104,10 @@ impl Recordings {
                 // LiveKit refused (the meeting's room is not up, say): no
                 // egress exists, so the recording failed now.
                 let reason = format!("LiveKit refused to start egress: {code}");
-                let also = [self.care.due().put(&storage.expiry(&recording, now))?];
+                let also = [
+                    self.care.due().put(&storage.expiry(&recording, now))?,
+                    self.care.store.egress_unlock(&recording)?,
+                ];
                 self.settle(&recording, None, &also, now, |current| lost(current, &reason)).await?;
                 Err(RoomError::Conflict(format!("the video provider refused to start recording ({code})")))
             }
@@ -176,7 +185,7 @@ impl Recordings {
         }
         let also = match target.status {
             RecordingStatus::Ready | RecordingStatus::Failed => {
-                vec![self.care.due().put(&storage.expiry(&target, now))?]
+                vec![self.care.due().put(&storage.expiry(&target, now))?, self.care.store.egress_unlock(&target)?]
             }
             _ => vec![],
         };
@@ -219,7 +228,7 @@ impl Recordings {
                     Some(_) => "LiveKit has no record of the egress",
                     None => "the egress never started",
                 };
-                let also = [index.put(&storage.expiry(&recording, now))?];
+                let also = [index.put(&storage.expiry(&recording, now))?, self.care.store.egress_unlock(&recording)?];
                 self.settle(&recording, Some(version), &also, now, |current| lost(current, reason)).await?
             }
         };
