@@ -114,7 +114,7 @@ impl EgressInfo {
                 filename: text(f, "filename", "filename").unwrap_or_default(),
                 size_bytes: int64(f, "size", "fileResults.size: bytes")?,
                 duration_seconds: int64(f, "duration", "fileResults.duration: nanoseconds")?
-                    .map(|ns| (ns + 500_000_000) / 1_000_000_000),
+                    .map(|ns| ns / 1_000_000_000 + u64::from(ns % 1_000_000_000 >= 500_000_000)),
             }),
         };
         Ok(Self { egress_id, room_name: text(v, "roomName", "room_name").unwrap_or_default(), status, error, file })
@@ -145,6 +145,10 @@ mod tests {
         .unwrap();
         assert_eq!(info.status, EgressStatus::Starting);
         assert_eq!(info.file.unwrap().duration_seconds, Some(2));
+        // The largest int64 rounds without overflowing.
+        let info =
+            EgressInfo::parse(&json!({"egressId": "EG_x", "fileResults": [{"duration": u64::MAX.to_string()}]})).unwrap();
+        assert_eq!(info.file.unwrap().duration_seconds, Some(u64::MAX / 1_000_000_000 + 1));
     }
 
     #[test]
