@@ -146,8 +146,8 @@ mod tests {
         assert_eq!(info.status, EgressStatus::Starting);
         assert_eq!(info.file.unwrap().duration_seconds, Some(2));
         // The largest int64 rounds without overflowing.
-        let info =
-            EgressInfo::parse(&json!({"egressId": "EG_x", "fileResults": [{"duration": u64::MAX.to_string()}]})).unwrap();
+        let info = EgressInfo::parse(&json!({"egressId": "EG_x", "fileResults": [{"duration": u64::MAX.to_string()}]}))
+            .unwrap();
         assert_eq!(info.file.unwrap().duration_seconds, Some(u64::MAX / 1_000_000_000 + 1));
     }
 
