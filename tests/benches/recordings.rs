@@ -168,6 +168,12 @@ async fn main() {
             bare.push(floor.await);
         }
     }
+    let doc1 = stack.token("u-doc", Some("c-1"), &["doctor"]);
+    let (_, _, listed) = stack
+        .get(&format!("/v1/virtual-care/rooms/{}/recordings", room["roomId"].as_str().unwrap()), Some(&doc1))
+        .await;
+    let ready = listed.as_array().unwrap().iter().filter(|r| r["status"] == "ready").count();
+    assert_eq!(ready, n, "every complete made its recording ready: {listed}");
     report_against_floor(
         &format!("Jibri's complete, {n} recordings made ready (local AWS endpoint)"),
         handler,
@@ -238,7 +244,6 @@ async fn main() {
     assert!(listed.as_array().unwrap().iter().all(|r| r["status"] == "ready"), "every egress ready: {listed}");
 
     // A PIN lookup, inside the window.
-    let doc1 = stack.token("u-doc", Some("c-1"), &["doctor"]);
     let rid = room_key["pk"].as_s().unwrap().rsplit('#').next().unwrap().to_owned();
     let (_, token) = post(&stack, &format!("/v1/virtual-care/rooms/{rid}/tokens"), &doc1, json!({})).await;
     let pin = token["dialIn"]["pin"].as_str().expect("the room's PIN").to_owned();

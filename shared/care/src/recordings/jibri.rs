@@ -114,10 +114,14 @@ impl Recordings {
         check_object(&recording, seen.as_ref(), &storage.key_id)
             .map_err(|r| RoomError::Conflict(r.detail().to_owned()))?;
         let now = self.care.now();
-        let ready = Recording { status: RecordingStatus::Ready, ready_at: Some(now), ..recording };
-        let also = [self.care.due().put(&storage.expiry(&ready, now))?];
-        self.settle(&ready, Some(version), &also, now, |current| {
-            (current.status == RecordingStatus::Uploading).then(|| ready.clone())
+        let also = [self.care.due().put(&storage.expiry(&recording, now))?];
+        // From the record as read (uploading), not from what it becomes.
+        self.settle(&recording, Some(version), &also, now, |current| {
+            (current.status == RecordingStatus::Uploading).then(|| Recording {
+                status: RecordingStatus::Ready,
+                ready_at: Some(now),
+                ..current.clone()
+            })
         })
         .await
     }
