@@ -2,6 +2,7 @@
 //! a request body becomes a [`room::RoomPlan`] only if every rule holds.
 
 pub mod appointment;
+pub mod audit;
 pub mod caller;
 pub mod clinic;
 pub mod consent;
