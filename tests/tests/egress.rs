@@ -343,3 +343,48 @@ async fn bad_recording_settings_fail_the_cold_start_by_name() {
     }
     stack.stop().await;
 }
+
+#[tokio::test]
+async fn egress_webhooks_that_are_not_right_are_refused_or_ignored_and_change_nothing() {
+    let stack = TestStack::start().await;
+    let (room, id) = ov_room(&stack, "apt-egress-bad").await;
+    consent(&stack, &id, true).await;
+    let (_, started) = start(&stack, &id, &doc(&stack)).await;
+    let egress_id = egress_of(&stack, &room).info["egress_id"].as_str().unwrap().to_owned();
+    let name = room["jitsiRoom"].as_str().unwrap();
+    let hook = |info: Value| json!({"event": "egress_ended", "id": "EV_bad", "egressInfo": info});
+    // Malformed: 400.
+    for bad in [
+        json!({"event": "egress_ended", "id": "EV_bad"}),
+        hook(json!({"roomName": name, "status": "EGRESS_COMPLETE"})),
+        hook(json!({"egressId": egress_id, "roomName": name, "status": "DONE"})),
+        hook(json!({"egressId": egress_id, "roomName": name, "status": "EGRESS_COMPLETE",
+                    "fileResults": [{"size": "-5", "duration": "x"}]})),
+        hook(json!({"egressId": "E".repeat(65), "roomName": name, "status": "EGRESS_COMPLETE"})),
+    ] {
+        assert_eq!(webhook(&stack, &bad).await, 400, "{bad}");
+    }
+    // Well-formed but not this room's egress, or no room vcare knows: 200, ignored.
+    let other = hook(json!({"egressId": "EG_someoneelse", "roomName": name, "status": "EGRESS_FAILED", "error": "x"}));
+    assert_eq!(webhook(&stack, &other).await, 200);
+    let nowhere = hook(json!({"egressId": egress_id, "roomName": "vc-nowhere", "status": "EGRESS_FAILED"}));
+    assert_eq!(webhook(&stack, &nowhere).await, 200);
+    // Unsigned: 401.
+    let request = stack
+        .http
+        .post(format!("{}/v1/virtual-care/openvidu/webhook", stack.base))
+        .header("content-type", "application/webhook+json")
+        .body(hook(json!({"egressId": egress_id, "roomName": name, "status": "EGRESS_FAILED"})).to_string());
+    assert_eq!(stack.send(request).await.0, 401);
+    // A complete naming a file S3 does not have: failed, never ready.
+    let missing = hook(json!({"egressId": egress_id, "roomName": name, "status": "EGRESS_COMPLETE",
+                              "fileResults": [{"filename": "recordings/x.mp4", "size": "100", "duration": "1000000000"}]}));
+    let items = listed(&stack, &id).await;
+    assert_eq!(items[0]["status"], "starting", "nothing changed by the bad ones: {items:?}");
+    assert_eq!(webhook(&stack, &missing).await, 200);
+    let r = listed(&stack, &id).await.into_iter().find(|r| r["recordingId"] == started["recordingId"]).unwrap();
+    assert_eq!(r["status"], "failed");
+    assert!(r["error"].as_str().unwrap().contains("no object"), "{r}");
+    assert!(room_events(&stack, &id, "virtual_care.recording.ready").await.is_empty());
+    stack.stop().await;
+}
