@@ -186,6 +186,7 @@ const SAMPLE_ORDER: &[&str] = &[
     "issue-report",
     "image-share",
     "history",
+    "audit",
     "jitsi-reservations",
     "jitsi-events",
     "openvidu-events",
@@ -281,6 +282,13 @@ async fn every_sample_event_runs_through_its_handler() {
             }
             let status = response["statusCode"].as_u64().unwrap_or(200);
             assert!((200..300).contains(&status), "{}: {response}", path.display());
+            if *binary == "audit" {
+                // The samples before it were audited: the doctor's accesses are there.
+                let page: Value = serde_json::from_str(response["body"].as_str().unwrap()).unwrap();
+                let items = page["items"].as_array().unwrap();
+                assert!(items.iter().any(|i| i["action"] == "room.read"), "{page}");
+                assert!(items.iter().all(|i| i["actor"]["id"] == "u-doc"), "{page}");
+            }
             if *binary == "notification-create" {
                 let accepted: Value = serde_json::from_str(response["body"].as_str().unwrap()).unwrap();
                 notification_id = accepted["notificationId"].as_str().unwrap().to_owned();

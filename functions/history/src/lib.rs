@@ -10,6 +10,7 @@ use axum::{Json, Router};
 use serde_json::json;
 use vcare_aws::SdkConfig;
 use vcare_care::{RoomError, Rooms};
+use vcare_http::audit::{Audit, Audited, Method, Subject};
 use vcare_http::{Authenticated, HttpFunction, Problem};
 use vcare_runtime::Env;
 
@@ -46,5 +47,10 @@ async fn history(
 /// The function as Lambda and the local gateway run it.
 pub async fn function(env: &Env, sdk: &SdkConfig) -> Result<HttpFunction, vcare_runtime::Error> {
     let routes = Router::new().route("/v1/virtual-care/history", get(history));
-    Ok(HttpFunction::serving(routes, Rooms::from_env(env, sdk)?))
+    Ok(HttpFunction::audited(
+        routes,
+        Rooms::from_env(env, sdk)?,
+        Audit::from_env(env, sdk)?,
+        vec![Audited::new(Method::GET, "/v1/virtual-care/history", "history.read", "user", Subject::Caller)],
+    ))
 }

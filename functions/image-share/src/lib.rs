@@ -12,6 +12,7 @@ use serde_json::{Value, json};
 use vcare_aws::SdkConfig;
 use vcare_care::images::Images;
 use vcare_domain::requests::UploadRequest;
+use vcare_http::audit::{Audit, Audited, Method, Subject};
 use vcare_http::{ApiJson, Authenticated, HttpFunction, Problem};
 use vcare_runtime::Env;
 
@@ -38,5 +39,25 @@ async fn list(
 /// The function as Lambda and the local gateway run it.
 pub async fn function(env: &Env, sdk: &SdkConfig) -> Result<HttpFunction, vcare_runtime::Error> {
     let routes = Router::new().route("/v1/virtual-care/rooms/{room_id}/images", post(upload).get(list));
-    Ok(HttpFunction::serving(routes, Images::from_env(env, sdk)?))
+    Ok(HttpFunction::audited(
+        routes,
+        Images::from_env(env, sdk)?,
+        Audit::from_env(env, sdk)?,
+        vec![
+            Audited::new(
+                Method::POST,
+                "/v1/virtual-care/rooms/{room_id}/images",
+                "image.upload",
+                "room",
+                Subject::Path("room_id"),
+            ),
+            Audited::new(
+                Method::GET,
+                "/v1/virtual-care/rooms/{room_id}/images",
+                "image.list",
+                "room",
+                Subject::Path("room_id"),
+            ),
+        ],
+    ))
 }

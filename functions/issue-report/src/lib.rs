@@ -15,6 +15,7 @@ use vcare_domain::events::{DomainEvent, ISSUE_REPORTED};
 use vcare_domain::ids;
 use vcare_domain::requests::IssueReport;
 use vcare_domain::room_records::IssueRecord;
+use vcare_http::audit::{Audit, Audited, Method, Subject};
 use vcare_http::{ApiJson, Authenticated, HttpFunction, Problem};
 use vcare_runtime::Env;
 
@@ -45,5 +46,16 @@ async fn report(
 /// The function as Lambda and the local gateway run it.
 pub async fn function(env: &Env, sdk: &SdkConfig) -> Result<HttpFunction, vcare_runtime::Error> {
     let routes = Router::new().route("/v1/virtual-care/rooms/{room_id}/issues", post(report));
-    Ok(HttpFunction::serving(routes, Rooms::from_env(env, sdk)?))
+    Ok(HttpFunction::audited(
+        routes,
+        Rooms::from_env(env, sdk)?,
+        Audit::from_env(env, sdk)?,
+        vec![Audited::new(
+            Method::POST,
+            "/v1/virtual-care/rooms/{room_id}/issues",
+            "issue.report",
+            "room",
+            Subject::Path("room_id"),
+        )],
+    ))
 }

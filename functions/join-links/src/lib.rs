@@ -29,6 +29,7 @@ use vcare_aws::SdkConfig;
 use vcare_care::links::{Links, Opened};
 use vcare_care::tokens::TokenIssuer;
 use vcare_domain::room::{ParticipantRole, Standing};
+use vcare_http::audit::{Audit, Audited, Method, Subject};
 use vcare_http::{ApiJson, Authenticated, HttpFunction, Problem, Role};
 use vcare_runtime::{Env, Error};
 use vcare_waiting_room::WaitingRoom;
@@ -176,5 +177,16 @@ pub async fn function(env: &Env, sdk: &SdkConfig) -> Result<HttpFunction, Error>
         .route("/j/{code}", get(open))
         .route("/j/{code}/check-in", post(link_check_in))
         .route("/j/{code}/status", get(link_status));
-    Ok(HttpFunction::serving(routes, state))
+    Ok(HttpFunction::audited(
+        routes,
+        state,
+        Audit::from_env(env, sdk)?,
+        vec![Audited::new(
+            Method::POST,
+            "/v1/virtual-care/rooms/{room_id}/links",
+            "link.create",
+            "room",
+            Subject::Path("room_id"),
+        )],
+    ))
 }

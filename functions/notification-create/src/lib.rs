@@ -19,6 +19,7 @@ use serde_json::json;
 use vcare_aws::SdkConfig;
 use vcare_comms::{Notifications, Submitted};
 use vcare_domain::notification::{NotificationRequest, Status};
+use vcare_http::audit::{Audit, Audited, Method, Subject};
 use vcare_http::{ApiJson, Authenticated, HttpFunction, Problem, Role, idempotency_key, require_role};
 use vcare_runtime::Env;
 
@@ -47,5 +48,16 @@ async fn accept(
 /// The function as Lambda and the local gateway run it.
 pub async fn function(env: &Env, sdk: &SdkConfig) -> Result<HttpFunction, vcare_runtime::Error> {
     let routes = Router::new().route("/v1/communication/notifications", post(accept));
-    Ok(HttpFunction::serving(routes, Notifications::from_env(env, sdk)?))
+    Ok(HttpFunction::audited(
+        routes,
+        Notifications::from_env(env, sdk)?,
+        Audit::from_env(env, sdk)?,
+        vec![Audited::new(
+            Method::POST,
+            "/v1/communication/notifications",
+            "notification.create",
+            "notification",
+            Subject::Created("notificationId"),
+        )],
+    ))
 }

@@ -10,6 +10,7 @@ use axum::{Json, Router};
 use vcare_aws::SdkConfig;
 use vcare_comms::{Notifications, NotifyError};
 use vcare_domain::ids::is_valid_external_id;
+use vcare_http::audit::{Audit, Audited, Method, Subject};
 use vcare_http::{Authenticated, HttpFunction, Problem, Role};
 use vcare_runtime::Env;
 
@@ -31,5 +32,16 @@ async fn show(
 /// The function as Lambda and the local gateway run it.
 pub async fn function(env: &Env, sdk: &SdkConfig) -> Result<HttpFunction, vcare_runtime::Error> {
     let routes = Router::new().route("/v1/communication/notifications/{id}", get(show));
-    Ok(HttpFunction::serving(routes, Notifications::from_env(env, sdk)?))
+    Ok(HttpFunction::audited(
+        routes,
+        Notifications::from_env(env, sdk)?,
+        Audit::from_env(env, sdk)?,
+        vec![Audited::new(
+            Method::GET,
+            "/v1/communication/notifications/{id}",
+            "notification.read",
+            "notification",
+            Subject::Path("id"),
+        )],
+    ))
 }

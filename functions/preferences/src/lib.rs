@@ -23,6 +23,7 @@ use vcare_comms::{AddressChange, Notifications, checked_address};
 use vcare_domain::consent::{ConsentSource, PreferencesUpdate};
 use vcare_domain::ids::is_valid_external_id;
 use vcare_domain::notification::Channel;
+use vcare_http::audit::{Audit, Audited, Method, Subject};
 use vcare_http::{ApiJson, Authenticated, HttpFunction, Problem, Role, require_role};
 use vcare_runtime::Env;
 
@@ -156,5 +157,34 @@ pub async fn function(env: &Env, sdk: &SdkConfig) -> Result<HttpFunction, vcare_
         .route(&format!("{RECIPIENTS}/{{user}}/preferences"), get(show).put(change))
         .route(&format!("{RECIPIENTS}/{{user}}/consents"), get(consents))
         .route(SUPPRESSIONS, get(suppression).delete(lift));
-    Ok(HttpFunction::serving(routes, Notifications::from_env(env, sdk)?))
+    Ok(HttpFunction::audited(
+        routes,
+        Notifications::from_env(env, sdk)?,
+        Audit::from_env(env, sdk)?,
+        vec![
+            Audited::new(
+                Method::GET,
+                format!("{RECIPIENTS}/{{user}}/preferences"),
+                "preferences.read",
+                "user",
+                Subject::Path("user"),
+            ),
+            Audited::new(
+                Method::PUT,
+                format!("{RECIPIENTS}/{{user}}/preferences"),
+                "preferences.change",
+                "user",
+                Subject::Path("user"),
+            ),
+            Audited::new(
+                Method::GET,
+                format!("{RECIPIENTS}/{{user}}/consents"),
+                "consents.read",
+                "user",
+                Subject::Path("user"),
+            ),
+            Audited::new(Method::GET, SUPPRESSIONS, "suppression.read", "channel", Subject::Query("channel")),
+            Audited::new(Method::DELETE, SUPPRESSIONS, "suppression.lift", "channel", Subject::Query("channel")),
+        ],
+    ))
 }

@@ -43,6 +43,7 @@ use vcare_care::recordings::{RecordingStorage, Recordings};
 use vcare_care::video::OpenVidu;
 use vcare_domain::recording::ConsentRequest;
 use vcare_domain::recordings::{HoldRequest, JibriComplete, JibriUpload};
+use vcare_http::audit::{Audit, Audited, Method, Subject};
 use vcare_http::{ApiJson, Authenticated, HttpFunction, Problem, jitsi_shared_secret, json_body, json_or_default};
 use vcare_runtime::Env;
 
@@ -74,7 +75,55 @@ pub async fn function(env: &Env, sdk: &SdkConfig) -> Result<HttpFunction, vcare_
         .route("/v1/virtual-care/jibri/recordings/{recording_id}/complete", post(jibri_complete))
         .route("/v1/virtual-care/recordings/{recording_id}/hold", put(hold))
         .route("/v1/virtual-care/recordings/{recording_id}", delete(remove));
-    Ok(HttpFunction::serving(routes, Service { recordings, storage, secret, openvidu }))
+    Ok(HttpFunction::audited(
+        routes,
+        Service { recordings, storage, secret, openvidu },
+        Audit::from_env(env, sdk)?,
+        vec![
+            Audited::new(
+                Method::POST,
+                "/v1/virtual-care/rooms/{room_id}/consent",
+                "recording.consent",
+                "room",
+                Subject::Path("room_id"),
+            ),
+            Audited::new(
+                Method::GET,
+                "/v1/virtual-care/rooms/{room_id}/recordings",
+                "recording.list",
+                "room",
+                Subject::Path("room_id"),
+            ),
+            Audited::new(
+                Method::POST,
+                "/v1/virtual-care/rooms/{room_id}/recording/start",
+                "recording.start",
+                "room",
+                Subject::Path("room_id"),
+            ),
+            Audited::new(
+                Method::POST,
+                "/v1/virtual-care/rooms/{room_id}/recording/stop",
+                "recording.stop",
+                "room",
+                Subject::Path("room_id"),
+            ),
+            Audited::new(
+                Method::PUT,
+                "/v1/virtual-care/recordings/{recording_id}/hold",
+                "recording.hold",
+                "recording",
+                Subject::Path("recording_id"),
+            ),
+            Audited::new(
+                Method::DELETE,
+                "/v1/virtual-care/recordings/{recording_id}",
+                "recording.delete",
+                "recording",
+                Subject::Path("recording_id"),
+            ),
+        ],
+    ))
 }
 
 async fn consent(

@@ -13,6 +13,7 @@ use vcare_care::{Rooms, STAFF};
 use vcare_domain::events::{DomainEvent, ROOM_CREATED};
 use vcare_domain::ids;
 use vcare_domain::room::CreateRoom;
+use vcare_http::audit::{Audit, Audited, Method, Subject};
 use vcare_http::{ApiJson, Authenticated, HttpFunction, Problem, require_role};
 use vcare_runtime::Env;
 use vcare_store::Created;
@@ -42,5 +43,10 @@ async fn create(
 /// The function as Lambda and the local gateway run it.
 pub async fn function(env: &Env, sdk: &SdkConfig) -> Result<HttpFunction, vcare_runtime::Error> {
     let routes = Router::new().route("/v1/virtual-care/rooms", post(create));
-    Ok(HttpFunction::serving(routes, Rooms::from_env(env, sdk)?))
+    Ok(HttpFunction::audited(
+        routes,
+        Rooms::from_env(env, sdk)?,
+        Audit::from_env(env, sdk)?,
+        vec![Audited::new(Method::POST, "/v1/virtual-care/rooms", "room.create", "room", Subject::Created("roomId"))],
+    ))
 }

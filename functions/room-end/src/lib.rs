@@ -15,6 +15,7 @@ use vcare_care::video::{Needs, Providers};
 use vcare_care::{RoomError, Rooms};
 use vcare_domain::events::{CONSULTATION_ENDED, DomainEvent};
 use vcare_domain::room::{ParticipantRole, RoomStatus, Standing};
+use vcare_http::audit::{Audit, Audited, Method, Subject};
 use vcare_http::{Authenticated, HttpFunction, Problem, Role};
 use vcare_runtime::Env;
 
@@ -29,7 +30,18 @@ pub async fn function(env: &Env, sdk: &SdkConfig) -> Result<HttpFunction, vcare_
     let care = Rooms::from_env(env, sdk)?;
     let providers = Providers::from_env(env, sdk, &care.config, Needs { tokens: false, end: true }).await?;
     let routes = Router::new().route("/v1/virtual-care/rooms/{room_id}/end", post(end));
-    Ok(HttpFunction::serving(routes, Ender { care, providers }))
+    Ok(HttpFunction::audited(
+        routes,
+        Ender { care, providers },
+        Audit::from_env(env, sdk)?,
+        vec![Audited::new(
+            Method::POST,
+            "/v1/virtual-care/rooms/{room_id}/end",
+            "room.end",
+            "room",
+            Subject::Path("room_id"),
+        )],
+    ))
 }
 
 async fn end(

@@ -8,6 +8,7 @@ use axum::routing::get;
 use axum::{Json, Router};
 use vcare_aws::SdkConfig;
 use vcare_care::Rooms;
+use vcare_http::audit::{Audit, Audited, Method, Subject};
 use vcare_http::{Authenticated, HttpFunction, Problem};
 use vcare_runtime::Env;
 
@@ -23,5 +24,16 @@ async fn show(
 /// The function as Lambda and the local gateway run it.
 pub async fn function(env: &Env, sdk: &SdkConfig) -> Result<HttpFunction, vcare_runtime::Error> {
     let routes = Router::new().route("/v1/virtual-care/rooms/{room_id}", get(show));
-    Ok(HttpFunction::serving(routes, Rooms::from_env(env, sdk)?))
+    Ok(HttpFunction::audited(
+        routes,
+        Rooms::from_env(env, sdk)?,
+        Audit::from_env(env, sdk)?,
+        vec![Audited::new(
+            Method::GET,
+            "/v1/virtual-care/rooms/{room_id}",
+            "room.read",
+            "room",
+            Subject::Path("room_id"),
+        )],
+    ))
 }

@@ -20,6 +20,7 @@ use vcare_aws::SdkConfig;
 use vcare_comms::{Notifications, ScheduleCreate};
 use vcare_domain::ids::is_valid_external_id;
 use vcare_domain::schedule::{ScheduleRequest, ScheduleStatus};
+use vcare_http::audit::{Audit, Audited, Method, Subject};
 use vcare_http::{ApiJson, Authenticated, HttpFunction, Problem, Role, idempotency_key, require_role};
 use vcare_runtime::Env;
 
@@ -117,5 +118,28 @@ pub async fn function(env: &Env, sdk: &SdkConfig) -> Result<HttpFunction, vcare_
     let routes = Router::new()
         .route(SCHEDULES, get(list).post(create))
         .route(&format!("{SCHEDULES}/{{id}}"), get(show).patch(change).delete(delete));
-    Ok(HttpFunction::serving(routes, Notifications::from_env(env, sdk)?))
+    Ok(HttpFunction::audited(
+        routes,
+        Notifications::from_env(env, sdk)?,
+        Audit::from_env(env, sdk)?,
+        vec![
+            Audited::new(Method::GET, SCHEDULES, "schedule.list", "user", Subject::Query("userId")),
+            Audited::new(Method::POST, SCHEDULES, "schedule.create", "schedule", Subject::Created("scheduleId")),
+            Audited::new(Method::GET, format!("{SCHEDULES}/{{id}}"), "schedule.read", "schedule", Subject::Path("id")),
+            Audited::new(
+                Method::PATCH,
+                format!("{SCHEDULES}/{{id}}"),
+                "schedule.change",
+                "schedule",
+                Subject::Path("id"),
+            ),
+            Audited::new(
+                Method::DELETE,
+                format!("{SCHEDULES}/{{id}}"),
+                "schedule.delete",
+                "schedule",
+                Subject::Path("id"),
+            ),
+        ],
+    ))
 }

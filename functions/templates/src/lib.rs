@@ -22,6 +22,7 @@ use vcare_aws::SdkConfig;
 use vcare_comms::Notifications;
 use vcare_comms::templates::PreviewRequest;
 use vcare_domain::templates::{Template, TemplateDraft, is_template_name};
+use vcare_http::audit::{Audit, Audited, Method, Subject};
 use vcare_http::{ApiJson, Authenticated, HttpFunction, Problem, Role, require_role};
 use vcare_runtime::Env;
 
@@ -114,5 +115,33 @@ pub async fn function(env: &Env, sdk: &SdkConfig) -> Result<HttpFunction, vcare_
         .route(TEMPLATES, get(list))
         .route(&format!("{TEMPLATES}/{{name}}"), get(show).put(save))
         .route(&format!("{TEMPLATES}/{{name}}/preview"), post(preview));
-    Ok(HttpFunction::serving(routes, Notifications::from_env(env, sdk)?))
+    Ok(HttpFunction::audited(
+        routes,
+        Notifications::from_env(env, sdk)?,
+        Audit::from_env(env, sdk)?,
+        vec![
+            Audited::new(Method::GET, TEMPLATES, "template.list", "clinic", Subject::Clinic),
+            Audited::new(
+                Method::GET,
+                format!("{TEMPLATES}/{{name}}"),
+                "template.read",
+                "template",
+                Subject::Path("name"),
+            ),
+            Audited::new(
+                Method::PUT,
+                format!("{TEMPLATES}/{{name}}"),
+                "template.save",
+                "template",
+                Subject::Path("name"),
+            ),
+            Audited::new(
+                Method::POST,
+                format!("{TEMPLATES}/{{name}}/preview"),
+                "template.preview",
+                "template",
+                Subject::Path("name"),
+            ),
+        ],
+    ))
 }

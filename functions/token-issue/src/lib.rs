@@ -9,6 +9,7 @@
 
 use std::sync::Arc;
 
+use axum::Extension;
 use axum::body::Bytes;
 use axum::extract::{Path, State};
 use axum::http::StatusCode;
@@ -17,9 +18,11 @@ use axum::{Json, Router};
 use serde_json::json;
 use vcare_aws::SdkConfig;
 use vcare_care::RoomError;
+use vcare_domain::events::DomainEvent;
 use vcare_domain::requests::TokenRequest;
 use vcare_domain::room::Standing;
 use vcare_domain::video::ProviderKind;
+use vcare_http::audit::{Audit, Audited, Method, Subject, WithRecord};
 use vcare_http::{Authenticated, HttpFunction, Problem, Role, json_or_default};
 use vcare_runtime::{Env, Error};
 
@@ -40,7 +43,18 @@ pub async fn issuer(env: &Env, sdk: &SdkConfig) -> Result<TokenIssuer, Error> {
 
 pub async fn function(env: &Env, sdk: &SdkConfig) -> Result<HttpFunction, Error> {
     let routes = Router::new().route("/v1/virtual-care/rooms/{room_id}/tokens", post(issue));
-    Ok(HttpFunction::serving(routes, issuer(env, sdk).await?))
+    Ok(HttpFunction::audited(
+        routes,
+        issuer(env, sdk).await?,
+        Audit::from_env(env, sdk)?,
+        vec![Audited::new(
+            Method::POST,
+            "/v1/virtual-care/rooms/{room_id}/tokens",
+            "token.issue",
+            "room",
+            Subject::Path("room_id"),
+        )],
+    ))
 }
 
 async fn issue(
@@ -48,7 +62,7 @@ async fn issue(
     caller: Authenticated,
     Path(room_id): Path<String>,
     body: Bytes,
-) -> Result<(StatusCode, Json<serde_json::Value>), Problem> {
+) -> Result<(StatusCode, Extension<WithRecord>, Json<serde_json::Value>), Problem> {
     let request: TokenRequest = json_or_default(&body)?;
     let care = &issuer.care;
     let (room, standing) = care.room_for(&caller, &room_id).await?;
@@ -73,6 +87,8 @@ async fn issue(
         tracing::error!(error = %e, "signing a join token failed");
         Problem::service_unavailable("tokens cannot be signed right now; try again")
     })?;
+    // Written with the request's audit record, in its transaction.
+    let issued = DomainEvent::token_issued(&room, participant, minted.moderator, minted.expires, now);
     let grant = if minted.moderator { "moderator" } else { "member" };
     vcare_runtime::metrics::count("TokensIssued", &[("grant", grant), ("provider", room.provider.as_str())]);
     let mut body = json!({
@@ -92,5 +108,5 @@ async fn issue(
     if let Some(dial_in) = vcare_care::dial_in::token_dial_in(&issuer.care, &room) {
         body["dialIn"] = dial_in;
     }
-    Ok((StatusCode::CREATED, Json(body)))
+    Ok((StatusCode::CREATED, Extension(WithRecord(vec![issued])), Json(body)))
 }

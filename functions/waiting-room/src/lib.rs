@@ -19,6 +19,7 @@ use serde_json::{Value, json};
 use vcare_aws::SdkConfig;
 use vcare_care::RoomError;
 use vcare_domain::room::{Room, Standing};
+use vcare_http::audit::{Audit, Audited, Method, Subject};
 use vcare_http::{ApiJson, Authenticated, HttpFunction, Problem, Role};
 use vcare_runtime::Env;
 use vcare_waiting_room::WaitingRoom;
@@ -34,7 +35,34 @@ pub async fn function(env: &Env, sdk: &SdkConfig) -> Result<HttpFunction, vcare_
         .route("/v1/virtual-care/rooms/{room_id}/check-in", post(check_in))
         .route("/v1/virtual-care/rooms/{room_id}/waiting", get(waiting))
         .route("/v1/virtual-care/rooms/{room_id}/admit", post(admit));
-    Ok(HttpFunction::serving(routes, WaitingRoom::from_env(env, sdk)?))
+    Ok(HttpFunction::audited(
+        routes,
+        WaitingRoom::from_env(env, sdk)?,
+        Audit::from_env(env, sdk)?,
+        vec![
+            Audited::new(
+                Method::POST,
+                "/v1/virtual-care/rooms/{room_id}/check-in",
+                "waiting.check-in",
+                "room",
+                Subject::Path("room_id"),
+            ),
+            Audited::new(
+                Method::GET,
+                "/v1/virtual-care/rooms/{room_id}/waiting",
+                "waiting.read",
+                "room",
+                Subject::Path("room_id"),
+            ),
+            Audited::new(
+                Method::POST,
+                "/v1/virtual-care/rooms/{room_id}/admit",
+                "waiting.admit",
+                "room",
+                Subject::Path("room_id"),
+            ),
+        ],
+    ))
 }
 
 async fn check_in(

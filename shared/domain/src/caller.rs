@@ -25,6 +25,18 @@ impl Role {
             _ => return None,
         })
     }
+
+    /// The role as tokens spell it.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Self::Patient => "patient",
+            Self::Doctor => "doctor",
+            Self::Nurse => "nurse",
+            Self::Interpreter => "interpreter",
+            Self::ClinicAdmin => "clinic-admin",
+            Self::Service => "service",
+        }
+    }
 }
 
 /// The authenticated caller: `sub`, `clinic_id` (the tenant) and realm roles.

@@ -77,6 +77,26 @@ impl DomainEvent {
         Self::new(kind, &room.clinic_id, &room.room_id, time, room_summary(room))
     }
 
+    /// `virtual_care.token.issued`: who got a token for which room, with
+    /// which grant and until when — never the token.
+    pub fn token_issued(
+        room: &Room,
+        participant: &crate::room::Participant,
+        moderator: bool,
+        expires: DateTime<Utc>,
+        time: DateTime<Utc>,
+    ) -> Self {
+        let data = json!({
+            "roomId": room.room_id,
+            "userId": participant.user_id,
+            "role": participant.role.as_str(),
+            "provider": room.provider.as_str(),
+            "moderator": moderator,
+            "expiresAt": expires.to_rfc3339_opts(chrono::SecondsFormat::Secs, true),
+        });
+        Self::new(TOKEN_ISSUED, &room.clinic_id, &room.room_id, time, data)
+    }
+
     pub fn source(&self) -> &'static str {
         if self.kind.starts_with("communication.") { "/vcare/communication" } else { "/vcare/virtual-care" }
     }

@@ -99,19 +99,23 @@ impl<S: Send + Sync> FromRequestParts<S> for Authenticated {
     type Rejection = Problem;
 
     async fn from_request_parts(parts: &mut Parts, _state: &S) -> Result<Self, Self::Rejection> {
-        let jwt = match parts.extensions.get::<RequestContext>() {
-            Some(RequestContext::ApiGatewayV2(ctx)) => ctx.authorizer.as_ref().and_then(|a| a.jwt.as_ref()),
-            _ => None,
-        };
-        let jwt = jwt.ok_or_else(unauthorized)?;
-        let bearer = parts
-            .headers
-            .get(http::header::AUTHORIZATION)
-            .and_then(|v| v.to_str().ok())
-            .and_then(|v| v.strip_prefix("Bearer ").or_else(|| v.strip_prefix("bearer ")))
-            .map(str::trim);
-        caller_from_token(bearer, |name| jwt.claims.get(name).map(String::as_str)).map(Authenticated)
+        caller_of(&parts.extensions, &parts.headers).map(Authenticated)
     }
+}
+
+/// The caller of a request, from its authorizer context and token.
+pub(crate) fn caller_of(extensions: &http::Extensions, headers: &http::HeaderMap) -> Result<Caller, Problem> {
+    let jwt = match extensions.get::<RequestContext>() {
+        Some(RequestContext::ApiGatewayV2(ctx)) => ctx.authorizer.as_ref().and_then(|a| a.jwt.as_ref()),
+        _ => None,
+    };
+    let jwt = jwt.ok_or_else(unauthorized)?;
+    let bearer = headers
+        .get(http::header::AUTHORIZATION)
+        .and_then(|v| v.to_str().ok())
+        .and_then(|v| v.strip_prefix("Bearer ").or_else(|| v.strip_prefix("bearer ")))
+        .map(str::trim);
+    caller_from_token(bearer, |name| jwt.claims.get(name).map(String::as_str))
 }
 
 #[cfg(test)]

@@ -8,6 +8,7 @@
 //!   `lambda_http`'s own event conversion, so Lambda and the local gateway
 //!   execute identical code.
 
+pub mod audit;
 mod caller;
 mod edge;
 mod jitsi;
@@ -27,6 +28,12 @@ pub use edge::{idempotency_key, require_role};
 pub use jitsi::{JitsiProblem, jitsi_problem, jitsi_shared_secret};
 pub use problem::{ApiJson, Problem, json_body, json_or_default};
 pub use vcare_domain::caller::{Caller, Role, is_clinic_id};
+
+/// A raw query string's pairs, percent- and plus-decoded, in order, with
+/// repeats kept (so a rule against repeats can see them).
+pub fn query_pairs(raw: &str) -> Vec<(String, String)> {
+    form_urlencoded::parse(raw.as_bytes()).into_owned().collect()
+}
 
 /// Largest request body any route accepts (API.md: 413 above it).
 pub const MAX_BODY_BYTES: usize = 256 * 1024;
@@ -54,6 +61,21 @@ impl HttpFunction {
     /// `routes` over `state`, built once per container.
     pub fn serving<S: Send + Sync + 'static>(routes: Router<std::sync::Arc<S>>, state: S) -> Self {
         Self::new(routes.with_state(std::sync::Arc::new(state)))
+    }
+
+    /// `routes` over `state`, each request to one of `audited` leaving its
+    /// record in `trail` before it is answered ([`audit`]).
+    pub fn audited<S: Send + Sync + 'static>(
+        routes: Router<std::sync::Arc<S>>,
+        state: S,
+        trail: vcare_care::audit::Audit,
+        audited: Vec<audit::Audited>,
+    ) -> Self {
+        let trail = std::sync::Arc::new(audit::Trail { audit: trail, routes: audited });
+        let routes = routes
+            .with_state(std::sync::Arc::new(state))
+            .route_layer(axum::middleware::from_fn_with_state(trail, audit::record));
+        Self::new(routes)
     }
 }
 

@@ -17,6 +17,7 @@
 //! condition (the version read, or the item's absence) plus its outbox
 //! records, so an event exists exactly when its change does.
 
+mod audit;
 mod consent;
 mod dial_in;
 mod due;
@@ -37,6 +38,7 @@ use aws_sdk_dynamodb::types::{AttributeValue, Put};
 use chrono::{DateTime, Utc};
 use vcare_domain::events::DomainEvent;
 
+pub use audit::{AuditFilter, AuditPage, AuditStore};
 pub use consent::{ConsentPage, ConsentStore, INBOUND_KEEP_DAYS};
 pub use dial_in::PinLookup;
 pub use due::{DueStore, SHARDS as DUE_SHARDS, shard as due_shard};

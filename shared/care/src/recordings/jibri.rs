@@ -177,13 +177,6 @@ impl Recordings {
         for r in self.care.store.recordings(&room).await? {
             let mut v = r.view();
             if r.status == RecordingStatus::Ready {
-                let access = crate::audit::Access {
-                    actor: caller,
-                    action: "recording.download-url",
-                    subject_type: "recording",
-                    subject_id: &r.recording_id,
-                };
-                self.audit.record(access).await?;
                 let url = storage
                     .s3
                     .get_object()

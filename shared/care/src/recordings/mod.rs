@@ -34,8 +34,6 @@ pub use storage::{RecordingStorage, RecordingUpload};
 pub struct Recordings {
     pub care: Rooms,
     consent: ConsentStore,
-    /// Where each download URL issued is recorded first (issue 21's trail).
-    pub audit: std::sync::Arc<dyn crate::audit::AuditTrail>,
 }
 
 /// A participant's answer as it stands after their request.
@@ -61,7 +59,7 @@ impl Recordings {
         let care = Rooms::from_env(env, sdk)?;
         let consent =
             ConsentStore::new(care.store.client().clone(), care.store.table(), env.required("CONSENT_TABLE_NAME")?);
-        Ok(Self { care, consent, audit: std::sync::Arc::new(crate::audit::NotYetAudited) })
+        Ok(Self { care, consent })
     }
 
     /// With the recordings' storage.

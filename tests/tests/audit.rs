@@ -1,0 +1,201 @@
+//! The audit trail (issue 21) through the local gateway: each request to
+//! an audited route leaves exactly one record with its actor and subject —
+//! allowed when it succeeded, denied when refused (403, 404) — written with
+//! its events; the clinic-admins' query reads it from its indexes, paged,
+//! other clinics' records invisible; the chain verifies and a changed
+//! record is found; an audit that cannot be written is a 503, never data.
+
+use std::time::Duration;
+
+use serde_json::{Value, json};
+use vcare_domain::audit::{AuditRecord, Broken, verify_chain};
+use vcare_tests::TestStack;
+use vcare_tests::rooms::{self, create_room, room_body};
+
+const CLINIC: &str = "c-audit";
+
+fn audit_table(stack: &TestStack) -> String {
+    stack.gateway.resource("AuditTable").unwrap().reference.clone()
+}
+
+/// The clinic's records in chain order, as stored.
+async fn chain(stack: &TestStack, clinic: &str) -> Vec<AuditRecord> {
+    let ddb = aws_sdk_dynamodb::Client::new(&stack.sdk);
+    let store = vcare_store::AuditStore::new(ddb, audit_table(stack), "unused");
+    let mut out = Vec::new();
+    loop {
+        let page = store.chain(clinic, out.last().map_or(0, |r: &AuditRecord| r.seq), 100).await.unwrap();
+        if page.is_empty() {
+            return out;
+        }
+        out.extend(page);
+    }
+}
+
+/// `GET /v1/audit?query` as `token`.
+async fn query(stack: &TestStack, token: &str, query: &str) -> (u16, Value) {
+    let (status, _, body) = stack.get(&format!("/v1/audit?{query}"), Some(token)).await;
+    (status, body)
+}
+
+#[tokio::test]
+async fn every_access_leaves_one_record_and_admins_read_them_from_the_indexes() {
+    let stack = TestStack::start().await;
+    let doctor = stack.token("u-doc", Some(CLINIC), &["doctor"]);
+    let patient = stack.token("u-pat", Some(CLINIC), &["patient"]);
+    let admin = stack.token("u-admin", Some(CLINIC), &["clinic-admin"]);
+    let stranger = stack.token("u-doc", Some("c-other"), &["doctor"]);
+    let start = chrono::Utc::now() + chrono::Duration::minutes(5);
+    let (status, room) =
+        create_room(&stack, &doctor, &room_body("apt-audit", start, &[rooms::doctor(), rooms::patient()])).await;
+    assert_eq!(status, 201, "{room}");
+    let room_id = room["roomId"].as_str().unwrap().to_owned();
+    let rooms_path = format!("/v1/virtual-care/rooms/{room_id}");
+
+    // Reads and changes, allowed and refused.
+    assert_eq!(stack.get(&rooms_path, Some(&doctor)).await.0, 200);
+    assert_eq!(stack.get(&rooms_path, Some(&stranger)).await.0, 404, "another clinic's room is not there");
+    let url = format!("{}{rooms_path}/tokens", stack.base);
+    let (status, _, token) = stack.send(stack.http.post(&url).bearer_auth(&doctor).json(&json!({}))).await;
+    assert_eq!(status, 201, "{token}");
+    let (status, _, _) = stack.get(&format!("{rooms_path}/recordings"), Some(&patient)).await;
+    assert_eq!(status, 403, "patients of this clinic may not fetch recordings");
+    // Bad input touched nothing and leaves no record.
+    let (status, _, _) = stack.send(stack.http.post(&url).bearer_auth(&patient).json(&json!({"x": 1}))).await;
+    assert_eq!(status, 400);
+    let (status, _) = query(&stack, &doctor, "").await;
+    assert_eq!(status, 403, "only clinic-admins read the trail");
+
+    let records = chain(&stack, CLINIC).await;
+    verify_chain(&records).expect("the chain verifies");
+    let seen: Vec<_> =
+        records.iter().map(|r| (r.actor_id.as_str(), r.action.as_str(), r.subject_id.as_str(), r.outcome)).collect();
+    use vcare_domain::audit::Outcome::{Allowed, Denied};
+    assert_eq!(
+        seen,
+        vec![
+            ("u-doc", "room.create", room_id.as_str(), Allowed),
+            ("u-doc", "room.read", room_id.as_str(), Allowed),
+            ("u-doc", "token.issue", room_id.as_str(), Allowed),
+            ("u-pat", "recording.list", room_id.as_str(), Denied),
+            ("u-doc", "audit.read", CLINIC, Denied),
+        ],
+        "exactly one record per access, none for the 400"
+    );
+    let token_record = &records[2];
+    assert_eq!((token_record.subject_type.as_str(), token_record.actor_roles.clone()), ("room", vec!["doctor".into()]));
+    assert!(!token_record.request_id.is_empty() && !token_record.source_ip.is_empty(), "{token_record:?}");
+    // The stranger's 404 is in their own clinic's trail, not this one's.
+    let theirs = chain(&stack, "c-other").await;
+    assert_eq!(theirs.len(), 1);
+    assert_eq!((theirs[0].action.as_str(), theirs[0].outcome), ("room.read", Denied));
+    // The token's event was written with its record.
+    let issued = rooms::room_events(&stack, &room_id, "virtual_care.token.issued").await;
+    assert_eq!(issued.len(), 1, "{issued:?}");
+    assert_eq!(issued[0]["data"]["userId"], "u-doc");
+    assert_eq!(issued[0]["data"]["role"], "doctor");
+    assert_eq!(issued[0]["data"]["provider"], "jitsi");
+    assert!(!issued[0].to_string().contains(token["token"].as_str().unwrap()), "never the token");
+
+    // The query: newest first, by subject, actor and time, paged.
+    let (status, page) = query(&stack, &admin, "").await;
+    assert_eq!(status, 200, "{page}");
+    let actions: Vec<_> = page["items"].as_array().unwrap().iter().map(|i| i["action"].clone()).collect();
+    assert_eq!(
+        actions,
+        vec![
+            json!("audit.read"),
+            json!("recording.list"),
+            json!("token.issue"),
+            json!("room.read"),
+            json!("room.create")
+        ]
+    );
+    let first = &page["items"][0];
+    assert_eq!(first["actor"], json!({"id": "u-doc", "roles": ["doctor"]}));
+    assert_eq!(first["outcome"], "denied");
+    let (_, by_actor) = query(&stack, &admin, "actorId=u-pat").await;
+    let got: Vec<_> = by_actor["items"].as_array().unwrap().iter().map(|i| i["action"].clone()).collect();
+    assert_eq!(got, vec![json!("recording.list")]);
+    let (_, both) = query(&stack, &admin, &format!("subjectId={room_id}&actorId=u-doc")).await;
+    let got: Vec<_> = both["items"].as_array().unwrap().iter().map(|i| i["action"].clone()).collect();
+    assert_eq!(got, vec![json!("token.issue"), json!("room.read"), json!("room.create")]);
+    let later = (chrono::Utc::now() + chrono::Duration::hours(1)).to_rfc3339_opts(chrono::SecondsFormat::Secs, true);
+    let (status, none) = query(&stack, &admin, &format!("from={later}")).await;
+    assert_eq!((status, none["items"].as_array().unwrap().len()), (200, 0));
+    let mut pages = Vec::new();
+    let mut cursor = String::new();
+    loop {
+        let (status, page) = query(&stack, &admin, &format!("subjectId={room_id}&limit=2{cursor}")).await;
+        assert_eq!(status, 200, "{page}");
+        pages.extend(page["items"].as_array().unwrap().iter().map(|i| i["seq"].as_u64().unwrap()));
+        match page["nextCursor"].as_str() {
+            Some(next) => cursor = format!("&cursor={next}"),
+            None => break,
+        }
+    }
+    pages.dedup();
+    assert_eq!(pages, vec![4, 3, 2, 1], "every record of the room once, newest first");
+    // Bad input: 400, a cursor of one query refused by another.
+    let (_, first_page) = query(&stack, &admin, "limit=1").await;
+    let foreign = first_page["nextCursor"].as_str().unwrap().to_owned();
+    for bad in [
+        format!("actorId=u-pat&cursor={foreign}"),
+        "cursor=bm90LWEtY3Vyc29y".into(),
+        "from=yesterday".into(),
+        "from=2026-12-02T00:00:00Z&to=2026-12-01T00:00:00Z".into(),
+        "limit=1000".into(),
+        "subjectId=a%20b".into(),
+        "sort=asc".into(),
+    ] {
+        let (status, problem) = query(&stack, &admin, &bad).await;
+        assert_eq!(status, 400, "{bad}: {problem}");
+    }
+    // Other clinics' admins see only their own trail.
+    let other_admin = stack.token("u-admin", Some("c-other"), &["clinic-admin"]);
+    let (_, theirs) = query(&stack, &other_admin, &format!("subjectId={room_id}")).await;
+    let got: Vec<_> = theirs["items"].as_array().unwrap().iter().map(|i| i["action"].clone()).collect();
+    assert_eq!(got, vec![json!("room.read")], "only the stranger's own refused read");
+
+    // A record changed behind the trail's back is found where it is.
+    let records = chain(&stack, CLINIC).await;
+    verify_chain(&records).expect("still whole");
+    let ddb = aws_sdk_dynamodb::Client::new(&stack.sdk);
+    let mut changed = records[1].clone();
+    changed.actor_id = "u-someone-else".into();
+    ddb.put_item()
+        .table_name(audit_table(&stack))
+        .item("pk", aws_sdk_dynamodb::types::AttributeValue::S(format!("AUDIT#{CLINIC}")))
+        .item("sk", aws_sdk_dynamodb::types::AttributeValue::S(format!("SEQ#{:020}", changed.seq)))
+        .item("record", aws_sdk_dynamodb::types::AttributeValue::S(serde_json::to_string(&changed).unwrap()))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(verify_chain(&chain(&stack, CLINIC).await), Err(Broken::Altered { seq: 2 }));
+    stack.stop().await;
+}
+
+#[tokio::test]
+async fn an_audit_that_cannot_be_written_is_a_503_and_serves_nothing() {
+    let stack = TestStack::start().await;
+    let doctor = stack.token("u-doc", Some(CLINIC), &["doctor"]);
+    let start = chrono::Utc::now() + chrono::Duration::minutes(5);
+    let (status, room) =
+        create_room(&stack, &doctor, &room_body("apt-audit-down", start, &[rooms::doctor(), rooms::patient()])).await;
+    assert_eq!(status, 201);
+    let path = format!("/v1/virtual-care/rooms/{}", room["roomId"].as_str().unwrap());
+    // The trail's table is gone (as an outage would make it unreachable).
+    let ddb = aws_sdk_dynamodb::Client::new(&stack.sdk);
+    ddb.delete_table().table_name(audit_table(&stack)).send().await.unwrap();
+    let (status, kind, body) = stack.get(&path, Some(&doctor)).await;
+    assert_eq!((status, kind.as_str()), (503, "application/problem+json"), "{body}");
+    assert!(body.get("participants").is_none() && !body.to_string().contains("Amini"), "no room data: {body}");
+    let url = format!("{}{path}/tokens", stack.base);
+    let (status, _, body) = stack.send(stack.http.post(&url).bearer_auth(&doctor).json(&json!({}))).await;
+    assert_eq!(status, 503, "{body}");
+    assert!(body.get("token").is_none());
+    tokio::time::sleep(Duration::from_millis(100)).await;
+    let issued = rooms::room_events(&stack, room["roomId"].as_str().unwrap(), "virtual_care.token.issued").await;
+    assert!(issued.is_empty(), "no event for a token never handed out: {issued:?}");
+    stack.stop().await;
+}
