@@ -199,3 +199,56 @@ async fn an_audit_that_cannot_be_written_is_a_503_and_serves_nothing() {
     assert!(issued.is_empty(), "no event for a token never handed out: {issued:?}");
     stack.stop().await;
 }
+
+/// Every record reaches the audit bucket (from the table's stream) as the
+/// object `audit/<clinic>/<seq>.json`, locked in compliance mode until 6
+/// years after the access; S3 refuses to delete the locked version, even
+/// asked to bypass governance.
+#[tokio::test]
+async fn each_record_is_exported_under_an_object_lock_that_refuses_its_delete() {
+    let stack = TestStack::start().await;
+    let clinic = "c-audit-export";
+    let doctor = stack.token("u-doc", Some(clinic), &["doctor"]);
+    let start = chrono::Utc::now() + chrono::Duration::minutes(5);
+    let (status, room) = create_room(&stack, &doctor, &room_body("apt-export", start, &[rooms::doctor()])).await;
+    assert_eq!(status, 201);
+    assert_eq!(
+        stack.get(&format!("/v1/virtual-care/rooms/{}", room["roomId"].as_str().unwrap()), Some(&doctor)).await.0,
+        200
+    );
+    let records = chain(&stack, clinic).await;
+    assert_eq!(records.len(), 2);
+    let s3 = aws_sdk_s3::Client::new(&stack.sdk);
+    let bucket = stack.gateway.resource("AuditBucket").unwrap().reference.clone();
+    for r in &records {
+        let key = format!("audit/{clinic}/{:020}.json", r.seq);
+        let got = vcare_tests::eventually(Duration::from_secs(20), &key, || {
+            let (s3, bucket, key) = (s3.clone(), bucket.clone(), key.clone());
+            async move { s3.get_object().bucket(bucket).key(key).send().await.ok() }
+        })
+        .await;
+        let version = got.version_id().expect("a versioned object").to_owned();
+        assert_eq!(got.object_lock_mode().map(|m| m.as_str()), Some("COMPLIANCE"));
+        let until = got.object_lock_retain_until_date().expect("locked until").secs();
+        assert_eq!(until, (r.at + chrono::Duration::days(2190)).timestamp(), "6 years after the access");
+        let body = got.body.collect().await.unwrap().into_bytes();
+        let kept: AuditRecord = serde_json::from_slice(&body).unwrap();
+        assert_eq!(&kept, r, "the record as written, hash and all");
+        let deleted = s3.delete_object().bucket(&bucket).key(&key).version_id(&version).send().await;
+        assert!(deleted.is_err(), "a locked version cannot be deleted");
+        let bypass = s3
+            .delete_object()
+            .bucket(&bucket)
+            .key(&key)
+            .version_id(&version)
+            .bypass_governance_retention(true)
+            .send()
+            .await;
+        assert!(bypass.is_err(), "compliance mode cannot be bypassed");
+        // S3 also refuses a shorter compliance lock (PutObjectRetention);
+        // moto does not, so that is not tested here.
+        let still = s3.get_object().bucket(&bucket).key(&key).version_id(&version).send().await;
+        assert!(still.is_ok(), "the version is still there");
+    }
+    stack.stop().await;
+}

@@ -269,3 +269,105 @@ async fn a_host_killed_mid_dispatch_loses_no_notification() {
     }
     assert_eq!(lost, 0, "every notification final");
 }
+
+/// A host SIGKILLed while it answers room reads loses no record of an
+/// answer it gave (issue 21): for each room, the `room.read` records are at
+/// least the 200s the clients got, at most the requests they sent, and the
+/// clinic's chain has no gap or fork across the kill.
+#[tokio::test]
+async fn a_host_killed_mid_request_loses_no_audit_record_of_an_answer_it_gave() {
+    vcare_tests::capture_logs();
+    const CLINIC: &str = "c-crash-audit";
+    let (stack, state, addr) = (vcare_tests::stack_name(), vcare_tests::TempDir::new(), free_addr());
+    let base = format!("http://{addr}");
+    let http = reqwest::Client::builder().timeout(Duration::from_secs(5)).build().unwrap();
+    let issuer = DevIssuer::new(state.0.join("dev-auth"));
+    let mint = |sub: &str, role: &str| {
+        let claims =
+            MintClaims { sub: sub.into(), clinic_id: Some(CLINIC.into()), roles: vec![role.into()], ttl_seconds: 3600 };
+        issuer.mint(DEV_ISSUER, DEV_AUDIENCE, &claims).unwrap()
+    };
+    let (doctor, admin) = (mint("u-doc", "doctor"), mint("u-admin", "clinic-admin"));
+    let mut child = host(&stack, &addr, &state.0, "http://127.0.0.1:9", 0);
+    ready(&http, &base).await;
+    let start = chrono::Utc::now() + chrono::Duration::hours(2);
+    let mut rooms = Vec::new();
+    for i in 0..12 {
+        let body = vcare_tests::rooms::room_body(&format!("apt-crash-{i}"), start, &[vcare_tests::rooms::doctor()]);
+        let r = http.post(format!("{base}/v1/virtual-care/rooms")).bearer_auth(&doctor).json(&body).send().await;
+        let room: Value = r.unwrap().json().await.unwrap();
+        rooms.push(room["roomId"].as_str().unwrap().to_owned());
+    }
+
+    // Eight clients reading rooms round and round; the kill mid-stream.
+    let stop = Arc::new(std::sync::atomic::AtomicBool::new(false));
+    let answered = Arc::new(AtomicUsize::new(0));
+    let mut clients = tokio::task::JoinSet::new();
+    for c in 0..8 {
+        let (http, base, doctor, rooms, stop, answered) =
+            (http.clone(), base.clone(), doctor.clone(), rooms.clone(), stop.clone(), answered.clone());
+        clients.spawn(async move {
+            let (mut sent, mut ok) = (HashMap::<String, usize>::new(), HashMap::<String, usize>::new());
+            let mut i = c;
+            while !stop.load(Ordering::Relaxed) {
+                let room = &rooms[i % rooms.len()];
+                i += 1;
+                *sent.entry(room.clone()).or_default() += 1;
+                let r = http.get(format!("{base}/v1/virtual-care/rooms/{room}")).bearer_auth(&doctor).send().await;
+                // Only a whole 200 answer counts as data handed out.
+                if let Ok(r) = r
+                    && r.status() == 200
+                    && r.bytes().await.is_ok()
+                {
+                    *ok.entry(room.clone()).or_default() += 1;
+                    answered.fetch_add(1, Ordering::Relaxed);
+                } else {
+                    tokio::time::sleep(Duration::from_millis(20)).await;
+                }
+            }
+            (sent, ok)
+        });
+    }
+    let deadline = Instant::now() + Duration::from_secs(60);
+    while answered.load(Ordering::Relaxed) < 150 {
+        assert!(Instant::now() < deadline, "the reads never got going");
+        tokio::time::sleep(Duration::from_millis(10)).await;
+    }
+    child.kill(); // SIGKILL, requests in flight
+    tokio::time::sleep(Duration::from_millis(200)).await;
+    stop.store(true, Ordering::Relaxed);
+    let (mut sent, mut ok) = (HashMap::<String, usize>::new(), HashMap::<String, usize>::new());
+    while let Some(done) = clients.join_next().await {
+        let (s, o) = done.unwrap();
+        s.into_iter().for_each(|(k, v)| *sent.entry(k).or_default() += v);
+        o.into_iter().for_each(|(k, v)| *ok.entry(k).or_default() += v);
+    }
+    let mut child = host(&stack, &addr, &state.0, "http://127.0.0.1:9", 1);
+    ready(&http, &base).await;
+
+    // Every record of the clinic, through the admins' query.
+    let mut records = Vec::new();
+    let mut cursor = String::new();
+    loop {
+        let r = http.get(format!("{base}/v1/audit?limit=100{cursor}")).bearer_auth(&admin).send().await.unwrap();
+        let page: Value = r.json().await.unwrap();
+        records.extend(page["items"].as_array().expect("a page").iter().cloned());
+        match page["nextCursor"].as_str() {
+            Some(next) => cursor = format!("&cursor={next}"),
+            None => break,
+        }
+    }
+    for room in &rooms {
+        let kept = records.iter().filter(|r| r["action"] == "room.read" && r["subject"]["id"] == *room).count();
+        let (got, tried) = (ok.get(room).copied().unwrap_or(0), sent.get(room).copied().unwrap_or(0));
+        assert!(got <= kept && kept <= tried, "{room}: {got} answers, {kept} records, {tried} requests");
+    }
+    let mut seqs: Vec<u64> = records.iter().map(|r| r["seq"].as_u64().unwrap()).collect();
+    seqs.sort();
+    let places: Vec<u64> = (1..=seqs.len() as u64).collect();
+    assert_eq!(seqs, places, "one chain, no gap, no fork");
+    let (got, tried): (usize, usize) = (ok.values().sum(), sent.values().sum());
+    let reads = records.iter().filter(|r| r["action"] == "room.read").count();
+    println!("audit crash: {got} answers, {reads} room reads recorded, {tried} requests");
+    child.kill();
+}

@@ -11,7 +11,10 @@ use vcare_tests::{TestStack, domain_events, root};
 
 async fn ops(stack: &TestStack, args: &[&str], stdin: &str) -> Result<Value, String> {
     let table = stack.gateway.resource("Table").unwrap().reference.clone();
-    let env = vcare_runtime::Env::from_map([("VCARE_TABLE".to_owned(), table)].into_iter().collect());
+    let audit = stack.gateway.resource("AuditTable").unwrap().reference.clone();
+    let env = vcare_runtime::Env::from_map(
+        [("VCARE_TABLE".to_owned(), table), ("VCARE_AUDIT_TABLE".to_owned(), audit)].into_iter().collect(),
+    );
     let args: Vec<String> = args.iter().map(|a| a.to_string()).collect();
     vcare_ops::run(&args, &env, &stack.sdk, &mut stdin.as_bytes())
         .await
@@ -138,5 +141,48 @@ async fn state_lookups_secret_rotation_and_outbox_replay() {
     ] {
         assert!(ops(&stack, &bad, "").await.is_err(), "{bad:?}");
     }
+    stack.stop().await;
+}
+
+/// Operators are audited too: a lookup is recorded first, as their AWS
+/// identity; `audit verify` walks a clinic's chain and says where a changed
+/// record breaks it.
+#[tokio::test]
+async fn operators_lookups_are_audited_and_a_broken_chain_is_reported() {
+    let stack = quiet().await;
+    let doctor = stack.token("u-doc", Some("c-ops"), &["doctor"]);
+    let start = chrono::Utc::now() + chrono::Duration::hours(3);
+    let (status, room) = create_room(&stack, &doctor, &room_body("apt-ops-audit", start, &[rooms::doctor()])).await;
+    assert_eq!(status, 201);
+    let room_id = room["roomId"].as_str().unwrap();
+    ops(&stack, &["show", "room", "c-ops", room_id], "").await.unwrap();
+    let admin = stack.token("u-admin", Some("c-ops"), &["clinic-admin"]);
+    let (status, _, page) = stack.get(&format!("/v1/audit?subjectId={room_id}"), Some(&admin)).await;
+    assert_eq!(status, 200, "{page}");
+    let newest = &page["items"][0];
+    assert_eq!((newest["action"].as_str(), newest["actor"]["roles"].clone()), (Some("ops.show"), json!(["operator"])));
+    assert!(newest["actor"]["id"].as_str().unwrap().starts_with("arn:aws:"), "the operator's AWS identity: {newest}");
+    // room.create, ops.show and the admin's audit.read.
+    let intact = ops(&stack, &["audit", "verify", "--clinic", "c-ops"], "").await.unwrap();
+    assert_eq!((intact["records"].as_u64(), intact["intact"].as_bool()), (Some(3), Some(true)), "{intact}");
+    // Record 1, changed in place (what no function's IAM allows).
+    let ddb = aws_sdk_dynamodb::Client::new(&stack.sdk);
+    let table = url(&stack, "AuditTable");
+    let key = |v: &str| aws_sdk_dynamodb::types::AttributeValue::S(v.into());
+    let item = ddb
+        .get_item()
+        .table_name(&table)
+        .key("pk", key("AUDIT#c-ops"))
+        .key("sk", key(&format!("SEQ#{:020}", 1)))
+        .send()
+        .await
+        .unwrap()
+        .item
+        .unwrap();
+    let record = item["record"].as_s().unwrap().replace("room.create", "room.read");
+    ddb.put_item().table_name(&table).set_item(Some(item)).item("record", key(&record)).send().await.unwrap();
+    let broken = ops(&stack, &["audit", "verify", "--clinic", "c-ops"], "").await.unwrap_err();
+    assert!(broken.contains("record 1 was altered"), "{broken}");
+    assert!(ops(&stack, &["audit", "verify"], "").await.is_err(), "--clinic is required");
     stack.stop().await;
 }

@@ -187,6 +187,7 @@ const SAMPLE_ORDER: &[&str] = &[
     "image-share",
     "history",
     "audit",
+    "audit-export",
     "jitsi-reservations",
     "jitsi-events",
     "openvidu-events",

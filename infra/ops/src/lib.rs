@@ -10,10 +10,13 @@ use aws_sdk_sqs::types::{MessageSystemAttributeName, QueueAttributeName};
 use chrono::{DateTime, Utc};
 use serde_json::{Value, json};
 use vcare_aws::SdkConfig;
+use vcare_care::audit::{Access, Audit};
+use vcare_domain::audit::{AuditRecord, Broken, Outcome, verify_chain};
 use vcare_runtime::{Env, Error};
 use vcare_store::{NotificationStore, OutboxStore, RoomStore};
 
-pub const USAGE: &str = "usage (settings: VCARE_TABLE, the stack's table name; AWS_* as for the SDK):
+pub const USAGE: &str =
+    "usage (settings: VCARE_TABLE and VCARE_AUDIT_TABLE, the stack's table names; AWS_* as for the SDK):
   vcare-ops dlq list <dlq-url> [--max N]
       the dead letters: id, receives, first sent, and the ids they carry (never their content)
   vcare-ops dlq redrive <dlq-url> <queue-url> [--max N] [--dry-run]
@@ -25,7 +28,14 @@ pub const USAGE: &str = "usage (settings: VCARE_TABLE, the stack's table name; A
       a new Jitsi app secret (or the one on stdin), and its ciphertext for
       the JitsiAppSecretCiphertext parameter (purpose jitsi-app-secret)
   vcare-ops outbox replay --from <RFC 3339> --to <RFC 3339> --queue <domain-events-url> [--dry-run]
-      publish again the events of that time range, with their own ids";
+      publish again the events of that time range, with their own ids
+  vcare-ops audit verify --clinic <clinic>
+      walk the clinic's audit chain from its first record: intact, or where it breaks
+every lookup, redrive and replay is itself audited first, as the operator's AWS identity";
+
+/// The chain of what operators did that concerns no one clinic (dead
+/// letters, replays).
+pub const OPERATIONS_CHAIN: &str = "vcare-operations";
 
 /// Runs one command; the text to print.
 pub async fn run(args: &[String], env: &Env, sdk: &SdkConfig, stdin: &mut dyn Read) -> Result<String, Error> {
@@ -34,10 +44,69 @@ pub async fn run(args: &[String], env: &Env, sdk: &SdkConfig, stdin: &mut dyn Re
     let has = |name: &str| words.contains(&name);
     let max = flag("--max").map(|n| n.parse::<usize>().map_err(|_| "--max takes a number")).transpose()?.unwrap_or(100);
     let table = || env.required("VCARE_TABLE").map_err(Error::from);
+    let audit = || -> Result<Audit, Error> {
+        let table = env.required("VCARE_AUDIT_TABLE")?;
+        let store =
+            vcare_store::AuditStore::new(aws_sdk_dynamodb::Client::new(sdk), table, env.required("VCARE_TABLE")?);
+        Ok(Audit { store, clock: vcare_runtime::Clock::system() })
+    };
+    // Recorded before anything is read or moved: a lookup the trail cannot
+    // take is not made.
+    let audited = |clinic: &str, action: &'static str, subject_type: &'static str, subject_id: &str| {
+        let (clinic, subject_id) = (clinic.to_owned(), subject_id.to_owned());
+        let audit = audit();
+        async move {
+            let operator = operator(sdk).await?;
+            let access = Access {
+                clinic_id: clinic,
+                actor_id: operator,
+                actor_roles: vec!["operator".into()],
+                action: action.into(),
+                subject_type: subject_type.into(),
+                subject_id,
+                outcome: Outcome::Allowed,
+                request_id: format!("vcare-ops-{}", vcare_domain::ids::random_base32(16)),
+                source_ip: String::new(),
+            };
+            audit?.record(access, &[]).await.map_err(|e| format!("the audit trail could not take this: {e}"))?;
+            Ok::<(), Error>(())
+        }
+    };
     let out = match words.as_slice() {
-        ["dlq", "list", dlq, ..] => dlq_list(sdk, dlq, max).await?,
-        ["dlq", "redrive", dlq, queue, ..] => dlq_redrive(sdk, dlq, queue, max, has("--dry-run")).await?,
+        ["audit", "verify", ..] => {
+            let clinic = flag("--clinic").ok_or("--clinic <clinic> is required")?;
+            let store = audit()?.store;
+            let mut records = Vec::new();
+            loop {
+                let page = store.chain(clinic, records.last().map_or(0, |r: &AuditRecord| r.seq), 500).await?;
+                if page.is_empty() {
+                    break;
+                }
+                records.extend(page);
+            }
+            match verify_chain(&records) {
+                Ok(()) => json!({"clinic": clinic, "records": records.len(), "intact": true}),
+                Err(Broken::Altered { seq }) => {
+                    return Err(format!("the audit chain of {clinic} is broken: record {seq} was altered").into());
+                }
+                Err(Broken::Unlinked { seq }) => {
+                    return Err(format!(
+                        "the audit chain of {clinic} is broken: record {seq} does not follow the one before it"
+                    )
+                    .into());
+                }
+            }
+        }
+        ["dlq", "list", dlq, ..] => {
+            audited(OPERATIONS_CHAIN, "ops.dlq-list", "queue", dlq).await?;
+            dlq_list(sdk, dlq, max).await?
+        }
+        ["dlq", "redrive", dlq, queue, ..] => {
+            audited(OPERATIONS_CHAIN, "ops.dlq-redrive", "queue", dlq).await?;
+            dlq_redrive(sdk, dlq, queue, max, has("--dry-run")).await?
+        }
         ["show", "notification", clinic, id] => {
+            audited(clinic, "ops.show", "notification", id).await?;
             let store = NotificationStore::new(aws_sdk_dynamodb::Client::new(sdk), table()?);
             let (n, version) = store.get(clinic, id).await?.ok_or("no such notification")?;
             let mut view = n.view();
@@ -45,6 +114,7 @@ pub async fn run(args: &[String], env: &Env, sdk: &SdkConfig, stdin: &mut dyn Re
             view
         }
         ["show", "room", clinic, id] => {
+            audited(clinic, "ops.show", "room", id).await?;
             let store = RoomStore::new(aws_sdk_dynamodb::Client::new(sdk), table()?);
             let (room, version) = store.get(clinic, id).await?.ok_or("no such room")?;
             let mut view = vcare_domain::events::room_summary(&room);
@@ -86,6 +156,7 @@ pub async fn run(args: &[String], env: &Env, sdk: &SdkConfig, stdin: &mut dyn Re
                 return Err("--from must be before --to".into());
             }
             let queue = flag("--queue").ok_or("--queue <domain-events-url> is required")?;
+            audited(OPERATIONS_CHAIN, "ops.outbox-replay", "queue", queue).await?;
             let outbox = OutboxStore::new(aws_sdk_dynamodb::Client::new(sdk), table()?);
             let records = outbox.between(from, to).await?;
             let ids: Vec<&str> = records.iter().map(|r| r.event_id.as_str()).collect();
@@ -101,6 +172,14 @@ pub async fn run(args: &[String], env: &Env, sdk: &SdkConfig, stdin: &mut dyn Re
         _ => return Err(USAGE.into()),
     };
     Ok(serde_json::to_string_pretty(&out)?)
+}
+
+/// The operator as AWS knows them: the caller identity's ARN.
+async fn operator(sdk: &SdkConfig) -> Result<String, Error> {
+    let me = aws_sdk_sts::Client::new(sdk).get_caller_identity().send().await.map_err(|e| {
+        format!("who you are could not be asked of AWS: {}", aws_sdk_sts::error::DisplayErrorContext(e))
+    })?;
+    Ok(me.arn.ok_or("AWS named no identity")?)
 }
 
 /// What a dead letter may show: ids and event fields, never content.

@@ -2,6 +2,7 @@
 //! store, the caller's standing towards a room, and the room's API view.
 
 pub mod audit;
+pub mod audit_export;
 pub mod dial_in;
 pub mod end_meeting;
 mod error;

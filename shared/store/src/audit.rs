@@ -182,6 +182,11 @@ impl AuditStore {
         }
     }
 
+    /// The record an item of the audit table holds (a stream's image).
+    pub fn record_of(item: &Item) -> Result<AuditRecord, StoreError> {
+        from_item(item)
+    }
+
     /// A clinic's records in chain order from place `after + 1`, at most
     /// `limit` (for verifying and exporting); the place to go on from.
     pub async fn chain(&self, clinic: &str, after: u64, limit: i32) -> Result<Vec<AuditRecord>, StoreError> {
