@@ -12,7 +12,9 @@
 //! `n` as the head cannot both link to it — the loser re-reads the head
 //! and takes the next place. The head a writer last saw is kept in
 //! memory, so a warm writer pays one conditional write, and a stale memory
-//! costs a failed condition, never a fork.
+//! costs a failed condition, never a fork. One process's writers of a
+//! clinic take turns; processes race (Lambda runs one request per
+//! instance at a time, so a clinic's concurrency is its instances').
 
 use std::collections::HashMap;
 use std::sync::{Arc, Mutex};
@@ -58,14 +60,21 @@ pub struct AuditPage {
     pub next_cursor: Option<String>,
 }
 
+/// One clinic's remembered head, (seq, hash), and the turn to append.
+type Lane = Arc<tokio::sync::Mutex<Option<(u64, String)>>>;
+
 #[derive(Debug, Clone)]
 pub struct AuditStore {
     ddb: Client,
     table: String,
     /// The outbox's table, for the events a record is written with.
     main: String,
-    /// Each clinic's head as this writer last saw it: (seq, hash).
-    heads: Arc<Mutex<HashMap<String, (u64, String)>>>,
+    /// Each clinic's head as this writer last saw it, (seq, hash), behind
+    /// a lock held for the whole append: this process's writers of one
+    /// clinic take their turns instead of racing for the same place (a
+    /// race would cost every loser a re-read, and many at once could run
+    /// out of attempts). Other processes still race, and lose cleanly.
+    heads: Arc<Mutex<HashMap<String, Lane>>>,
 }
 
 impl AuditStore {
@@ -73,16 +82,8 @@ impl AuditStore {
         Self { ddb, table: table.into(), main: main.into(), heads: Arc::default() }
     }
 
-    fn remembered(&self, clinic: &str) -> Option<(u64, String)> {
-        self.heads.lock().unwrap_or_else(|p| p.into_inner()).get(clinic).cloned()
-    }
-
-    fn remember(&self, clinic: &str, head: Option<(u64, String)>) {
-        let mut heads = self.heads.lock().unwrap_or_else(|p| p.into_inner());
-        match head {
-            Some(h) => heads.insert(clinic.to_owned(), h),
-            None => heads.remove(clinic),
-        };
+    fn lane(&self, clinic: &str) -> Lane {
+        self.heads.lock().unwrap_or_else(|p| p.into_inner()).entry(clinic.to_owned()).or_default().clone()
     }
 
     /// The clinic's newest record's place and hash, read consistently.
@@ -127,26 +128,22 @@ impl AuditStore {
     /// Answers the record as written.
     pub async fn append(&self, draft: AuditRecord, events: &[DomainEvent]) -> Result<AuditRecord, StoreError> {
         let clinic = draft.clinic_id.clone();
+        let lane = self.lane(&clinic);
+        let mut remembered = lane.lock().await;
         for attempt in 0..MAX_APPEND_ATTEMPTS {
-            let head = match self.remembered(&clinic) {
+            let head = match remembered.take() {
                 Some(h) => Some(h),
                 None => self.head(&clinic).await?,
             };
             let record = draft.clone().sealed(head.as_ref().map(|(seq, hash)| (hash.as_str(), *seq)));
-            let written = self.write(&record, events).await;
-            match written {
-                Ok(true) => {
-                    self.remember(&clinic, Some((record.seq, record.hash.clone())));
+            match self.write(&record, events).await? {
+                true => {
+                    *remembered = Some((record.seq, record.hash.clone()));
                     return Ok(record);
                 }
-                // Someone took the place: re-read the head, take the next.
-                Ok(false) => self.remember(&clinic, None),
-                Err(e) => {
-                    self.remember(&clinic, None);
-                    return Err(e);
-                }
+                // Another process took the place: re-read the head, take the next.
+                false => tracing::debug!(attempt, "an audit record lost its place in the chain"),
             }
-            tracing::debug!(attempt, "an audit record lost its place in the chain");
         }
         Err(StoreError::Contention)
     }
