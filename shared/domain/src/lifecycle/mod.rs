@@ -9,7 +9,7 @@
 mod budget;
 mod outcome;
 #[cfg(test)]
-mod test_support;
+pub(crate) mod test_support;
 #[cfg(test)]
 mod tests;
 #[cfg(test)]
