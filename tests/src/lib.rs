@@ -6,6 +6,7 @@
 
 pub mod catalogue;
 pub mod comms;
+pub mod fhir;
 pub mod fixtures;
 pub mod lambda;
 pub mod livekit;

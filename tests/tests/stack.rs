@@ -201,6 +201,7 @@ const SAMPLE_ORDER: &[&str] = &[
     "dlr-callback",
     "dlr-sweep",
     "outbox-relay",
+    "fhir-sync",
     "appointment-events",
     "reminder-scheduler",
 ];

@@ -6,6 +6,7 @@ pub mod audit_export;
 pub mod dial_in;
 pub mod end_meeting;
 mod error;
+pub mod fhir_sync;
 pub mod images;
 pub mod links;
 pub mod recordings;

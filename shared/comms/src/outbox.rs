@@ -19,6 +19,10 @@ pub struct Relay {
     outbox: OutboxStore,
     sqs: aws_sdk_sqs::Client,
     queue_url: String,
+    /// The FHIR sync's queue, when a FHIR server is configured: it is sent
+    /// the events FHIR hears of ([`vcare_domain::fhir::SYNCED`]), in the
+    /// same order, groups and ids.
+    fhir_queue_url: Option<String>,
     sweep_after: chrono::Duration,
     clock: Clock,
 }
@@ -35,6 +39,7 @@ pub fn relay_for(sdk: &SdkConfig, table: &str, queue_url: &str) -> Relay {
         outbox: OutboxStore::new(aws_sdk_dynamodb::Client::new(sdk), table),
         sqs: aws_sdk_sqs::Client::new(sdk),
         queue_url: queue_url.to_owned(),
+        fhir_queue_url: None,
         sweep_after: chrono::Duration::seconds(120),
         clock: Clock::system(),
     }
@@ -45,6 +50,8 @@ pub fn relay(env: &Env, sdk: &SdkConfig) -> Result<Relay, Error> {
         outbox: OutboxStore::new(aws_sdk_dynamodb::Client::new(sdk), env.required("TABLE_NAME")?),
         sqs: aws_sdk_sqs::Client::new(sdk),
         queue_url: env.required("DOMAIN_EVENTS_QUEUE_URL")?,
+        // `FHIR_QUEUE_URL` is set only where `FhirBaseUrl` is (the template's condition).
+        fhir_queue_url: env.get("FHIR_QUEUE_URL").filter(|u| !u.is_empty()).map(str::to_owned),
         sweep_after: chrono::Duration::seconds(env.bounded("SWEEP_AFTER_SECONDS", 120, 0, 86_400)?),
         clock: Clock::system(),
     })
@@ -95,7 +102,7 @@ impl Relay {
     /// 5-minute de-duplication does not swallow them. Nothing is marked.
     pub async fn replay(&self, records: &[OutboxRecord], replay_id: &str) -> Result<usize, Error> {
         for chunk in records.chunks(10) {
-            let refused = self.send(chunk, |r| format!("{}-{replay_id}", r.event_id)).await?;
+            let refused = self.send(&self.queue_url, chunk, |r| format!("{}-{replay_id}", r.event_id)).await?;
             if refused.is_some() {
                 return Err("SQS refused a replayed event".into());
             }
@@ -107,6 +114,7 @@ impl Relay {
     /// entry SQS refused, if any.
     async fn send<R: std::borrow::Borrow<OutboxRecord>>(
         &self,
+        queue_url: &str,
         chunk: &[R],
         dedup: impl Fn(&OutboxRecord) -> String,
     ) -> Result<Option<usize>, Error> {
@@ -127,7 +135,7 @@ impl Relay {
         let sent = self
             .sqs
             .send_message_batch()
-            .queue_url(&self.queue_url)
+            .queue_url(queue_url)
             .set_entries(Some(entries))
             .send()
             .await
@@ -142,8 +150,23 @@ impl Relay {
         let mut done = 0;
         for chunk in records.chunks(10) {
             // The first entry SQS refused: it and everything after it wait.
-            let first_failed = self.send(chunk, |r| r.event_id.clone()).await.map_err(|e| (done, e))?;
+            let first_failed =
+                self.send(&self.queue_url, chunk, |r| r.event_id.clone()).await.map_err(|e| (done, e))?;
             let ok = first_failed.unwrap_or(chunk.len());
+            // The FHIR sync's share, before anything is marked: a failure
+            // here sends the chunk again, and both FIFO queues drop what
+            // they already have by its de-duplication id (five minutes).
+            if let Some(fhir) = &self.fhir_queue_url {
+                let synced: Vec<&OutboxRecord> =
+                    chunk[..ok].iter().copied().filter(|r| vcare_domain::fhir::is_synced(&r.event_type())).collect();
+                if !synced.is_empty() {
+                    match self.send(fhir, &synced, |r| r.event_id.clone()).await {
+                        Ok(None) => {}
+                        Ok(Some(_)) => return Err((done, "the FHIR queue refused an entry".into())),
+                        Err(e) => return Err((done, e)),
+                    }
+                }
+            }
             let now = self.clock.now();
             for r in &chunk[..ok] {
                 if let Some(lag) = r.written_at().map(|t| (now - t).num_milliseconds()) {

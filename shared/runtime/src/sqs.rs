@@ -37,3 +37,55 @@ where
     }
     response
 }
+
+/// Runs `handle` on a FIFO queue's records one after another, in the order
+/// given; at the first that fails, it and every record after it are
+/// reported (Lambda's rule for FIFO sources), so no record of a message
+/// group is settled before an earlier one of that group.
+pub async fn in_order<F, Fut>(event: SqsEvent, what: &'static str, handle: F) -> SqsBatchResponse
+where
+    F: Fn(aws_lambda_events::sqs::SqsMessage) -> Fut,
+    Fut: Future<Output = Result<(), Error>>,
+{
+    let mut response = SqsBatchResponse::default();
+    let mut failed = false;
+    for record in event.records {
+        let id = record.message_id.clone().unwrap_or_default();
+        if !failed && let Err(e) = handle(record).await {
+            tracing::warn!(message_id = %id, error = %e, "{what} failed; it and what follows will be retried");
+            failed = true;
+        }
+        if failed {
+            let mut failure = BatchItemFailure::default();
+            failure.item_identifier = id;
+            response.batch_item_failures.push(failure);
+        }
+    }
+    response
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[tokio::test]
+    async fn in_order_stops_at_the_first_failure_and_reports_the_rest() {
+        let mut event = SqsEvent::default();
+        for (id, body) in [("m1", "ok"), ("m2", "bad"), ("m3", "ok")] {
+            let mut m = aws_lambda_events::sqs::SqsMessage::default();
+            m.message_id = Some(id.into());
+            m.body = Some(body.into());
+            event.records.push(m);
+        }
+        let seen = std::sync::Mutex::new(Vec::new());
+        let response = in_order(event, "test", |m| {
+            let body = m.body.unwrap_or_default();
+            seen.lock().unwrap().push(body.clone());
+            async move { if body == "bad" { Err(Error::from("no")) } else { Ok(()) } }
+        })
+        .await;
+        let reported: Vec<String> = response.batch_item_failures.into_iter().map(|f| f.item_identifier).collect();
+        assert_eq!(reported, ["m2", "m3"]);
+        assert_eq!(*seen.lock().unwrap(), ["ok", "bad"], "nothing after the failure was handled");
+    }
+}

@@ -27,6 +27,14 @@ impl OutboxRecord {
         DateTime::parse_from_rfc3339(event["time"].as_str()?).ok().map(|t| t.with_timezone(&Utc))
     }
 
+    /// Its event's CloudEvents `type` (empty if it has none).
+    pub fn event_type(&self) -> String {
+        serde_json::from_str::<serde_json::Value>(&self.event)
+            .ok()
+            .and_then(|e| e["type"].as_str().map(str::to_owned))
+            .unwrap_or_default()
+    }
+
     /// From a stored item (or a stream image of one); `None` if it is not
     /// an outbox record.
     pub fn from_item(item: &Item) -> Option<Self> {
