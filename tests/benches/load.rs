@@ -175,10 +175,12 @@ async fn soak_run(p: &Arc<Providers>, n: usize) {
             (seen, last_change) = (now_seen, Instant::now());
         }
     }
-    // Then the table: every outcome written (none left queued).
+    // Then the table: every outcome written (none left queued, nor sending:
+    // the stand-in sees a send before its dispatcher writes `sent`).
     let (counts, latencies) = loop {
         let (counts, latencies) = statuses().await;
-        let done = counts.iter().filter(|(s, _)| *s != "queued").map(|(_, c)| c).sum::<usize>();
+        let done =
+            counts.iter().filter(|(s, _)| !matches!(s.as_str(), "queued" | "sending")).map(|(_, c)| c).sum::<usize>();
         if done == total || Instant::now() > deadline {
             break (counts, latencies);
         }
