@@ -4,6 +4,7 @@
 //! the loopback AWS endpoint that `make test` started — and its own gateway
 //! on a free port, so tests run in parallel and never touch a dev stack.
 
+pub mod audit;
 pub mod catalogue;
 pub mod comms;
 pub mod fhir;

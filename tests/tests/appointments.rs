@@ -266,6 +266,8 @@ async fn reminders_go_once_per_window_with_a_join_link_and_the_consultation_even
             "virtual_care.room.created",
             "virtual_care.patient.waiting",
             "virtual_care.patient.admitted",
+            // The link's token, recorded when it was opened.
+            "virtual_care.token.issued",
             "virtual_care.consultation.started",
             "virtual_care.consultation.ended"
         ],
@@ -274,7 +276,7 @@ async fn reminders_go_once_per_window_with_a_join_link_and_the_consultation_even
     for e in &events {
         vcare_tests::catalogue::validate(e).unwrap_or_else(|err| panic!("{err}"));
     }
-    let ended = of_room[4];
+    let ended = of_room[5];
     assert_eq!(ended["data"]["durationSeconds"], 900 - 5);
     // Stable ids: each event is its outbox record's.
     let ids: std::collections::HashSet<&str> = events.iter().map(|e| e["id"].as_str().unwrap()).collect();

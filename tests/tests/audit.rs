@@ -10,27 +10,10 @@ use std::time::Duration;
 use serde_json::{Value, json};
 use vcare_domain::audit::{AuditRecord, Broken, verify_chain};
 use vcare_tests::TestStack;
+use vcare_tests::audit::{audit_table, chain};
 use vcare_tests::rooms::{self, create_room, room_body};
 
 const CLINIC: &str = "c-audit";
-
-fn audit_table(stack: &TestStack) -> String {
-    stack.gateway.resource("AuditTable").unwrap().reference.clone()
-}
-
-/// The clinic's records in chain order, as stored.
-async fn chain(stack: &TestStack, clinic: &str) -> Vec<AuditRecord> {
-    let ddb = aws_sdk_dynamodb::Client::new(&stack.sdk);
-    let store = vcare_store::AuditStore::new(ddb, audit_table(stack), "unused");
-    let mut out = Vec::new();
-    loop {
-        let page = store.chain(clinic, out.last().map_or(0, |r: &AuditRecord| r.seq), 100).await.unwrap();
-        if page.is_empty() {
-            return out;
-        }
-        out.extend(page);
-    }
-}
 
 /// `GET /v1/audit?query` as `token`.
 async fn query(stack: &TestStack, token: &str, query: &str) -> (u16, Value) {
@@ -250,5 +233,57 @@ async fn each_record_is_exported_under_an_object_lock_that_refuses_its_delete() 
         let still = s3.get_object().bucket(&bucket).key(&key).version_id(&version).send().await;
         assert!(still.is_ok(), "the version is still there");
     }
+    stack.stop().await;
+}
+
+/// A token no caller asked for — the one a reminder carries when there are
+/// no join links — is recorded as vcare's reminders', with
+/// `virtual_care.token.issued`, before its URL is handed on; and without
+/// its record there is no URL.
+#[tokio::test]
+async fn a_reminders_token_is_recorded_before_it_is_sent() {
+    let stack = TestStack::start().await;
+    let doctor = stack.token("u-doc", Some(CLINIC), &["doctor"]);
+    let start = chrono::Utc::now() + chrono::Duration::minutes(5);
+    let mut body = room_body("apt-remind", start, &[rooms::doctor(), rooms::patient()]);
+    body["lobby"] = json!(false);
+    let (status, room) = create_room(&stack, &doctor, &body).await;
+    assert_eq!(status, 201, "{room}");
+    let room_id = room["roomId"].as_str().unwrap().to_owned();
+    let env = vcare_runtime::Env::from_map(
+        stack.gateway.function("ReminderSchedulerFunction").unwrap().def.environment.clone(),
+    );
+    let issuer = vcare_care::tokens::TokenIssuer::from_env(&env, &stack.sdk).await.unwrap();
+    let audit = vcare_care::audit::Audit::from_env(&env, &stack.sdk).unwrap();
+    let (stored, _) =
+        vcare_store::RoomStore::new(aws_sdk_dynamodb::Client::new(&stack.sdk), env.required("TABLE_NAME").unwrap())
+            .get(CLINIC, &room_id)
+            .await
+            .unwrap()
+            .unwrap();
+    let patient = stored.participant("u-pat").unwrap();
+    let by = |request: &str| vcare_care::tokens::Minter {
+        actor_id: "vcare-reminders".into(),
+        actor_roles: vec!["system".into()],
+        action: "token.issue.reminder",
+        request_id: request.into(),
+        source_ip: String::new(),
+    };
+    let url = issuer.join_url(&stored, patient, chrono::Utc::now(), &audit, by("reminder:1")).await.unwrap();
+    assert!(url.is_some_and(|u| u.contains("jwt=")));
+    let records: Vec<AuditRecord> =
+        chain(&stack, CLINIC).await.into_iter().filter(|r| r.action == "token.issue.reminder").collect();
+    assert_eq!(records.len(), 1);
+    assert_eq!((records[0].actor_id.as_str(), records[0].subject_id.as_str()), ("vcare-reminders", room_id.as_str()));
+    let events = vcare_tests::comms::outbox_events(&stack, &room_id).await;
+    assert_eq!(events.iter().filter(|e| *e == "virtual_care.token.issued").count(), 1, "{events:?}");
+
+    // The trail cannot take it: no URL (the reminder run fails and retries).
+    let ddb = aws_sdk_dynamodb::Client::new(&stack.sdk);
+    ddb.delete_table().table_name(audit_table(&stack)).send().await.unwrap();
+    let refused = issuer.join_url(&stored, patient, chrono::Utc::now(), &audit, by("reminder:2")).await;
+    assert!(refused.is_err(), "a token not recorded is not handed on");
+    let events = vcare_tests::comms::outbox_events(&stack, &room_id).await;
+    assert_eq!(events.iter().filter(|e| *e == "virtual_care.token.issued").count(), 1, "no event either");
     stack.stop().await;
 }

@@ -6,6 +6,8 @@
 use base64::Engine;
 use chrono::{Duration, Utc};
 use serde_json::{Value, json};
+use vcare_tests::audit::chain;
+use vcare_tests::comms::outbox_events;
 use vcare_tests::rooms::{create_room, doctor, patient, room_body};
 use vcare_tests::{JOIN_LINK_BASE, TestStack};
 
@@ -62,6 +64,13 @@ async fn a_link_mints_its_owners_token_only_in_the_window_and_dies_with_the_room
     assert_eq!(c["room"], room["jitsiRoom"]);
     assert_ne!(c["moderator"], true, "a patient's token");
     assert!(location.starts_with("https://"), "{location}");
+    // The token is recorded as its owner's before the redirect, with its event.
+    let minted: Vec<_> = chain(&stack, "c1").await.into_iter().filter(|r| r.action == "token.issue.link").collect();
+    assert_eq!(minted.len(), 1, "{minted:?}");
+    assert_eq!((minted[0].actor_id.as_str(), minted[0].subject_id.as_str()), ("u-pat", room_id));
+    assert_eq!(minted[0].actor_roles, ["patient"]);
+    let events = outbox_events(&stack, room_id).await;
+    assert_eq!(events.iter().filter(|e| *e == "virtual_care.token.issued").count(), 1, "{events:?}");
 
     // Who may make links: a service or the room's clinicians, for its participants.
     let pat = stack.token("u-pat", Some("c1"), &["patient"]);

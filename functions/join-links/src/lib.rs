@@ -36,6 +36,8 @@ use vcare_waiting_room::WaitingRoom;
 
 pub struct JoinLinks {
     issuer: TokenIssuer,
+    /// A link's token is no caller's request: recorded by the link's code.
+    audit: Audit,
     links: Links,
     waiting: WaitingRoom,
 }
@@ -130,8 +132,10 @@ async fn open(
     Path(code): Path<String>,
     Query(query): Query<HashMap<String, String>>,
     headers: HeaderMap,
+    request: axum::http::request::Parts,
 ) -> Response {
-    match j.links.open(&j.issuer, &code, j.issuer.care.now()).await {
+    let origin = vcare_http::audit::origin(&request.extensions);
+    match j.links.open(&j.issuer, &j.audit, &code, j.issuer.care.now(), origin).await {
         Ok(Opened::Waiting) => waiting_page(&query, &headers),
         Ok(Opened::Join(url)) => {
             let headers = [
@@ -167,8 +171,10 @@ async fn open(
 
 /// The function as Lambda and the local gateway run it.
 pub async fn function(env: &Env, sdk: &SdkConfig) -> Result<HttpFunction, Error> {
+    let audit = Audit::from_env(env, sdk)?;
     let state = JoinLinks {
         issuer: TokenIssuer::from_env(env, sdk).await?,
+        audit: audit.clone(),
         links: Links::from_env(env, sdk)?,
         waiting: WaitingRoom::from_env(env, sdk)?,
     };
@@ -180,7 +186,7 @@ pub async fn function(env: &Env, sdk: &SdkConfig) -> Result<HttpFunction, Error>
     Ok(HttpFunction::audited(
         routes,
         state,
-        Audit::from_env(env, sdk)?,
+        audit,
         vec![Audited::new(
             Method::POST,
             "/v1/virtual-care/rooms/{room_id}/links",

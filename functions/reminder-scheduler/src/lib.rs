@@ -29,6 +29,7 @@ use aws_lambda_events::cloudwatch_events::CloudWatchEvent;
 use chrono::{DateTime, Duration, DurationRound, Utc};
 use serde::Serialize;
 use vcare_aws::SdkConfig;
+use vcare_care::audit::Audit;
 use vcare_care::links::Links;
 use vcare_care::recordings::{RecordingStorage, Recordings};
 use vcare_care::tokens::TokenIssuer;
@@ -60,6 +61,8 @@ pub struct Scheduler {
     /// Short join links (`JOIN_LINK_BASE_URL` set): reminders carry
     /// `/j/<code>`, not a token; without it, the token's URL.
     links: Option<Links>,
+    /// Where a reminder's token is recorded (without links: it carries one).
+    audit: Audit,
     comms: Notifications,
     /// The recordings' sweeps (`RECORDING_BUCKET` set).
     recordings: Option<(Recordings, RecordingStorage)>,
@@ -108,6 +111,7 @@ pub async fn scheduler(env: &Env, sdk: &SdkConfig) -> Result<Arc<Scheduler>, Err
     Ok(Arc::new(Scheduler {
         comms: Notifications::from_env(env, sdk)?,
         links: env.get("JOIN_LINK_BASE_URL").is_some().then(|| Links::from_env(env, sdk)).transpose()?,
+        audit: Audit::from_env(env, sdk)?,
         recordings: env.get("RECORDING_BUCKET").is_some().then(|| Recordings::with_storage(env, sdk)).transpose()?,
         tokens,
         catch_up: Duration::minutes(env.bounded("SCHEDULE_CATCH_UP_MINUTES", 60, 1, 24 * 60)?),

@@ -15,7 +15,17 @@ use vcare_domain::notification::{Context, Priority};
 use vcare_domain::room::RoomStatus;
 use vcare_runtime::Error;
 
+use vcare_care::tokens::Minter;
+
 use crate::Scheduler;
+
+/// The actor of a token a reminder carries.
+const REMINDERS: &str = "vcare-reminders";
+
+/// A reminder's idempotency key, and its token's request id.
+fn key_for(room_id: &str, user_id: &str, label: &str) -> String {
+    format!("reminder:{room_id}:{user_id}:{label}")
+}
 
 impl Scheduler {
     /// Sends the reminder `window` ahead of room `room_id`, due at `at`;
@@ -47,12 +57,22 @@ impl Scheduler {
                 // Without links, a token now — none where it would pass a
                 // waiting room nothing stands behind (OpenVidu), or where the
                 // provider has no join page: the reminder then has no link.
-                None => self.tokens.join_url(&room, p, room.scheduled_start - window).await.ok(),
+                None => {
+                    let by = Minter {
+                        actor_id: REMINDERS.into(),
+                        actor_roles: vec!["system".into()],
+                        action: "token.issue.reminder",
+                        request_id: key_for(room_id, &p.user_id, &label),
+                        source_ip: String::new(),
+                    };
+                    // A token not recorded is not sent: the run fails, and the next one retries.
+                    self.tokens.join_url(&room, p, room.scheduled_start - window, &self.audit, by).await?
+                }
             };
             let mut variables =
                 BTreeMap::from([("when".to_owned(), local_when(room.scheduled_start, recipient.timezone.as_deref()))]);
             variables.extend(join_url.map(|u| ("joinUrl".to_owned(), u)));
-            let key = format!("reminder:{room_id}:{}:{label}", p.user_id);
+            let key = key_for(room_id, &p.user_id, &label);
             // A reply C, R or X is about this appointment and room.
             let notice = Notice {
                 template: "appointment-reminder",

@@ -21,7 +21,8 @@ use vcare_runtime::{Env, Error};
 use vcare_store::RoomStore;
 
 use crate::RoomError;
-use crate::tokens::TokenIssuer;
+use crate::audit::Audit;
+use crate::tokens::{Minter, TokenIssuer};
 
 pub struct Links {
     store: RoomStore,
@@ -98,17 +99,41 @@ impl Links {
 
     /// Opens the link `code` at `now`: a token for its owner only, minted
     /// by `issuer`, only inside the window, and not while they wait.
-    pub async fn open(&self, issuer: &TokenIssuer, code: &str, now: DateTime<Utc>) -> Result<Opened, RoomError> {
+    /// The token is recorded in the audit trail as the link owner's
+    /// (`token.issue.link`, from `origin`: request id, source address)
+    /// before the URL is answered; no record, no URL.
+    pub async fn open(
+        &self,
+        issuer: &TokenIssuer,
+        audit: &Audit,
+        code: &str,
+        now: DateTime<Utc>,
+        origin: (String, String),
+    ) -> Result<Opened, RoomError> {
         let Some((room, user)) = self.resolve(code, now).await? else { return Ok(Opened::Gone) };
         let Some(participant) = room.participant(&user) else { return Ok(Opened::Gone) };
         match room.joinable(&issuer.care.config.join, now) {
             Ok(()) if room.holds_back(participant) => Ok(Opened::Waiting),
             Ok(()) => {
                 issuer.ensure_prepared(&room).await?;
-                let url = issuer.join_url(&room, participant, now).await.map_err(|e| {
-                    tracing::error!(error = %e, "signing a join token failed");
+                let by = Minter {
+                    actor_id: user.clone(),
+                    actor_roles: vec![participant.role.as_str().to_owned()],
+                    action: "token.issue.link",
+                    request_id: origin.0,
+                    source_ip: origin.1,
+                };
+                let url = issuer.join_url(&room, participant, now, audit, by).await.map_err(|e| {
+                    tracing::error!(error = %e, "a join token could not be signed or recorded");
                     RoomError::Unavailable
                 })?;
+                let Some(url) = url else {
+                    tracing::error!(
+                        provider = room.provider.as_str(),
+                        "a link opened where the provider has no join page"
+                    );
+                    return Err(RoomError::Unavailable);
+                };
                 vcare_runtime::metrics::count("JoinLinksOpened", &[]);
                 Ok(Opened::Join(url))
             }

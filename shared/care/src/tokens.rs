@@ -7,12 +7,28 @@ use vcare_domain::room::{Participant, Room};
 use vcare_domain::video::ProviderKind;
 use vcare_runtime::{Env, Error};
 
+use vcare_domain::audit::Outcome;
+use vcare_domain::events::DomainEvent;
+
+use crate::audit::{Access, Audit};
 use crate::video::{Minted, Needs, Providers};
 use crate::{RoomError, Rooms, RoomsConfig};
 
 /// Where login-token public keys go in the keys bucket (Prosody's
 /// `asap_key_server` points here).
 pub const LOGIN_KEYS_PREFIX: &str = "login/";
+
+/// On whose behalf vcare mints a token no caller asked it for.
+#[derive(Debug, Clone)]
+pub struct Minter {
+    /// The join link's owner, or vcare's reminders.
+    pub actor_id: String,
+    pub actor_roles: Vec<String>,
+    /// `token.issue.link`, `token.issue.reminder`.
+    pub action: &'static str,
+    pub request_id: String,
+    pub source_ip: String,
+}
 
 pub struct TokenIssuer {
     pub care: Rooms,
@@ -38,18 +54,42 @@ impl TokenIssuer {
     }
 
     /// The URL a link or reminder opens: Jitsi's meeting with the token,
-    /// or OpenVidu's web client (`OPENVIDU_MEET_URL`) with it.
-    /// Never for someone an OpenVidu room's waiting room holds back: only
-    /// vcare stands between them and the room (on Jitsi, Prosody's lobby
-    /// holds such a token's owner).
-    pub async fn join_url(&self, room: &Room, participant: &Participant, now: DateTime<Utc>) -> Result<String, Error> {
+    /// or OpenVidu's web client (`OPENVIDU_MEET_URL`) with it. `None` for
+    /// someone an OpenVidu room's waiting room holds back (only vcare
+    /// stands between them and the room; on Jitsi, Prosody's lobby holds
+    /// such a token's owner), and where the provider has no join page.
+    ///
+    /// The token is vcare's own doing, not a caller's request, so it is
+    /// recorded here, before the URL is handed on: `by` is whom or what it
+    /// was minted for, and the record carries `virtual_care.token.issued`.
+    pub async fn join_url(
+        &self,
+        room: &Room,
+        participant: &Participant,
+        now: DateTime<Utc>,
+        audit: &Audit,
+        by: Minter,
+    ) -> Result<Option<String>, Error> {
+        // No token for who waits on OpenVidu, nor where there is no join page.
         if room.provider == ProviderKind::Openvidu && room.holds_back(participant) {
-            return Err("a waiting patient's OpenVidu token waits for admission".into());
+            return Ok(None);
         }
-        self.issue(room, participant, now)
-            .await?
-            .join_url
-            .ok_or_else(|| format!("{} rooms have no join page configured", room.provider.as_str()).into())
+        let minted = self.issue(room, participant, now).await?;
+        let Some(url) = minted.join_url else { return Ok(None) };
+        let issued = DomainEvent::token_issued(room, participant, minted.moderator, minted.expires, now);
+        let access = Access {
+            clinic_id: room.clinic_id.clone(),
+            actor_id: by.actor_id,
+            actor_roles: by.actor_roles,
+            action: by.action.into(),
+            subject_type: "room".into(),
+            subject_id: room.room_id.clone(),
+            outcome: Outcome::Allowed,
+            request_id: by.request_id,
+            source_ip: by.source_ip,
+        };
+        audit.record(access, &[issued]).await?;
+        Ok(Some(url))
     }
 
     /// Makes the provider's room before its first token (LiveKit's

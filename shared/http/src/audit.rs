@@ -86,6 +86,18 @@ fn bounded(id: &str) -> String {
     id.chars().take(128).collect()
 }
 
+/// The request's id and source address as API Gateway gave them, bounded
+/// (empty where there is no API Gateway context).
+pub fn origin(extensions: &http::Extensions) -> (String, String) {
+    match extensions.get::<RequestContext>() {
+        Some(RequestContext::ApiGatewayV2(ctx)) => (
+            bounded(ctx.request_id.as_deref().unwrap_or_default()),
+            bounded(ctx.http.source_ip.as_deref().unwrap_or_default()),
+        ),
+        _ => (String::new(), String::new()),
+    }
+}
+
 pub(crate) async fn record(
     State(trail): State<Arc<Trail>>,
     params: Result<RawPathParams, axum::extract::rejection::RawPathParamsRejection>,
@@ -102,12 +114,7 @@ pub(crate) async fn record(
         // No caller: the handler answers 401 and nothing was accessed.
         return next.run(request).await;
     };
-    let (request_id, source_ip) = match request.extensions().get::<RequestContext>() {
-        Some(RequestContext::ApiGatewayV2(ctx)) => {
-            (ctx.request_id.clone().unwrap_or_default(), ctx.http.source_ip.clone().unwrap_or_default())
-        }
-        _ => (String::new(), String::new()),
-    };
+    let (request_id, source_ip) = origin(request.extensions());
     let named = match route.subject {
         Subject::Path(name) => params.ok().and_then(|p| p.iter().find(|(k, _)| *k == name).map(|(_, v)| v.to_owned())),
         Subject::Query(name) => request
