@@ -27,6 +27,7 @@ pub mod schedule;
 pub mod sms;
 pub mod templates;
 pub mod video;
+pub mod webhooks;
 
 /// Why a request cannot be done. `Invalid` is a 400 (a field fails its rule),
 /// `Impossible` a 422 (well-formed, but it cannot be).
