@@ -72,16 +72,27 @@ struct Upstream {
 }
 
 /// The operation a request calls: `X-Amz-Target`'s action for JSON
-/// protocols (DynamoDB, KMS, SQS), else `s3:<METHOD>`.
-fn operation(req: &Request) -> String {
-    match req.headers().get("x-amz-target").and_then(|v| v.to_str().ok()) {
-        Some(target) => target.rsplit('.').next().unwrap_or(target).to_owned(),
-        None => format!("s3:{}", req.method()),
+/// protocols (DynamoDB, KMS, SQS), the form's `Action` for the query
+/// protocol (SNS, STS), else `s3:<METHOD>`.
+fn operation(parts: &axum::http::request::Parts, body: &[u8]) -> String {
+    if let Some(target) = parts.headers.get("x-amz-target").and_then(|v| v.to_str().ok()) {
+        return target.rsplit('.').next().unwrap_or(target).to_owned();
+    }
+    let form = parts
+        .headers
+        .get("content-type")
+        .and_then(|v| v.to_str().ok())
+        .is_some_and(|t| t.starts_with("application/x-www-form-urlencoded"));
+    match form_urlencoded::parse(body).find(|(k, _)| k == "Action") {
+        Some((_, action)) if form => action.into_owned(),
+        _ => format!("s3:{}", parts.method),
     }
 }
 
 async fn forward(State(up): State<Upstream>, req: Request) -> Response {
-    let op = operation(&req);
+    let (parts, body) = req.into_parts();
+    let body: Bytes = axum::body::to_bytes(body, 64 << 20).await.unwrap_or_default();
+    let op = operation(&parts, &body);
     let n = {
         let mut counts = up.counts.lock().expect("lock");
         let n = counts.entry(op.clone()).or_default();
@@ -101,8 +112,6 @@ async fn forward(State(up): State<Upstream>, req: Request) -> Response {
     if let Some(fault @ (Fault::Error | Fault::Throttle)) = fault {
         return fault_response(fault);
     }
-    let (parts, body) = req.into_parts();
-    let body: Bytes = axum::body::to_bytes(body, 64 << 20).await.unwrap_or_default();
     let url = format!("{}{}", up.url, parts.uri.path_and_query().map(|p| p.as_str()).unwrap_or("/"));
     let mut request = up.http.request(parts.method, url).body(body);
     for (name, value) in &parts.headers {

@@ -55,6 +55,24 @@ async fn end_room(stack: &TestStack, token: &str, room: &str) {
     assert_eq!(status, 200, "{out}");
 }
 
+/// The FHIR consumer's subscription lets through exactly what the sync hears of.
+#[test]
+fn the_fhir_subscription_filters_on_the_synced_types() {
+    let template = vcare_local::Template::load(&root().join("infra/template.yaml")).unwrap();
+    let (_, subscription) =
+        template.of_type("AWS::SNS::Subscription").find(|(id, _)| *id == "FhirSubscription").unwrap();
+    let mut types: Vec<&str> = subscription["Properties"]["FilterPolicy"]["type"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|t| t.as_str().unwrap())
+        .collect();
+    types.sort();
+    let mut synced = vcare_domain::fhir::SYNCED.to_vec();
+    synced.sort();
+    assert_eq!(types, synced);
+}
+
 #[tokio::test]
 async fn notifications_and_consultations_reach_fhir_valid_and_in_order() {
     let (p, fhir) = (Providers::start().await, FhirStandIn::start().await);

@@ -1,5 +1,5 @@
 //! `vcare-ops` against the local AWS endpoint: dead letters (list, dry
-//! run, redrive), state lookups, Jitsi secret rotation, outbox replay.
+//! run, redrive), state lookups, Jitsi secret rotation, a consumer's replay.
 
 use std::time::Duration;
 
@@ -12,8 +12,15 @@ use vcare_tests::{TestStack, domain_events, root};
 async fn ops(stack: &TestStack, args: &[&str], stdin: &str) -> Result<Value, String> {
     let table = stack.gateway.resource("Table").unwrap().reference.clone();
     let audit = stack.gateway.resource("AuditTable").unwrap().reference.clone();
+    let topic = stack.gateway.resource("DomainEventsTopic").unwrap().reference.clone();
     let env = vcare_runtime::Env::from_map(
-        [("VCARE_TABLE".to_owned(), table), ("VCARE_AUDIT_TABLE".to_owned(), audit)].into_iter().collect(),
+        [
+            ("VCARE_TABLE".to_owned(), table),
+            ("VCARE_AUDIT_TABLE".to_owned(), audit),
+            ("VCARE_EVENTS_TOPIC".to_owned(), topic),
+        ]
+        .into_iter()
+        .collect(),
     );
     let args: Vec<String> = args.iter().map(|a| a.to_string()).collect();
     vcare_ops::run(&args, &env, &stack.sdk, &mut stdin.as_bytes())
@@ -115,18 +122,23 @@ async fn state_lookups_secret_rotation_and_outbox_replay() {
         vcare_crypto::decrypt_secret(&kms, rotated["ciphertext"].as_str().unwrap(), "jitsi-webhook-secret").await;
     assert!(wrong_purpose.is_err(), "bound to its purpose");
 
-    // The outbox of the last hour, replayed: the same event ids on the queue.
+    // The outbox of the last hour, published (the sweep, at once), then
+    // replayed to the consumer that gets everything: the same event ids.
+    let mut env = stack.gateway.function("OutboxRelayFunction").unwrap().def.environment.clone();
+    env.insert("SWEEP_AFTER_SECONDS".into(), "0".into());
+    let relay = outbox_relay::relay(&vcare_runtime::Env::from_map(env), &stack.sdk).unwrap();
+    assert_eq!(relay.sweep().await.unwrap().published, 2);
+    assert_eq!(domain_events(&stack, 2, Duration::from_secs(10)).await.len(), 2, "published once");
     let queue = url(&stack, "DomainEventsQueue");
     let (from, to) = (
         (chrono::Utc::now() - chrono::Duration::hours(1)).to_rfc3339(),
         (chrono::Utc::now() + chrono::Duration::minutes(1)).to_rfc3339(),
     );
-    let dry = ops(&stack, &["outbox", "replay", "--from", &from, "--to", &to, "--queue", &queue, "--dry-run"], "")
-        .await
-        .unwrap();
+    let args = ["events", "replay", "--consumer", &queue, "--from", &from, "--to", &to];
+    let dry = ops(&stack, &[&args[..], &["--dry-run"]].concat(), "").await.unwrap();
     assert_eq!(dry["wouldReplay"], 2, "the notification's accepted event and the room's created event: {dry}");
     assert!(domain_events(&stack, 1, Duration::from_secs(2)).await.is_empty(), "a dry run publishes nothing");
-    let done = ops(&stack, &["outbox", "replay", "--from", &from, "--to", &to, "--queue", &queue], "").await.unwrap();
+    let done = ops(&stack, &args, "").await.unwrap();
     assert_eq!(done["replayed"], 2);
     let events = domain_events(&stack, 2, Duration::from_secs(10)).await;
     let mut got: Vec<&str> = events.iter().map(|e| e["id"].as_str().unwrap()).collect();
@@ -134,9 +146,12 @@ async fn state_lookups_secret_rotation_and_outbox_replay() {
     got.sort();
     want.sort();
     assert_eq!(got, want);
+    let not_a_consumer = url(&stack, "DispatchQueue");
     for bad in [
-        vec!["outbox", "replay", "--from", "yesterday", "--to", &to, "--queue", &queue],
-        vec!["outbox", "replay", "--from", &to, "--to", &from, "--queue", &queue],
+        vec!["events", "replay", "--consumer", &queue, "--from", "yesterday", "--to", &to],
+        vec!["events", "replay", "--consumer", &queue, "--from", &to, "--to", &from],
+        vec!["events", "replay", "--from", &from, "--to", &to],
+        vec!["events", "replay", "--consumer", &not_a_consumer, "--from", &from, "--to", &to],
         vec!["frobnicate"],
     ] {
         assert!(ops(&stack, &bad, "").await.is_err(), "{bad:?}");

@@ -1,5 +1,6 @@
 //! `fhir-sync`: the FHIR queue (FIFO, a message group per notification or
-//! room, fed by the outbox relay with the domain events FHIR hears of).
+//! room), a consumer of the domain-events topic whose subscription lets
+//! through the events FHIR hears of.
 //! Records are handled in order; at the first that must be retried, it and
 //! the rest of the batch come back, so a resource's states are written in
 //! the order they happened. A record the server refuses (4xx), or that is

@@ -19,7 +19,7 @@ use serde_json::Value;
 use vcare_aws::SdkConfig;
 use vcare_runtime::{Env, Error, EventFunction, LambdaEvent};
 
-pub use vcare_comms::outbox::{Relay, Swept, relay, relay_for};
+pub use vcare_comms::outbox::{Relay, Swept, relay};
 
 /// One function, two triggers: a stream batch (`Records`) or the schedule.
 pub async fn function(env: &Env, sdk: &SdkConfig) -> Result<impl vcare_runtime::Function + use<>, Error> {

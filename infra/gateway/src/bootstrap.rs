@@ -41,6 +41,16 @@ pub async fn bootstrap(template: &Template, stack: &mut Stack, sdk: &SdkConfig) 
         let physical = ensure_queue(&sqs, stack, id, &r["Properties"]).await?;
         stack.physical.insert(id.to_owned(), physical);
     }
+    // Topics, then what subscribes to them (queues are made above).
+    let sns = aws_sdk_sns::Client::new(sdk);
+    for (id, r) in template.of_type("AWS::SNS::Topic") {
+        let physical = ensure_topic(&sns, stack, id, &r["Properties"]).await?;
+        stack.physical.insert(id.to_owned(), physical);
+    }
+    for (id, r) in template.of_type("AWS::SNS::Subscription") {
+        let physical = ensure_subscription(&sns, stack, id, &r["Properties"]).await?;
+        stack.physical.insert(id.to_owned(), physical);
+    }
     for (id, r) in template.of_type("AWS::S3::Bucket") {
         let physical = ensure_bucket(&s3, stack, id, &r["Properties"]).await?;
         stack.physical.insert(id.to_owned(), physical);
@@ -204,6 +214,95 @@ async fn ensure_table(
         attrs.insert("StreamArn".into(), stream);
     }
     Ok(Physical { reference: name, attrs })
+}
+
+/// A topic as the template declares it (a FIFO topic's name ends `.fifo`);
+/// `Ref` is its ARN, as in CloudFormation.
+async fn ensure_topic(
+    sns: &aws_sdk_sns::Client,
+    stack: &Stack,
+    id: &str,
+    props: &Value,
+) -> Result<Physical, GatewayError> {
+    let props = stack.resolve(props)?;
+    let fifo = props["FifoTopic"] == true;
+    let name = props["TopicName"].as_str().map(str::to_owned).unwrap_or_else(|| {
+        let base = stack.physical_name(id);
+        if fifo { format!("{base}.fifo") } else { base }
+    });
+    let mut create = sns.create_topic().name(&name);
+    if fifo {
+        create = create.attributes("FifoTopic", "true");
+    }
+    if let Some(v) = props.get("ContentBasedDeduplication") {
+        create = create.attributes("ContentBasedDeduplication", stack.resolve_string(v)?);
+    }
+    // Creating an existing topic with the same attributes answers its ARN.
+    let arn = create.send().await.map_err(aws(format!("create topic {id}")))?.topic_arn.unwrap_or_default();
+    Ok(Physical {
+        reference: arn.clone(),
+        attrs: HashMap::from([("TopicArn".into(), arn), ("TopicName".into(), name)]),
+    })
+}
+
+/// A subscription with its filter policy and raw delivery; made once (an
+/// existing one of the same topic and endpoint has its attributes set again).
+async fn ensure_subscription(
+    sns: &aws_sdk_sns::Client,
+    stack: &Stack,
+    id: &str,
+    props: &Value,
+) -> Result<Physical, GatewayError> {
+    let props = stack.resolve(props)?;
+    let (topic, endpoint) = (stack.resolve_string(&props["TopicArn"])?, stack.resolve_string(&props["Endpoint"])?);
+    let protocol = props["Protocol"].as_str().unwrap_or("sqs").to_owned();
+    let mut attributes: HashMap<String, String> = HashMap::new();
+    if let Some(policy) = props.get("FilterPolicy") {
+        attributes.insert("FilterPolicy".into(), policy.to_string());
+        let scope = props["FilterPolicyScope"].as_str().unwrap_or("MessageAttributes");
+        attributes.insert("FilterPolicyScope".into(), scope.into());
+    }
+    if let Some(raw) = props.get("RawMessageDelivery") {
+        attributes.insert("RawMessageDelivery".into(), stack.resolve_string(raw)?);
+    }
+    let existing = sns
+        .list_subscriptions_by_topic()
+        .topic_arn(&topic)
+        .send()
+        .await
+        .map_err(aws(format!("list subscriptions {id}")))?
+        .subscriptions
+        .unwrap_or_default()
+        .into_iter()
+        .find(|s| s.endpoint.as_deref() == Some(endpoint.as_str()))
+        .and_then(|s| s.subscription_arn);
+    let arn = match existing {
+        Some(arn) => {
+            for (name, value) in &attributes {
+                sns.set_subscription_attributes()
+                    .subscription_arn(&arn)
+                    .attribute_name(name)
+                    .attribute_value(value)
+                    .send()
+                    .await
+                    .map_err(aws(format!("update subscription {id}")))?;
+            }
+            arn
+        }
+        None => sns
+            .subscribe()
+            .topic_arn(&topic)
+            .protocol(protocol)
+            .endpoint(&endpoint)
+            .set_attributes(Some(attributes))
+            .return_subscription_arn(true)
+            .send()
+            .await
+            .map_err(aws(format!("subscribe {id}")))?
+            .subscription_arn
+            .unwrap_or_default(),
+    };
+    Ok(Physical { reference: arn, attrs: HashMap::new() })
 }
 
 async fn ensure_queue(

@@ -13,7 +13,7 @@ use vcare_aws::SdkConfig;
 use vcare_care::audit::{Access, Audit};
 use vcare_domain::audit::{AuditRecord, Broken, Outcome, verify_chain};
 use vcare_runtime::{Env, Error};
-use vcare_store::{NotificationStore, OutboxStore, RoomStore};
+use vcare_store::{NotificationStore, RoomStore};
 
 pub const USAGE: &str =
     "usage (settings: VCARE_TABLE and VCARE_AUDIT_TABLE, the stack's table names; AWS_* as for the SDK):
@@ -27,8 +27,9 @@ pub const USAGE: &str =
   vcare-ops jitsi-secret rotate --key-id <DataKey> [--stdin]
       a new Jitsi app secret (or the one on stdin), and its ciphertext for
       the JitsiAppSecretCiphertext parameter (purpose jitsi-app-secret)
-  vcare-ops outbox replay --from <RFC 3339> --to <RFC 3339> --queue <domain-events-url> [--dry-run]
-      publish again the events of that time range, with their own ids
+  vcare-ops events replay --consumer <queue-url> --from <RFC 3339> --to <RFC 3339> [--dry-run]
+      send one consumer again the events of that range (the last 7 days) its
+      subscription lets through, in order, with their own ids (VCARE_EVENTS_TOPIC)
   vcare-ops audit verify --clinic <clinic>
       walk the clinic's audit chain from its first record: intact, or where it breaks
 every lookup, redrive and replay is itself audited first, as the operator's AWS identity";
@@ -144,7 +145,7 @@ pub async fn run(args: &[String], env: &Env, sdk: &SdkConfig, stdin: &mut dyn Re
                 "next": "put `secret` in Prosody's app_secret and `ciphertext` in the JitsiAppSecretCiphertext parameter, then deploy; tokens signed before keep working only while Prosody accepts the old secret",
             })
         }
-        ["outbox", "replay", ..] => {
+        ["events", "replay", ..] => {
             let time = |name: &str| -> Result<DateTime<Utc>, Error> {
                 let raw = flag(name).ok_or(format!("{name} <RFC 3339 time> is required"))?;
                 Ok(DateTime::parse_from_rfc3339(raw)
@@ -155,17 +156,21 @@ pub async fn run(args: &[String], env: &Env, sdk: &SdkConfig, stdin: &mut dyn Re
             if from >= to {
                 return Err("--from must be before --to".into());
             }
-            let queue = flag("--queue").ok_or("--queue <domain-events-url> is required")?;
-            audited(OPERATIONS_CHAIN, "ops.outbox-replay", "queue", queue).await?;
-            let outbox = OutboxStore::new(aws_sdk_dynamodb::Client::new(sdk), table()?);
-            let records = outbox.between(from, to).await?;
+            if to - from > chrono::Duration::days(8) {
+                return Err("a range of at most the 7 days events are kept".into());
+            }
+            let consumer = flag("--consumer").ok_or("--consumer <queue-url> is required")?;
+            let topic = env.required("VCARE_EVENTS_TOPIC")?;
+            audited(OPERATIONS_CHAIN, "ops.events-replay", "queue", consumer).await?;
+            let replayer = vcare_comms::replay::Replayer::new(sdk, &table()?, &topic);
+            let policy = replayer.policy_of(consumer).await?;
+            let records = replayer.range(&policy, from, to).await?;
             let ids: Vec<&str> = records.iter().map(|r| r.event_id.as_str()).collect();
             if has("--dry-run") {
                 json!({"wouldReplay": records.len(), "eventIds": ids})
             } else {
-                let relay = outbox_relay::relay_for(sdk, &table()?, queue);
                 let replay_id = format!("replay{}", Utc::now().timestamp());
-                let n = relay.replay(&records, &replay_id).await?;
+                let n = replayer.send(consumer, &records, &replay_id).await?;
                 json!({"replayed": n, "eventIds": ids})
             }
         }

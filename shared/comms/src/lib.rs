@@ -9,6 +9,7 @@ pub mod outbox;
 pub mod readiness;
 mod receipts;
 mod reconcile;
+pub mod replay;
 mod schedules;
 mod submit;
 pub mod templates;

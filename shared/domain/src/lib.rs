@@ -10,6 +10,7 @@ pub mod dial_in;
 pub mod digest;
 pub mod due;
 pub mod events;
+pub mod fanout;
 pub mod fhir;
 pub mod ids;
 pub mod jitsi;

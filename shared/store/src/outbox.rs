@@ -1,7 +1,9 @@
 //! The outbox as the relay sees it: records still to publish (a sparse
 //! index, `gsi1pk = OUTBOX#PENDING`, ordered by time), and marking one
-//! published (it leaves the index; TTL removes it after
-//! `OUTBOX_RETENTION_DAYS`).
+//! published: it moves to its hour's partition of the same index
+//! (`OUTBOX#PUBLISHED#<yyyy-mm-ddThh>`, by event time), where replays find
+//! a time range without a scan, until TTL removes it after
+//! `OUTBOX_RETENTION_DAYS` (7).
 
 use aws_sdk_dynamodb::Client;
 use aws_sdk_dynamodb::types::AttributeValue;
@@ -27,12 +29,11 @@ impl OutboxRecord {
         DateTime::parse_from_rfc3339(event["time"].as_str()?).ok().map(|t| t.with_timezone(&Utc))
     }
 
-    /// Its event's CloudEvents `type` (empty if it has none).
-    pub fn event_type(&self) -> String {
-        serde_json::from_str::<serde_json::Value>(&self.event)
-            .ok()
-            .and_then(|e| e["type"].as_str().map(str::to_owned))
-            .unwrap_or_default()
+    /// Its event's CloudEvents `type` and `clinicid` (empty where missing).
+    pub fn event_type_and_clinic(&self) -> (String, String) {
+        let event: serde_json::Value = serde_json::from_str(&self.event).unwrap_or_default();
+        let text = |name: &str| event[name].as_str().unwrap_or_default().to_owned();
+        (text("type"), text("clinicid"))
     }
 
     /// From a stored item (or a stream image of one); `None` if it is not
@@ -66,50 +67,54 @@ impl OutboxStore {
         Ok(items.iter().filter_map(OutboxRecord::from_item).collect())
     }
 
-    /// Every record (published or not, until TTL removes it) whose event
-    /// happened in `[from, to)`, oldest first. A scan: for operators'
-    /// replays, not for any request path.
+    /// Every published record (until TTL removes it, 7 days) whose event
+    /// happened in `[from, to)`, oldest first: one query per hour of the
+    /// range, each of that hour's published index partition (no scan).
+    /// Records not yet published are not here: the relay publishes them.
     pub async fn between(&self, from: DateTime<Utc>, to: DateTime<Utc>) -> Result<Vec<OutboxRecord>, StoreError> {
-        let mut out: Vec<(String, OutboxRecord)> = Vec::new();
-        let mut start = None;
-        loop {
-            let page = self
-                .ddb
-                .scan()
-                .table_name(&self.table)
-                .filter_expression("kind = :k AND eventTime >= :from AND eventTime < :to")
-                .expression_attribute_values(":k", AttributeValue::S("outbox".into()))
-                .expression_attribute_values(":from", AttributeValue::S(sort_time(from)))
-                .expression_attribute_values(":to", AttributeValue::S(sort_time(to)))
-                .consistent_read(true)
-                .set_exclusive_start_key(start)
-                .send()
-                .await
-                .map_err(unavailable)?;
-            for item in page.items.unwrap_or_default() {
-                if let (Some(t), Some(r)) = (string(&item, "eventTime"), OutboxRecord::from_item(&item)) {
-                    out.push((t, r));
+        let mut out = Vec::new();
+        let mut hour = hour_of(from);
+        while hour < to {
+            let mut start = None;
+            loop {
+                let page = self
+                    .ddb
+                    .query()
+                    .table_name(&self.table)
+                    .index_name("gsi1")
+                    .key_condition_expression("gsi1pk = :p AND gsi1sk BETWEEN :from AND :to")
+                    .expression_attribute_values(":p", AttributeValue::S(published_partition(hour)))
+                    .expression_attribute_values(":from", AttributeValue::S(sort_time(from)))
+                    .expression_attribute_values(":to", AttributeValue::S(sort_time(to)))
+                    .set_exclusive_start_key(start)
+                    .send()
+                    .await
+                    .map_err(unavailable)?;
+                out.extend(page.items.unwrap_or_default().iter().filter_map(OutboxRecord::from_item));
+                start = page.last_evaluated_key;
+                if start.is_none() {
+                    break;
                 }
             }
-            start = page.last_evaluated_key;
-            if start.is_none() {
-                out.sort_by(|a, b| a.0.cmp(&b.0));
-                return Ok(out.into_iter().map(|(_, r)| r).collect());
-            }
+            hour += chrono::Duration::hours(1);
         }
+        Ok(out)
     }
 
-    /// Takes a published record out of the pending index (a record that is
-    /// gone — expired by TTL — has nothing left to mark).
-    pub async fn mark_published(&self, event_id: &str, now: DateTime<Utc>) -> Result<(), StoreError> {
+    /// Moves a published record from the pending index to its hour's
+    /// published partition (what replays query); a record that is gone —
+    /// expired by TTL — has nothing left to mark.
+    pub async fn mark_published(&self, record: &OutboxRecord, now: DateTime<Utc>) -> Result<(), StoreError> {
+        let happened = record.written_at().unwrap_or(now);
         let marked = self
             .ddb
             .update_item()
             .table_name(&self.table)
-            .set_key(Some(key(format!("OUTBOX#{event_id}"), "OUTBOX")))
-            .update_expression("SET publishedAt = :now REMOVE gsi1pk, gsi1sk")
+            .set_key(Some(key(format!("OUTBOX#{}", record.event_id), "OUTBOX")))
+            .update_expression("SET publishedAt = :now, gsi1pk = :published")
             .condition_expression("attribute_exists(pk)")
             .expression_attribute_values(":now", AttributeValue::S(sort_time(now)))
+            .expression_attribute_values(":published", AttributeValue::S(published_partition(hour_of(happened))))
             .send()
             .await;
         match marked {
@@ -118,4 +123,15 @@ impl OutboxStore {
             Err(e) => Err(unavailable(e)),
         }
     }
+}
+
+/// The start of `t`'s hour.
+fn hour_of(t: DateTime<Utc>) -> DateTime<Utc> {
+    use chrono::{DurationRound, TimeDelta};
+    t.duration_trunc(TimeDelta::hours(1)).unwrap_or(t)
+}
+
+/// The published index partition of the hour starting at `hour`.
+fn published_partition(hour: DateTime<Utc>) -> String {
+    format!("OUTBOX#PUBLISHED#{}", hour.format("%Y-%m-%dT%H"))
 }

@@ -67,8 +67,8 @@ impl Target {
     }
 }
 
-/// The domain event types the FHIR sync hears of (the relay forwards only
-/// these).
+/// The domain event types the FHIR sync hears of (its subscription's
+/// filter policy in the template names these; tests/tests/fhir.rs checks).
 pub const SYNCED: &[&str] = &[
     "communication.notification.accepted",
     "communication.notification.sent",
