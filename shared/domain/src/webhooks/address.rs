@@ -55,13 +55,16 @@ impl AddressRefusal {
     }
 }
 
-/// The endpoint URL's host and port, if the URL may be one.
-pub fn check_url(raw: &str) -> Result<(String, u16), UrlRefusal> {
+/// The endpoint URL's host and port, if the URL may be one. `plain_http`
+/// (only with loopback allowed: the local stack and tests) also takes
+/// `http://`, whose host must then resolve to loopback alone.
+pub fn check_url(raw: &str, plain_http: bool) -> Result<(String, u16), UrlRefusal> {
     if raw.len() > MAX_URL {
         return Err(UrlRefusal::TooLong);
     }
     let (scheme, rest) = raw.split_once("://").ok_or(UrlRefusal::NotAUrl)?;
-    if !scheme.eq_ignore_ascii_case("https") {
+    let https = scheme.eq_ignore_ascii_case("https");
+    if !https && !(plain_http && scheme.eq_ignore_ascii_case("http")) {
         return Err(if scheme.is_empty() { UrlRefusal::NotAUrl } else { UrlRefusal::NotHttps });
     }
     let authority = rest.split(['/', '?', '#']).next().unwrap_or_default();
@@ -85,7 +88,7 @@ pub fn check_url(raw: &str) -> Result<(String, u16), UrlRefusal> {
     if host.is_empty() {
         return Err(UrlRefusal::NoHost);
     }
-    Ok((host.to_ascii_lowercase(), port.unwrap_or(443)))
+    Ok((host.to_ascii_lowercase(), port.unwrap_or(if https { 443 } else { 80 })))
 }
 
 /// Whether a delivery may connect to `ip`.
@@ -197,18 +200,23 @@ mod tests {
         assert_eq!(check_address(ip("10.0.0.1"), true), Err(AddressRefusal::Private), "and nothing else");
     }
 
+    fn check_url_(raw: &str) -> Result<(String, u16), UrlRefusal> {
+        check_url(raw, false)
+    }
+
     #[test]
     fn urls_are_https_with_a_host_and_no_credentials() {
-        assert_eq!(check_url("https://ehr.clinic.example/hooks/vcare"), Ok(("ehr.clinic.example".into(), 443)));
-        assert_eq!(check_url("https://EHR.example:8443/x?y=1"), Ok(("ehr.example".into(), 8443)));
-        assert_eq!(check_url("https://[2606:4700::1]/x"), Ok(("2606:4700::1".into(), 443)));
-        assert_eq!(check_url("http://ehr.example/"), Err(UrlRefusal::NotHttps));
-        assert_eq!(check_url("ftp://ehr.example/"), Err(UrlRefusal::NotHttps));
-        assert_eq!(check_url("https://user:pw@ehr.example/"), Err(UrlRefusal::Credentials));
-        assert_eq!(check_url("https:///path"), Err(UrlRefusal::NoHost));
-        assert_eq!(check_url("ehr.example/hook"), Err(UrlRefusal::NotAUrl));
-        assert_eq!(check_url("https://ehr.example:99999/"), Err(UrlRefusal::NotAUrl));
-        assert_eq!(check_url("https://ehr.example/a b"), Err(UrlRefusal::NotAUrl));
-        assert_eq!(check_url(&format!("https://ehr.example/{}", "a".repeat(2048))), Err(UrlRefusal::TooLong));
+        assert_eq!(check_url("http://127.0.0.1:8080/hook", true), Ok(("127.0.0.1".into(), 8080)));
+        assert_eq!(check_url_("https://ehr.clinic.example/hooks/vcare"), Ok(("ehr.clinic.example".into(), 443)));
+        assert_eq!(check_url_("https://EHR.example:8443/x?y=1"), Ok(("ehr.example".into(), 8443)));
+        assert_eq!(check_url_("https://[2606:4700::1]/x"), Ok(("2606:4700::1".into(), 443)));
+        assert_eq!(check_url_("http://ehr.example/"), Err(UrlRefusal::NotHttps));
+        assert_eq!(check_url_("ftp://ehr.example/"), Err(UrlRefusal::NotHttps));
+        assert_eq!(check_url_("https://user:pw@ehr.example/"), Err(UrlRefusal::Credentials));
+        assert_eq!(check_url_("https:///path"), Err(UrlRefusal::NoHost));
+        assert_eq!(check_url_("ehr.example/hook"), Err(UrlRefusal::NotAUrl));
+        assert_eq!(check_url_("https://ehr.example:99999/"), Err(UrlRefusal::NotAUrl));
+        assert_eq!(check_url_("https://ehr.example/a b"), Err(UrlRefusal::NotAUrl));
+        assert_eq!(check_url_(&format!("https://ehr.example/{}", "a".repeat(2048))), Err(UrlRefusal::TooLong));
     }
 }
