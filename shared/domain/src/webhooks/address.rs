@@ -64,7 +64,8 @@ pub fn check_url(raw: &str, plain_http: bool) -> Result<(String, u16), UrlRefusa
     }
     let (scheme, rest) = raw.split_once("://").ok_or(UrlRefusal::NotAUrl)?;
     let https = scheme.eq_ignore_ascii_case("https");
-    if !https && !(plain_http && scheme.eq_ignore_ascii_case("http")) {
+    let http_allowed = plain_http && scheme.eq_ignore_ascii_case("http");
+    if !(https || http_allowed) {
         return Err(if scheme.is_empty() { UrlRefusal::NotAUrl } else { UrlRefusal::NotHttps });
     }
     let authority = rest.split(['/', '?', '#']).next().unwrap_or_default();
