@@ -202,6 +202,7 @@ const SAMPLE_ORDER: &[&str] = &[
     "dlr-sweep",
     "outbox-relay",
     "fhir-sync",
+    "webhooks",
     "appointment-events",
     "reminder-scheduler",
 ];

@@ -13,6 +13,7 @@ pub mod replay;
 mod schedules;
 mod submit;
 pub mod templates;
+pub mod webhooks;
 
 use std::collections::BTreeMap;
 use std::time::Duration;

@@ -31,6 +31,7 @@ mod room_records;
 mod rooms;
 mod schedules;
 mod templates;
+mod webhooks;
 
 use std::collections::HashMap;
 
@@ -48,6 +49,7 @@ pub use receipts::{Applied, KeptReceipt};
 pub use rooms::{Created, HistoryPage, RoomStore, decode_cursor};
 pub use schedules::{ScheduleCreated, ScheduleStore};
 pub use templates::TemplateStore;
+pub use webhooks::{EndpointCreated, WebhookStore};
 
 /// How long an outbox record stays after it was written (TTL), published or
 /// not; the relay's sweep runs far more often.
