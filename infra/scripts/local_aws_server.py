@@ -14,7 +14,8 @@ cost grew with the table, ~240 ms at 3,000 items. Under the lock above the
 same semantics need no copy: check every condition first, and write only
 when all hold (undoing the written items should a write itself fail).
 
-And it makes moto's SQS queue attributes lazy. moto computes every
+And it makes moto's SQS long polls wait instead of spin (see
+_wait_for_messages), and its SQS queue attributes lazy. moto computes every
 attribute of a queue, among them three message counts that walk all its
 messages, whenever it reads one of them (on every send, for
 ContentBasedDeduplication; on every message received, for the retention
@@ -189,6 +190,25 @@ class _LazyQueueAttributes(Mapping):
 
 
 Queue.attributes = property(_LazyQueueAttributes)
+
+
+def _wait_for_messages(self, timeout):
+    """Waits until the queue changes (a message added) or `timeout` passes.
+
+    moto's own waits for "any visible message". A FIFO queue whose visible
+    messages all belong to groups already in flight has some, so its
+    receive loop returned at once and spun for the whole long poll — a
+    deep copy and a scan each turn, holding the GIL — and every poller of
+    a busy FIFO queue starved the rest of the endpoint (DynamoDB calls
+    timed out). Waiting on the condition instead costs a message that
+    becomes receivable without an add (its group released, its visibility
+    ended) at most `timeout` (1 s) of latency.
+    """
+    with self._messages_lock:
+        self._messages_lock.wait(timeout=timeout)
+
+
+Queue.wait_for_messages = _wait_for_messages
 
 def _sigv4_key(secret, date, region, service):
     key = ("AWS4" + secret).encode()
