@@ -203,6 +203,7 @@ const SAMPLE_ORDER: &[&str] = &[
     "outbox-relay",
     "fhir-sync",
     "webhooks",
+    "webhook-deliver",
     "appointment-events",
     "reminder-scheduler",
 ];

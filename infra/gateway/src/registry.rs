@@ -42,6 +42,7 @@ impl Registry {
         r.add("dispatch", |env, sdk| async move { dispatch::function(&env, &sdk).await });
         r.add("dlr-callback", |env, sdk| async move { dlr_callback::function(&env, &sdk).await });
         r.add("dlr-sweep", |env, sdk| async move { dlr_sweep::function(&env, &sdk).await });
+        r.add("webhook-deliver", |env, sdk| async move { webhook_deliver::function(&env, &sdk).await });
         r.add("webhooks", |env, sdk| async move { webhooks::function(&env, &sdk).await });
         r.add("fhir-sync", |env, sdk| async move { fhir_sync::function(&env, &sdk).await });
         r.add("outbox-relay", |env, sdk| async move { outbox_relay::function(&env, &sdk).await });

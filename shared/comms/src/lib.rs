@@ -13,6 +13,7 @@ pub mod replay;
 mod schedules;
 mod submit;
 pub mod templates;
+pub mod webhook_deliveries;
 pub mod webhooks;
 
 use std::collections::BTreeMap;

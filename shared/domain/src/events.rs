@@ -28,6 +28,7 @@ pub const APPOINTMENT_CONFIRMED: &str = "communication.appointment.confirmed";
 pub const APPOINTMENT_RESCHEDULE_REQUESTED: &str = "communication.appointment.reschedule_requested";
 pub const APPOINTMENT_CANCEL_REQUESTED: &str = "communication.appointment.cancel_requested";
 pub const REPLY_RECEIVED: &str = "communication.reply.received";
+pub const WEBHOOK_ENDPOINT_DISABLED: &str = "communication.webhook.endpoint_disabled";
 
 #[derive(Debug, Clone, PartialEq)]
 pub struct DomainEvent {

@@ -5,10 +5,28 @@
 
 use aws_sdk_dynamodb::Client;
 use aws_sdk_dynamodb::types::{AttributeValue, Delete, Put, TransactWriteItem, Update};
+use vcare_domain::events::DomainEvent;
+use vcare_domain::webhooks::delivery::DeliveryRecord;
 use vcare_domain::webhooks::endpoint::Endpoint;
 
 use crate::items::{Item, condition_failed_at, get_item, key};
-use crate::{StoreError, s, unavailable};
+use crate::{StoreError, outbox_put, s, unavailable};
+
+/// How long a delivery's record is kept (TTL).
+pub const DELIVERY_KEEP_DAYS: i64 = 30;
+
+fn log_pk(clinic: &str, endpoint: &str) -> String {
+    format!("WHLOG#{clinic}#{endpoint}")
+}
+
+fn delivery_item(r: &DeliveryRecord) -> Result<Item, StoreError> {
+    let mut item: Item = serde_dynamo::to_item(r).map_err(|e| StoreError::Corrupt(e.to_string()))?;
+    item.extend(key(log_pk(&r.clinic_id, &r.endpoint_id), &format!("D#{}", r.delivery_id)));
+    item.insert("kind".into(), s("webhook-delivery"));
+    let expires = r.created_at.timestamp() + DELIVERY_KEEP_DAYS * 86_400;
+    item.insert("expiresAt".into(), AttributeValue::N(expires.to_string()));
+    Ok(item)
+}
 
 fn pk(clinic: &str) -> String {
     format!("WEBHOOKS#{clinic}")
@@ -119,6 +137,85 @@ impl WebhookStore {
             .transact_write_items()
             .transact_items(TransactWriteItem::builder().delete(delete).build())
             .transact_items(TransactWriteItem::builder().update(count).build())
+            .send()
+            .await;
+        match done {
+            Ok(_) => Ok(true),
+            Err(e) if condition_failed_at(&e, 0).is_some() => Ok(false),
+            Err(e) => Err(unavailable(e)),
+        }
+    }
+
+    /// Keeps a new delivery; `false` if it is there already (the same
+    /// event to the same endpoint again).
+    pub async fn add_delivery(&self, record: &DeliveryRecord) -> Result<bool, StoreError> {
+        let put = self
+            .ddb
+            .put_item()
+            .table_name(&self.table)
+            .set_item(Some(delivery_item(record)?))
+            .condition_expression("attribute_not_exists(pk)")
+            .send()
+            .await;
+        match put {
+            Ok(_) => Ok(true),
+            Err(e) if e.as_service_error().is_some_and(|e| e.is_conditional_check_failed_exception()) => Ok(false),
+            Err(e) => Err(unavailable(e)),
+        }
+    }
+
+    pub async fn delivery(&self, clinic: &str, endpoint: &str, id: &str) -> Result<Option<DeliveryRecord>, StoreError> {
+        let item = get_item(&self.ddb, &self.table, key(log_pk(clinic, endpoint), &format!("D#{id}"))).await?;
+        item.map(|i| serde_dynamo::from_item(i).map_err(|e| StoreError::Corrupt(e.to_string()))).transpose()
+    }
+
+    /// Keeps a delivery's record after a try (one worker tries a delivery
+    /// at a time: its queue message).
+    pub async fn save_delivery(&self, record: &DeliveryRecord) -> Result<(), StoreError> {
+        let item = delivery_item(record)?;
+        self.ddb.put_item().table_name(&self.table).set_item(Some(item)).send().await.map_err(unavailable)?;
+        Ok(())
+    }
+
+    /// Sets (or, `None`, clears) since when the endpoint has failed.
+    pub async fn set_failing(
+        &self,
+        clinic: &str,
+        id: &str,
+        since: Option<chrono::DateTime<chrono::Utc>>,
+    ) -> Result<(), StoreError> {
+        let update = self.ddb.update_item().table_name(&self.table).set_key(Some(key(pk(clinic), &sk(id))));
+        let update = match since {
+            Some(t) => update
+                .update_expression("SET failingSince = :t")
+                .expression_attribute_values(":t", s(t.to_rfc3339_opts(chrono::SecondsFormat::Millis, true))),
+            None => update.update_expression("REMOVE failingSince"),
+        };
+        match update.condition_expression("attribute_exists(pk)").send().await {
+            Ok(_) => Ok(()),
+            Err(e) if e.as_service_error().is_some_and(|e| e.is_conditional_check_failed_exception()) => Ok(()),
+            Err(e) => Err(unavailable(e)),
+        }
+    }
+
+    /// Disables an enabled endpoint with `event` (its outbox record) in the
+    /// same transaction; `false` if it was not enabled (or is gone).
+    pub async fn disable(&self, clinic: &str, id: &str, reason: &str, event: &DomainEvent) -> Result<bool, StoreError> {
+        let update = Update::builder()
+            .table_name(&self.table)
+            .set_key(Some(key(pk(clinic), &sk(id))))
+            .update_expression("SET enabled = :no, disabledReason = :why")
+            .condition_expression("enabled = :yes")
+            .expression_attribute_values(":no", AttributeValue::Bool(false))
+            .expression_attribute_values(":yes", AttributeValue::Bool(true))
+            .expression_attribute_values(":why", s(reason))
+            .build()
+            .map_err(|e| StoreError::Corrupt(e.to_string()))?;
+        let done = self
+            .ddb
+            .transact_write_items()
+            .transact_items(TransactWriteItem::builder().update(update).build())
+            .transact_items(TransactWriteItem::builder().put(outbox_put(&self.table, event)?).build())
             .send()
             .await;
         match done {

@@ -34,6 +34,7 @@ pub const EVENT_TYPES: &[&str] = &[
     APPOINTMENT_RESCHEDULE_REQUESTED,
     APPOINTMENT_CANCEL_REQUESTED,
     REPLY_RECEIVED,
+    WEBHOOK_ENDPOINT_DISABLED,
 ];
 
 /// An endpoint as kept. The secret only sealed (KMS, purpose

@@ -3,6 +3,7 @@
 //! (SSRF), and when a failed delivery is tried again.
 
 pub mod address;
+pub mod delivery;
 pub mod endpoint;
 pub mod payload;
 pub mod retry;

@@ -1,0 +1,179 @@
+//! One event's delivery to one endpoint (issue 22): its record, and what a
+//! try comes to — for the delivery (done, retried when, given up) and for
+//! its endpoint (healthy again, failing since, disabled: 410 at once, or
+//! no success for [`DISABLE_AFTER_DAYS`] days).
+
+use chrono::{DateTime, Duration, Utc};
+use serde::{Deserialize, Serialize};
+
+use super::retry::next_attempt;
+use crate::digest::sha256_hex;
+
+/// An endpoint with no successful delivery for this long is disabled.
+pub const DISABLE_AFTER_DAYS: i64 = 5;
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum DeliveryState {
+    Pending,
+    Delivered,
+    /// Given up after the schedule.
+    Failed,
+    /// The endpoint answered 410.
+    Gone,
+    /// The endpoint was deleted or disabled before it was sent.
+    Cancelled,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct TryLog {
+    pub at: DateTime<Utc>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub status: Option<u16>,
+    /// `delivered`, `gone`, or why it failed (never the answer's body).
+    pub result: String,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct DeliveryRecord {
+    pub delivery_id: String,
+    pub clinic_id: String,
+    pub endpoint_id: String,
+    pub event_id: String,
+    pub event_type: String,
+    /// The payload, as signed and sent on every try.
+    pub body: String,
+    pub state: DeliveryState,
+    pub tries: Vec<TryLog>,
+    pub created_at: DateTime<Utc>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub next_at: Option<DateTime<Utc>>,
+}
+
+/// The same event to the same endpoint is the same delivery (and its
+/// `webhook-id`, so the receiver de-duplicates).
+pub fn delivery_id(event_id: &str, endpoint_id: &str) -> String {
+    format!("msg_{}", &sha256_hex(format!("{event_id}\n{endpoint_id}").as_bytes())[..32])
+}
+
+/// What a try answered.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Tried {
+    Delivered(u16),
+    Gone,
+    Failed { status: Option<u16>, reason: String },
+}
+
+/// What becomes of the endpoint after a try.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum EndpointChange {
+    Unchanged,
+    /// A success: no longer failing.
+    Healthy,
+    /// The first failure since the last success.
+    FailingSince(DateTime<Utc>),
+    /// `gone` (410) or `failing` (no success for 5 days).
+    Disable(&'static str),
+}
+
+/// The delivery after a try at `now`, when to try again (`None`: done or
+/// given up), and what becomes of its endpoint (failing since
+/// `failing_since`, if it was). `jitter` in [0, 1).
+pub fn after_try(
+    mut record: DeliveryRecord,
+    failing_since: Option<DateTime<Utc>>,
+    tried: Tried,
+    now: DateTime<Utc>,
+    jitter: f64,
+) -> (DeliveryRecord, Option<DateTime<Utc>>, EndpointChange) {
+    let (status, result) = match &tried {
+        Tried::Delivered(s) => (Some(*s), "delivered".to_owned()),
+        Tried::Gone => (Some(410), "gone".to_owned()),
+        Tried::Failed { status, reason } => (*status, reason.chars().take(200).collect()),
+    };
+    record.tries.push(TryLog { at: now, status, result });
+    let (state, retry, change) = match tried {
+        Tried::Delivered(_) => (
+            DeliveryState::Delivered,
+            None,
+            if failing_since.is_some() { EndpointChange::Healthy } else { EndpointChange::Unchanged },
+        ),
+        Tried::Gone => (DeliveryState::Gone, None, EndpointChange::Disable("gone")),
+        Tried::Failed { .. } => {
+            let since = failing_since.unwrap_or(now);
+            let change = if now - since >= Duration::days(DISABLE_AFTER_DAYS) {
+                EndpointChange::Disable("failing")
+            } else if failing_since.is_none() {
+                EndpointChange::FailingSince(now)
+            } else {
+                EndpointChange::Unchanged
+            };
+            match (next_attempt(record.tries.len(), now, jitter), &change) {
+                (Some(at), EndpointChange::Unchanged | EndpointChange::FailingSince(_)) => {
+                    (DeliveryState::Pending, Some(at), change)
+                }
+                _ => (DeliveryState::Failed, None, change),
+            }
+        }
+    };
+    record.state = state;
+    record.next_at = retry;
+    (record, retry, change)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn record() -> DeliveryRecord {
+        DeliveryRecord {
+            delivery_id: delivery_id("e1", "whe_1"),
+            clinic_id: "c1".into(),
+            endpoint_id: "whe_1".into(),
+            event_id: "e1".into(),
+            event_type: "virtual_care.room.created".into(),
+            body: "{}".into(),
+            state: DeliveryState::Pending,
+            tries: Vec::new(),
+            created_at: Utc::now(),
+            next_at: None,
+        }
+    }
+
+    fn failed() -> Tried {
+        Tried::Failed { status: Some(503), reason: "answered 503".into() }
+    }
+
+    #[test]
+    fn a_failure_is_retried_by_the_schedule_then_given_up() {
+        let now = Utc::now();
+        let (r, retry, change) = after_try(record(), None, failed(), now, 1.0);
+        assert_eq!(
+            (r.state, retry, change),
+            (DeliveryState::Pending, Some(now + Duration::seconds(5)), EndpointChange::FailingSince(now))
+        );
+        let mut r = r;
+        for _ in 1..10 {
+            let (next, retry, _) = after_try(r, Some(now), failed(), now, 0.5);
+            assert!(retry.is_some());
+            r = next;
+        }
+        let (r, retry, _) = after_try(r, Some(now), failed(), now, 0.5);
+        assert_eq!((r.state, retry, r.tries.len()), (DeliveryState::Failed, None, 11), "given up after 11 tries");
+    }
+
+    #[test]
+    fn a_success_heals_410_disables_and_five_failing_days_disable() {
+        let now = Utc::now();
+        let (r, retry, change) = after_try(record(), Some(now - Duration::hours(3)), Tried::Delivered(200), now, 0.5);
+        assert_eq!((r.state, retry, change), (DeliveryState::Delivered, None, EndpointChange::Healthy));
+        let (r, _, change) = after_try(record(), None, Tried::Gone, now, 0.5);
+        assert_eq!((r.state, change), (DeliveryState::Gone, EndpointChange::Disable("gone")));
+        let (r, retry, change) = after_try(record(), Some(now - Duration::days(5)), failed(), now, 0.5);
+        assert_eq!((r.state, retry, change), (DeliveryState::Failed, None, EndpointChange::Disable("failing")));
+        assert_eq!(delivery_id("e1", "whe_1"), delivery_id("e1", "whe_1"));
+        assert_ne!(delivery_id("e1", "whe_1"), delivery_id("e1", "whe_2"));
+    }
+}

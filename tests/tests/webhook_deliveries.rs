@@ -1,0 +1,97 @@
+//! Webhooks end to end (issue 22) through the local gateway: a clinic's
+//! endpoint gets the events it asked for, signed (checked by the Standard
+//! Webhooks reference library), without the people in them; a 503 is
+//! tried again by the schedule with the same `webhook-id`; a 410 disables
+//! the endpoint, with its event, and nothing more is sent to it.
+
+use std::time::Duration;
+
+use serde_json::{Value, json};
+use vcare_local::Registry;
+use vcare_tests::rooms::{create_room, doctor, patient, room_body};
+use vcare_tests::standins::{Reply, StandIn};
+use vcare_tests::{TestStack, domain_events, eventually, root};
+
+async fn room(stack: &TestStack, appointment: &str) -> String {
+    let token = stack.token("u-doc", Some("c1"), &["doctor"]);
+    let start = chrono::Utc::now() + chrono::Duration::hours(2);
+    let (status, room) = create_room(stack, &token, &room_body(appointment, start, &[doctor(), patient()])).await;
+    assert_eq!(status, 201, "{room}");
+    room["roomId"].as_str().unwrap().to_owned()
+}
+
+fn verified(secret: &str, headers: &std::collections::HashMap<String, String>, body: &str) -> bool {
+    use std::io::Write;
+    let wanted = ["webhook-id", "webhook-timestamp", "webhook-signature"];
+    let headers: serde_json::Map<String, Value> =
+        headers.iter().filter(|(k, _)| wanted.contains(&k.as_str())).map(|(k, v)| (k.clone(), json!(v))).collect();
+    let mut child = std::process::Command::new(root().join(".venv/bin/python"))
+        .arg(root().join("tests/python/webhook_check.py"))
+        .stdin(std::process::Stdio::piped())
+        .stdout(std::process::Stdio::piped())
+        .spawn()
+        .unwrap();
+    let given = json!({"secret": secret, "headers": headers, "body": body});
+    child.stdin.take().unwrap().write_all(given.to_string().as_bytes()).unwrap();
+    child.wait_with_output().unwrap().status.success()
+}
+
+#[tokio::test]
+async fn endpoints_get_their_events_signed_retried_and_are_disabled_on_410() {
+    let endpoint = StandIn::start(Reply::json(200, Value::Null)).await;
+    let stack = TestStack::start_with(root().join("infra/template.yaml"), &Registry::vcare(), |c| {
+        c.parameters.insert("WebhookAllowLoopback".into(), "true".into());
+    })
+    .await;
+    let admin = stack.token("u-admin", Some("c1"), &["clinic-admin"]);
+    let url = format!("{}/v1/webhooks/endpoints", stack.base);
+    let body = json!({"url": format!("{}/hook", endpoint.url), "eventTypes": ["virtual_care.room.created"]});
+    let (status, _, made) = stack.send(stack.http.post(&url).bearer_auth(&admin).json(&body)).await;
+    assert_eq!(status, 201, "{made}");
+    let (secret, id) = (made["secret"].as_str().unwrap().to_owned(), made["endpointId"].as_str().unwrap().to_owned());
+
+    // The first try meets a 503; the schedule tries again (2.5 to 5 s on).
+    endpoint.script([Reply::json(503, json!({"error": "busy"}))]);
+    let room_id = room(&stack, "apt-hook-1").await;
+    let got = eventually(Duration::from_secs(40), "the retried delivery", || async {
+        let r = endpoint.requests();
+        (r.len() >= 2).then_some(r)
+    })
+    .await;
+    assert_eq!(got.len(), 2, "one failed try, one delivered, nothing more");
+    assert_eq!(got[0].headers["webhook-id"], got[1].headers["webhook-id"], "the same delivery, the same id");
+    let gap = got[1].at - got[0].at;
+    assert!(gap >= Duration::from_millis(2400), "the schedule's first delay: {gap:?}");
+    for r in &got {
+        assert!(verified(&secret, &r.headers, &r.body), "the reference library verifies every try");
+    }
+    let sent: Value = serde_json::from_str(&got[1].body).unwrap();
+    assert_eq!(
+        (sent["type"].as_str(), sent["subject"].as_str()),
+        (Some("virtual_care.room.created"), Some(room_id.as_str()))
+    );
+    assert!(!got[1].body.contains("u-pat") && !got[1].body.contains("u-doc"), "no people: {}", got[1].body);
+
+    // 410: the endpoint is disabled, with its event; nothing more is sent.
+    endpoint.set_default(Reply::json(410, Value::Null));
+    room(&stack, "apt-hook-2").await;
+    let shown = eventually(Duration::from_secs(30), "the endpoint disabled", || async {
+        let (_, _, e) = stack.get(&format!("/v1/webhooks/endpoints/{id}"), Some(&admin)).await;
+        (e["enabled"] == false).then_some(e)
+    })
+    .await;
+    assert!(shown["disabledReason"].as_str().unwrap().contains("410"), "{shown}");
+    let events = domain_events(&stack, 40, Duration::from_secs(10)).await;
+    let disabled: Vec<&Value> =
+        events.iter().filter(|e| e["type"] == "communication.webhook.endpoint_disabled").collect();
+    assert_eq!(disabled.len(), 1, "{events:?}");
+    assert_eq!(
+        (disabled[0]["data"]["endpointId"].as_str(), disabled[0]["data"]["reason"].as_str()),
+        (Some(id.as_str()), Some("gone"))
+    );
+    let before = endpoint.requests().len();
+    room(&stack, "apt-hook-3").await;
+    tokio::time::sleep(Duration::from_secs(4)).await;
+    assert_eq!(endpoint.requests().len(), before, "a disabled endpoint gets nothing");
+    stack.stop().await;
+}
