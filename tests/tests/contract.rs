@@ -55,7 +55,7 @@ fn template_routes() -> BTreeSet<(String, String, bool)> {
 fn the_spec_and_the_template_declare_the_same_routes_with_the_same_auth() {
     let spec = spec_routes(&openapi());
     let template = template_routes();
-    assert_eq!(spec.len(), 61, "{spec:?}");
+    assert_eq!(spec.len(), 63, "{spec:?}");
     assert_eq!(
         spec,
         template,

@@ -58,7 +58,7 @@ async fn endpoints_get_their_events_signed_retried_and_are_disabled_on_410() {
         (r.len() >= 2).then_some(r)
     })
     .await;
-    assert_eq!(got.len(), 2, "one failed try, one delivered, nothing more");
+    assert_eq!(got.len(), 2, "one failed try, one delivered");
     assert_eq!(got[0].headers["webhook-id"], got[1].headers["webhook-id"], "the same delivery, the same id");
     let gap = got[1].at - got[0].at;
     assert!(gap >= Duration::from_millis(2400), "the schedule's first delay: {gap:?}");
@@ -71,6 +71,40 @@ async fn endpoints_get_their_events_signed_retried_and_are_disabled_on_410() {
         (Some("virtual_care.room.created"), Some(room_id.as_str()))
     );
     assert!(!got[1].body.contains("u-pat") && !got[1].body.contains("u-doc"), "no people: {}", got[1].body);
+
+    // The delivery log: the delivery with both its tries; a redelivery is
+    // sent again now, with the same id.
+    let log = format!("/v1/webhooks/endpoints/{id}/deliveries");
+    let (status, _, page) = stack.get(&log, Some(&admin)).await;
+    assert_eq!(status, 200, "{page}");
+    let first = &page["items"][0];
+    assert_eq!(
+        (first["state"].as_str(), first["eventType"].as_str()),
+        (Some("delivered"), Some("virtual_care.room.created"))
+    );
+    let tries: Vec<Value> = first["tries"].as_array().unwrap().clone();
+    assert_eq!(
+        (tries.len(), tries[0]["status"].as_u64(), tries[1]["result"].as_str()),
+        (2, Some(503), Some("delivered"))
+    );
+    let delivery = first["deliveryId"].as_str().unwrap().to_owned();
+    assert_eq!(delivery, got[0].headers["webhook-id"], "the log names the webhook-id");
+    let again = format!("{}{log}/{delivery}/redeliver", stack.base);
+    let (status, _, out) = stack.send(stack.http.post(&again).bearer_auth(&admin)).await;
+    assert_eq!(status, 202, "{out}");
+    let third = eventually(Duration::from_secs(20), "the redelivery", || async {
+        let r = endpoint.requests();
+        (r.len() >= 3).then(|| r[2].clone())
+    })
+    .await;
+    assert_eq!(third.headers["webhook-id"], delivery);
+    assert!(verified(&secret, &third.headers, &third.body));
+    let theirs = stack.token("u-admin", Some("c2"), &["clinic-admin"]);
+    assert_eq!(stack.send(stack.http.post(&again).bearer_auth(&theirs)).await.0, 404, "another clinic's");
+    let bogus = format!("{}{log}/msg_nope/redeliver", stack.base);
+    assert_eq!(stack.send(stack.http.post(&bogus).bearer_auth(&admin)).await.0, 404);
+    assert_eq!(stack.get(&format!("{log}?limit=0"), Some(&admin)).await.0, 400);
+    assert_eq!(stack.get(&format!("{log}?cursor=not-a-cursor"), Some(&admin)).await.0, 400);
 
     // 410: the endpoint is disabled, with its event; nothing more is sent.
     endpoint.set_default(Reply::json(410, Value::Null));
@@ -89,6 +123,8 @@ async fn endpoints_get_their_events_signed_retried_and_are_disabled_on_410() {
         (disabled[0]["data"]["endpointId"].as_str(), disabled[0]["data"]["reason"].as_str()),
         (Some(id.as_str()), Some("gone"))
     );
+    let (status, _, _) = stack.send(stack.http.post(&again).bearer_auth(&admin)).await;
+    assert_eq!(status, 422, "a disabled endpoint's delivery is not sent again");
     let before = endpoint.requests().len();
     room(&stack, "apt-hook-3").await;
     tokio::time::sleep(Duration::from_secs(4)).await;

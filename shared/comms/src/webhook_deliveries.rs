@@ -85,11 +85,15 @@ impl WebhookDeliveries {
             return Err("not a CloudEvent with id, type and clinicid".into());
         };
         let now = self.clock.now();
+        let happened = event["time"]
+            .as_str()
+            .and_then(|t| DateTime::parse_from_rfc3339(t).ok())
+            .map_or(now, |t| t.with_timezone(&Utc));
         let body = vcare_domain::webhooks::payload(event).to_string();
         let mut queued = 0;
         for endpoint in self.store.list(clinic).await?.into_iter().filter(|e| e.wants(kind)) {
             let record = DeliveryRecord {
-                delivery_id: delivery_id(id, &endpoint.endpoint_id),
+                delivery_id: delivery_id(id, &endpoint.endpoint_id, happened),
                 clinic_id: clinic.to_owned(),
                 endpoint_id: endpoint.endpoint_id.clone(),
                 event_id: id.to_owned(),
@@ -188,5 +192,51 @@ impl WebhookDeliveries {
             self.enqueue(&DeliveryMessage { due: at, ..message.clone() }, now).await?;
         }
         Ok(())
+    }
+
+    /// A clinic-admin's redelivery of a delivery that is over (delivered,
+    /// given up, gone, cancelled): tried again now, with the same id.
+    /// `None`: no such delivery; `Err(Rejected)`: still queued, or the
+    /// endpoint is disabled.
+    pub async fn redeliver(
+        &self,
+        clinic: &str,
+        endpoint_id: &str,
+        delivery_id: &str,
+    ) -> Result<Option<DeliveryRecord>, crate::NotifyError> {
+        use vcare_domain::Rejected;
+        let Some(mut record) = self.store.delivery(clinic, endpoint_id, delivery_id).await? else { return Ok(None) };
+        if record.state == DeliveryState::Pending {
+            return Err(Rejected::Impossible("this delivery is still queued".into()).into());
+        }
+        if !self.store.get(clinic, endpoint_id).await?.is_some_and(|e| e.enabled) {
+            return Err(Rejected::Impossible("the endpoint is disabled; make a new one".into()).into());
+        }
+        let now = self.clock.now();
+        record.state = DeliveryState::Pending;
+        record.next_at = Some(now);
+        self.store.save_delivery(&record).await?;
+        let message = DeliveryMessage {
+            clinic_id: clinic.to_owned(),
+            endpoint_id: endpoint_id.to_owned(),
+            delivery_id: delivery_id.to_owned(),
+            due: now,
+        };
+        self.enqueue(&message, now).await.map_err(|e| {
+            tracing::error!(error = %e, "a redelivery could not be queued");
+            crate::NotifyError::Unavailable
+        })?;
+        Ok(Some(record))
+    }
+
+    /// An endpoint's deliveries, newest event first, a page at a time.
+    pub async fn log(
+        &self,
+        clinic: &str,
+        endpoint_id: &str,
+        cursor: Option<&str>,
+        limit: i32,
+    ) -> Result<(Vec<DeliveryRecord>, Option<String>), crate::NotifyError> {
+        Ok(self.store.deliveries(clinic, endpoint_id, cursor, limit).await?)
     }
 }

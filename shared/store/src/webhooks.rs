@@ -224,4 +224,43 @@ impl WebhookStore {
             Err(e) => Err(unavailable(e)),
         }
     }
+
+    /// An endpoint's deliveries, newest event first (their ids begin with
+    /// the event's time); `cursor` is the last id of the page before.
+    pub async fn deliveries(
+        &self,
+        clinic: &str,
+        endpoint: &str,
+        cursor: Option<&str>,
+        limit: i32,
+    ) -> Result<(Vec<DeliveryRecord>, Option<String>), StoreError> {
+        let pk = log_pk(clinic, endpoint);
+        let start = match cursor {
+            Some(c) if vcare_domain::webhooks::delivery::is_delivery_id(c) => Some(key(pk.clone(), &format!("D#{c}"))),
+            Some(_) => return Err(StoreError::BadCursor),
+            None => None,
+        };
+        let page = self
+            .ddb
+            .query()
+            .table_name(&self.table)
+            .key_condition_expression("pk = :pk AND begins_with(sk, :d)")
+            .expression_attribute_values(":pk", s(pk))
+            .expression_attribute_values(":d", s("D#"))
+            .scan_index_forward(false)
+            .limit(limit)
+            .set_exclusive_start_key(start)
+            .consistent_read(true)
+            .send()
+            .await
+            .map_err(unavailable)?;
+        let items: Vec<DeliveryRecord> = page
+            .items
+            .unwrap_or_default()
+            .into_iter()
+            .map(|i| serde_dynamo::from_item(i).map_err(|e| StoreError::Corrupt(e.to_string())))
+            .collect::<Result<_, _>>()?;
+        let next = page.last_evaluated_key.and_then(|_| items.last().map(|r| r.delivery_id.clone()));
+        Ok((items, next))
+    }
 }

@@ -53,9 +53,21 @@ pub struct DeliveryRecord {
 }
 
 /// The same event to the same endpoint is the same delivery (and its
-/// `webhook-id`, so the receiver de-duplicates).
-pub fn delivery_id(event_id: &str, endpoint_id: &str) -> String {
-    format!("msg_{}", &sha256_hex(format!("{event_id}\n{endpoint_id}").as_bytes())[..32])
+/// `webhook-id`, so the receiver de-duplicates). It begins with the
+/// event's time in milliseconds, fixed-width, so an endpoint's deliveries
+/// sort by when their events happened.
+pub fn delivery_id(event_id: &str, endpoint_id: &str, event_time: DateTime<Utc>) -> String {
+    let hash = sha256_hex(format!("{event_id}\n{endpoint_id}").as_bytes());
+    format!("msg_{:013}_{}", event_time.timestamp_millis().max(0), &hash[..24])
+}
+
+/// Whether `id` could be a delivery id (a path parameter, a cursor).
+pub fn is_delivery_id(id: &str) -> bool {
+    id.len() == 4 + 13 + 1 + 24
+        && id.starts_with("msg_")
+        && id[4..17].bytes().all(|b| b.is_ascii_digit())
+        && &id[17..18] == "_"
+        && id[18..].bytes().all(|b| b.is_ascii_hexdigit())
 }
 
 /// What a try answered.
@@ -129,7 +141,7 @@ mod tests {
 
     fn record() -> DeliveryRecord {
         DeliveryRecord {
-            delivery_id: delivery_id("e1", "whe_1"),
+            delivery_id: delivery_id("e1", "whe_1", Utc::now()),
             clinic_id: "c1".into(),
             endpoint_id: "whe_1".into(),
             event_id: "e1".into(),
@@ -173,7 +185,10 @@ mod tests {
         assert_eq!((r.state, change), (DeliveryState::Gone, EndpointChange::Disable("gone")));
         let (r, retry, change) = after_try(record(), Some(now - Duration::days(5)), failed(), now, 0.5);
         assert_eq!((r.state, retry, change), (DeliveryState::Failed, None, EndpointChange::Disable("failing")));
-        assert_eq!(delivery_id("e1", "whe_1"), delivery_id("e1", "whe_1"));
-        assert_ne!(delivery_id("e1", "whe_1"), delivery_id("e1", "whe_2"));
+        assert_eq!(delivery_id("e1", "whe_1", now), delivery_id("e1", "whe_1", now));
+        assert_ne!(delivery_id("e1", "whe_1", now), delivery_id("e1", "whe_2", now));
+        let (early, late) = (delivery_id("e9", "whe_1", now - Duration::days(1)), delivery_id("e1", "whe_1", now));
+        assert!(early < late, "ids sort by the event's time");
+        assert!(is_delivery_id(&late) && !is_delivery_id("msg_x") && !is_delivery_id(&format!("{late}0")));
     }
 }
