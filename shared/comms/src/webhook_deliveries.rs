@@ -47,11 +47,7 @@ impl WebhookDeliveries {
     /// `TABLE_NAME`, `WEBHOOK_DELIVERY_QUEUE_URL`, `WEBHOOK_ALLOW_LOOPBACK`
     /// (false), `WEBHOOK_TIMEOUT_MS` (10,000).
     pub fn from_env(env: &Env, sdk: &SdkConfig) -> Result<Self, Error> {
-        let allow_loopback = match env.get("WEBHOOK_ALLOW_LOOPBACK").unwrap_or("false") {
-            "true" => true,
-            "false" => false,
-            _ => return Err("WEBHOOK_ALLOW_LOOPBACK: true or false".into()),
-        };
+        let allow_loopback = crate::webhooks::allow_loopback(env)?;
         let timeout = std::time::Duration::from_millis(env.bounded("WEBHOOK_TIMEOUT_MS", 10_000, 500, 20_000)?);
         Ok(Self {
             store: WebhookStore::new(aws_sdk_dynamodb::Client::new(sdk), env.required("TABLE_NAME")?),

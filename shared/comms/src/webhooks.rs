@@ -16,6 +16,15 @@ use crate::NotifyError;
 
 pub const SECRET_PURPOSE: &str = "webhook-secret";
 
+/// `WEBHOOK_ALLOW_LOOPBACK`: `true` or `false` (the default).
+pub fn allow_loopback(env: &Env) -> Result<bool, Error> {
+    match env.get("WEBHOOK_ALLOW_LOOPBACK").unwrap_or("false") {
+        "true" => Ok(true),
+        "false" => Ok(false),
+        _ => Err("WEBHOOK_ALLOW_LOOPBACK: true or false".into()),
+    }
+}
+
 pub struct WebhookEndpoints {
     store: WebhookStore,
     kms: aws_sdk_kms::Client,
@@ -30,11 +39,7 @@ impl WebhookEndpoints {
     /// `TABLE_NAME`, `DATA_KEY_ID`, `WEBHOOK_ALLOW_LOOPBACK` (false),
     /// `WEBHOOK_MAX_ENDPOINTS` (10, 1 to 100).
     pub fn from_env(env: &Env, sdk: &SdkConfig) -> Result<Self, Error> {
-        let allow_loopback = match env.get("WEBHOOK_ALLOW_LOOPBACK").unwrap_or("false") {
-            "true" => true,
-            "false" => false,
-            _ => return Err("WEBHOOK_ALLOW_LOOPBACK: true or false".into()),
-        };
+        let allow_loopback = allow_loopback(env)?;
         Ok(Self {
             store: WebhookStore::new(aws_sdk_dynamodb::Client::new(sdk), env.required("TABLE_NAME")?),
             kms: aws_sdk_kms::Client::new(sdk),
