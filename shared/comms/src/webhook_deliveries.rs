@@ -15,6 +15,7 @@ use vcare_aws::SdkConfig;
 use vcare_domain::events::{DomainEvent, WEBHOOK_ENDPOINT_DISABLED};
 use vcare_domain::webhooks::Secret;
 use vcare_domain::webhooks::delivery::{DeliveryRecord, DeliveryState, EndpointChange, Tried, after_try, delivery_id};
+use vcare_domain::webhooks::endpoint::Endpoint;
 use vcare_runtime::{Clock, Env, Error};
 use vcare_store::WebhookStore;
 use vcare_webhooks::{Delivery, Outcome, Sender};
@@ -31,8 +32,11 @@ pub struct DeliveryMessage {
     pub due: DateTime<Utc>,
 }
 
+/// How many endpoints' opened secrets a container keeps.
+const SECRETS_KEPT: usize = 1_000;
+
 /// SQS's longest message delay.
-const MAX_DELAY_SECONDS: i64 = 900;
+const MAX_DELAY_SECONDS: u64 = 900;
 
 pub struct WebhookDeliveries {
     store: WebhookStore,
@@ -40,6 +44,9 @@ pub struct WebhookDeliveries {
     sqs: aws_sdk_sqs::Client,
     queue_url: String,
     sender: Sender,
+    /// Opened secrets by endpoint and sealed text: one KMS `Decrypt` per
+    /// endpoint a container, not one a try (a secret replaced is a new key).
+    secrets: std::sync::Mutex<std::collections::HashMap<String, Secret>>,
     pub clock: Clock,
 }
 
@@ -55,12 +62,15 @@ impl WebhookDeliveries {
             sqs: aws_sdk_sqs::Client::new(sdk),
             queue_url: env.required("WEBHOOK_DELIVERY_QUEUE_URL")?,
             sender: Sender::new(allow_loopback, timeout)?,
+            secrets: std::sync::Mutex::default(),
             clock: Clock::system(),
         })
     }
 
     async fn enqueue(&self, message: &DeliveryMessage, now: DateTime<Utc>) -> Result<(), Error> {
-        let delay = (message.due - now).num_seconds().clamp(0, MAX_DELAY_SECONDS) as i32;
+        // Rounded up: a try is never made before it is due.
+        let millis = u64::try_from((message.due - now).num_milliseconds()).unwrap_or(0);
+        let delay = millis.div_ceil(1000).min(MAX_DELAY_SECONDS) as i32;
         self.sqs
             .send_message()
             .queue_url(&self.queue_url)
@@ -115,10 +125,27 @@ impl WebhookDeliveries {
         Ok(queued)
     }
 
+    /// An endpoint's signing secret, opened under its clinic and endpoint.
+    async fn secret(&self, endpoint: &Endpoint) -> Result<Secret, Error> {
+        let purpose = format!("{SECRET_PURPOSE}:{}:{}", endpoint.clinic_id, endpoint.endpoint_id);
+        let key = format!("{purpose}:{}", endpoint.sealed_secret);
+        if let Some(secret) = self.secrets.lock().map_err(|_| "the secret cache is poisoned")?.get(&key) {
+            return Ok(secret.clone());
+        }
+        let bytes = vcare_crypto::decrypt_secret(&self.kms, &endpoint.sealed_secret, &purpose).await?;
+        let secret = Secret::from_bytes(bytes).ok_or("the endpoint's secret is malformed")?;
+        let mut kept = self.secrets.lock().map_err(|_| "the secret cache is poisoned")?;
+        if kept.len() >= SECRETS_KEPT {
+            kept.clear();
+        }
+        kept.insert(key, secret.clone());
+        Ok(secret)
+    }
+
     /// One try of a delivery (or, not yet due, its message delayed again).
     pub async fn deliver(&self, message: &DeliveryMessage) -> Result<(), Error> {
         let now = self.clock.now();
-        if message.due > now + chrono::Duration::seconds(1) {
+        if message.due > now {
             return self.enqueue(message, now).await;
         }
         let Some(mut record) =
@@ -135,9 +162,7 @@ impl WebhookDeliveries {
             record.next_at = None;
             return Ok(self.store.save_delivery(&record).await?);
         };
-        let purpose = format!("{SECRET_PURPOSE}:{}:{}", endpoint.clinic_id, endpoint.endpoint_id);
-        let bytes = vcare_crypto::decrypt_secret(&self.kms, &endpoint.sealed_secret, &purpose).await?;
-        let secret = Secret::from_bytes(bytes).ok_or("the endpoint's secret is malformed")?;
+        let secret = self.secret(&endpoint).await?;
         let outcome = self
             .sender
             .deliver(Delivery {
