@@ -497,6 +497,42 @@ async fn bad_settings_of_the_event_and_receipt_functions_fail_the_cold_start_by_
                 .err()
                 .map(|e| e.to_string()),
         ),
+        (
+            "WEBHOOK_ALLOW_LOOPBACK",
+            vcare_comms::webhooks::WebhookEndpoints::from_env(
+                &env("WebhooksFunction", "WEBHOOK_ALLOW_LOOPBACK", "yes"),
+                sdk,
+            )
+            .err()
+            .map(|e| e.to_string()),
+        ),
+        (
+            "WEBHOOK_MAX_ENDPOINTS",
+            vcare_comms::webhooks::WebhookEndpoints::from_env(
+                &env("WebhooksFunction", "WEBHOOK_MAX_ENDPOINTS", "0"),
+                sdk,
+            )
+            .err()
+            .map(|e| e.to_string()),
+        ),
+        (
+            "WEBHOOK_ALLOW_LOOPBACK",
+            vcare_comms::webhook_deliveries::WebhookDeliveries::from_env(
+                &env("WebhookDeliverFunction", "WEBHOOK_ALLOW_LOOPBACK", "TRUE"),
+                sdk,
+            )
+            .err()
+            .map(|e| e.to_string()),
+        ),
+        (
+            "WEBHOOK_TIMEOUT_MS",
+            vcare_comms::webhook_deliveries::WebhookDeliveries::from_env(
+                &env("WebhookDeliverFunction", "WEBHOOK_TIMEOUT_MS", "60000"),
+                sdk,
+            )
+            .err()
+            .map(|e| e.to_string()),
+        ),
     ];
     for (name, err) in cases {
         let text = err.unwrap_or_else(|| panic!("{name}: the cold start went on"));
