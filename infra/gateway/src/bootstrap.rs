@@ -216,6 +216,17 @@ async fn ensure_table(
     Ok(Physical { reference: name, attrs })
 }
 
+/// Whether a topic or queue is FIFO, and its name: the template's, or one
+/// made from the stack and logical id (with `.fifo`, as SNS and SQS want).
+fn physical_name(stack: &Stack, id: &str, props: &Value, name: &str, fifo: &str) -> (bool, String) {
+    let fifo = props[fifo] == true;
+    let name = props[name].as_str().map(str::to_owned).unwrap_or_else(|| {
+        let base = stack.physical_name(id);
+        if fifo { format!("{base}.fifo") } else { base }
+    });
+    (fifo, name)
+}
+
 /// A topic as the template declares it (a FIFO topic's name ends `.fifo`);
 /// `Ref` is its ARN, as in CloudFormation.
 async fn ensure_topic(
@@ -225,11 +236,7 @@ async fn ensure_topic(
     props: &Value,
 ) -> Result<Physical, GatewayError> {
     let props = stack.resolve(props)?;
-    let fifo = props["FifoTopic"] == true;
-    let name = props["TopicName"].as_str().map(str::to_owned).unwrap_or_else(|| {
-        let base = stack.physical_name(id);
-        if fifo { format!("{base}.fifo") } else { base }
-    });
+    let (fifo, name) = physical_name(stack, id, &props, "TopicName", "FifoTopic");
     let mut create = sns.create_topic().name(&name);
     if fifo {
         create = create.attributes("FifoTopic", "true");
@@ -312,11 +319,7 @@ async fn ensure_queue(
     props: &Value,
 ) -> Result<Physical, GatewayError> {
     let props = stack.resolve(props)?;
-    let fifo = props["FifoQueue"] == true;
-    let name = props["QueueName"].as_str().map(str::to_owned).unwrap_or_else(|| {
-        let base = stack.physical_name(id);
-        if fifo { format!("{base}.fifo") } else { base }
-    });
+    let (fifo, name) = physical_name(stack, id, &props, "QueueName", "FifoQueue");
     let mut attributes: HashMap<QueueAttributeName, String> = HashMap::new();
     for (prop, attr) in [
         ("VisibilityTimeout", QueueAttributeName::VisibilityTimeout),

@@ -10,7 +10,7 @@ use std::time::Duration;
 use reqwest::header::{ACCEPT, CONTENT_TYPE, IF_MATCH};
 use serde_json::Value;
 use vcare_domain::fhir::Target;
-use vcare_runtime::http::LazyClient;
+use vcare_runtime::http::{LazyClient, failure};
 
 const FHIR_JSON: &str = "application/fhir+json";
 /// Most of an answer read: a search for one identifier is small.
@@ -124,25 +124,14 @@ impl FhirServer {
 
 /// Sends and reads at most [`MAX_ANSWER`] bytes of the answer.
 async fn send(request: reqwest::RequestBuilder) -> Result<(u16, Vec<u8>), Trouble> {
-    let mut response = request.send().await.map_err(|e| Trouble::Unreachable(kind(&e)))?;
+    let mut response = request.send().await.map_err(|e| Trouble::Unreachable(failure(&e).into()))?;
     let status = response.status().as_u16();
     let mut body = Vec::new();
-    while let Some(chunk) = response.chunk().await.map_err(|e| Trouble::Unreachable(kind(&e)))? {
+    while let Some(chunk) = response.chunk().await.map_err(|e| Trouble::Unreachable(failure(&e).into()))? {
         if body.len() + chunk.len() > MAX_ANSWER {
             return Err(Trouble::Unusable("the answer is too large"));
         }
         body.extend_from_slice(&chunk);
     }
     Ok((status, body))
-}
-
-/// What kind of failure, never the URL (it may carry an identifier).
-fn kind(e: &reqwest::Error) -> String {
-    if e.is_timeout() {
-        "timed out".into()
-    } else if e.is_connect() {
-        "no connection".into()
-    } else {
-        "the exchange broke".into()
-    }
 }

@@ -37,6 +37,18 @@ impl LazyClient {
     }
 }
 
+/// What kind of failure an exchange met, never its URL (which may carry
+/// an identifier): for logs, problems and delivery logs.
+pub fn failure(e: &reqwest::Error) -> &'static str {
+    if e.is_timeout() {
+        "no answer in time"
+    } else if e.is_connect() {
+        "no connection"
+    } else {
+        "the exchange broke"
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

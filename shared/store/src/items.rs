@@ -183,6 +183,17 @@ pub async fn get_item(ddb: &Client, table: &str, key: Item) -> Result<Option<Ite
     Ok(got.item)
 }
 
+/// Writes an item only if none has its key; `Ok(false)`: one is there.
+pub async fn put_if_absent(ddb: &Client, table: &str, item: Item) -> Result<bool, StoreError> {
+    let put =
+        ddb.put_item().table_name(table).set_item(Some(item)).condition_expression("attribute_not_exists(pk)").send();
+    match put.await {
+        Ok(_) => Ok(true),
+        Err(e) if e.as_service_error().is_some_and(|s| s.is_conditional_check_failed_exception()) => Ok(false),
+        Err(e) => Err(unavailable(e)),
+    }
+}
+
 /// The items of one `gsi1` partition, in sort-key order, optionally only
 /// those sorting before `below`, at most `limit`: every page read.
 pub async fn query_gsi1(

@@ -16,7 +16,7 @@ use vcare_domain::events::DomainEvent;
 use vcare_domain::notification::{Notification, Status};
 use vcare_domain::receipt::{Delivery, ReceiptRef};
 
-use crate::items::{Item, key, query_gsi1, string};
+use crate::items::{Item, key, put_if_absent, query_gsi1, string};
 use crate::{NotificationStore, StoreError, outbox_put, s, sort_time, unavailable};
 
 pub(crate) fn notification_pk(clinic: &str, id: &str) -> String {
@@ -157,19 +157,7 @@ impl NotificationStore {
         item.insert("delivery".into(), value(&k.delivery)?);
         item.insert("sealedRaw".into(), s(&k.sealed_raw));
         item.insert("receivedAt".into(), value(&now)?);
-        let put = self
-            .ddb
-            .put_item()
-            .table_name(&self.table)
-            .set_item(Some(item))
-            .condition_expression("attribute_not_exists(pk)")
-            .send()
-            .await;
-        match put {
-            Ok(_) => Ok(true),
-            Err(e) if e.as_service_error().is_some_and(|e| e.is_conditional_check_failed_exception()) => Ok(false),
-            Err(e) => Err(unavailable(e)),
-        }
+        put_if_absent(&self.ddb, &self.table, item).await
     }
 
     /// Marks a kept receipt as waiting for its attempt (or, `false`, done).

@@ -8,7 +8,7 @@ use vcare_domain::events::DomainEvent;
 use vcare_domain::room::Room;
 
 use crate::items::{
-    Item, condition_failed_at, get_item, get_versioned, key, put, string, unindexed, update_versioned,
+    Item, condition_failed_at, get_item, get_versioned, key, put, put_if_absent, string, unindexed, update_versioned,
     update_versioned_with, versioned_from, versioned_item,
 };
 use crate::{StoreError, outbox, s, sort_time, unavailable};
@@ -250,19 +250,7 @@ impl RoomStore {
     /// A record under the room, written only if absent. `Ok(false)`: it exists.
     pub(crate) async fn put_child_if_absent(&self, room: &Room, sk: &str, mut attrs: Item) -> Result<bool, StoreError> {
         attrs.extend(key(room_pk(&room.clinic_id, &room.room_id), sk));
-        match self
-            .ddb
-            .put_item()
-            .table_name(&self.table)
-            .set_item(Some(attrs))
-            .condition_expression("attribute_not_exists(pk)")
-            .send()
-            .await
-        {
-            Ok(_) => Ok(true),
-            Err(e) if e.as_service_error().is_some_and(|s| s.is_conditional_check_failed_exception()) => Ok(false),
-            Err(e) => Err(unavailable(e)),
-        }
+        put_if_absent(&self.ddb, &self.table, attrs).await
     }
 
     pub(crate) async fn child(&self, room: &Room, sk: &str) -> Result<Option<Item>, StoreError> {

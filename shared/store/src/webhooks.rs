@@ -9,7 +9,7 @@ use vcare_domain::events::DomainEvent;
 use vcare_domain::webhooks::delivery::DeliveryRecord;
 use vcare_domain::webhooks::endpoint::Endpoint;
 
-use crate::items::{Item, condition_failed_at, get_item, key};
+use crate::items::{Item, condition_failed_at, get_item, key, put_if_absent};
 use crate::{StoreError, outbox_put, s, unavailable};
 
 /// How long a delivery's record is kept (TTL).
@@ -149,19 +149,7 @@ impl WebhookStore {
     /// Keeps a new delivery; `false` if it is there already (the same
     /// event to the same endpoint again).
     pub async fn add_delivery(&self, record: &DeliveryRecord) -> Result<bool, StoreError> {
-        let put = self
-            .ddb
-            .put_item()
-            .table_name(&self.table)
-            .set_item(Some(delivery_item(record)?))
-            .condition_expression("attribute_not_exists(pk)")
-            .send()
-            .await;
-        match put {
-            Ok(_) => Ok(true),
-            Err(e) if e.as_service_error().is_some_and(|e| e.is_conditional_check_failed_exception()) => Ok(false),
-            Err(e) => Err(unavailable(e)),
-        }
+        put_if_absent(&self.ddb, &self.table, delivery_item(record)?).await
     }
 
     pub async fn delivery(&self, clinic: &str, endpoint: &str, id: &str) -> Result<Option<DeliveryRecord>, StoreError> {

@@ -174,7 +174,7 @@ impl Sender {
             Err(e) => {
                 return match refused_at_connect(&e) {
                     Some(why) => Outcome::Refused(Refusal::AtConnect(why)),
-                    None => Outcome::Failed { status: None, reason: failure(&e) },
+                    None => Outcome::Failed { status: None, reason: vcare_runtime::http::failure(&e).into() },
                 };
             }
         };
@@ -207,15 +207,4 @@ fn refused_at_connect(e: &reqwest::Error) -> Option<String> {
         source = s.source();
     }
     None
-}
-
-/// What kind of failure, never the URL.
-fn failure(e: &reqwest::Error) -> String {
-    if e.is_timeout() {
-        "no answer in time".into()
-    } else if e.is_connect() {
-        "no connection".into()
-    } else {
-        "the exchange broke".into()
-    }
 }
