@@ -119,31 +119,8 @@ async fn main() {
         let sdk = stack.sdk.clone();
         let url = stack.gateway.resource("DomainEventsQueue").unwrap().reference.clone();
         async move {
-            let sqs = aws_sdk_sqs::Client::new(&sdk);
-            let mut out = Vec::new();
-            let deadline = Instant::now() + Duration::from_secs(120);
-            while out.len() < m && Instant::now() < deadline {
-                let got = sqs
-                    .receive_message()
-                    .queue_url(&url)
-                    .max_number_of_messages(10)
-                    .wait_time_seconds(1)
-                    .send()
-                    .await
-                    .unwrap();
-                let at = chrono::Utc::now();
-                for msg in got.messages.unwrap_or_default() {
-                    let event: serde_json::Value = serde_json::from_str(msg.body().unwrap()).unwrap();
-                    out.push((event["id"].as_str().unwrap().to_owned(), at));
-                    sqs.delete_message()
-                        .queue_url(&url)
-                        .receipt_handle(msg.receipt_handle().unwrap())
-                        .send()
-                        .await
-                        .unwrap();
-                }
-            }
-            out
+            let got = vcare_tests::receive(&sdk, &url, m, Duration::from_secs(120)).await;
+            got.into_iter().map(|(event, at)| (event["id"].as_str().unwrap().to_owned(), at)).collect::<Vec<_>>()
         }
     });
     let mut written = Vec::new();

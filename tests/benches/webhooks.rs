@@ -45,6 +45,7 @@ async fn main() {
                 endpoint_id: endpoint_id.clone(),
                 delivery_id: id,
                 due: now,
+                tries: 0,
             });
         }
         let t = Instant::now();

@@ -242,26 +242,38 @@ where
 }
 
 /// Receives from the stack's domain-events FIFO queue until `want`
-/// messages came or `within` passed, deleting each (so the next of its
-/// group comes): the events, as published.
+/// messages came or `within` passed: the events, as published.
 pub async fn domain_events(stack: &TestStack, want: usize, within: Duration) -> Vec<serde_json::Value> {
-    let sqs = aws_sdk_sqs::Client::new(&stack.sdk);
     let url = stack.gateway.resource("DomainEventsQueue").expect("the queue").reference.clone();
+    receive(&stack.sdk, &url, want, within).await.into_iter().map(|(body, _)| body).collect()
+}
+
+/// Receives from a queue until `want` messages came or `within` passed,
+/// deleting each (so a FIFO group's next comes): each JSON body with when
+/// it was received.
+pub async fn receive(
+    sdk: &SdkConfig,
+    url: &str,
+    want: usize,
+    within: Duration,
+) -> Vec<(serde_json::Value, chrono::DateTime<chrono::Utc>)> {
+    let sqs = aws_sdk_sqs::Client::new(sdk);
     let deadline = tokio::time::Instant::now() + within;
     let mut out = Vec::new();
     while out.len() < want && tokio::time::Instant::now() < deadline {
         let got = sqs
             .receive_message()
-            .queue_url(&url)
+            .queue_url(url)
             .max_number_of_messages(10)
             .wait_time_seconds(1)
             .send()
             .await
             .expect("receive");
+        let at = chrono::Utc::now();
         for m in got.messages.unwrap_or_default() {
-            out.push(serde_json::from_str(m.body().unwrap_or_default()).expect("JSON events"));
+            out.push((serde_json::from_str(m.body().unwrap_or_default()).expect("JSON bodies"), at));
             sqs.delete_message()
-                .queue_url(&url)
+                .queue_url(url)
                 .receipt_handle(m.receipt_handle().unwrap_or_default())
                 .send()
                 .await

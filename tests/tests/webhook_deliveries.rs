@@ -2,11 +2,14 @@
 //! endpoint gets the events it asked for, signed (checked by the Standard
 //! Webhooks reference library), without the people in them; a 503 is
 //! tried again by the schedule with the same `webhook-id`; a 410 disables
-//! the endpoint, with its event, and nothing more is sent to it.
+//! the endpoint, with its event, and nothing more is sent to it. Copies of
+//! a delivery's message (SQS delivers at least once; an event replayed
+//! fans out again) make one chain of tries, not two.
 
 use std::time::Duration;
 
 use serde_json::{Value, json};
+use vcare_comms::webhook_deliveries::{DeliveryMessage, WebhookDeliveries};
 use vcare_local::Registry;
 use vcare_tests::rooms::{create_room, doctor, patient, room_body};
 use vcare_tests::standins::{Reply, StandIn};
@@ -36,10 +39,13 @@ fn verified(secret: &str, headers: &std::collections::HashMap<String, String>, b
     child.wait_with_output().unwrap().status.success()
 }
 
-#[tokio::test]
-async fn endpoints_get_their_events_signed_retried_and_are_disabled_on_410() {
-    let endpoint = StandIn::start(Reply::json(200, Value::Null)).await;
+/// A stack (its pollers on or off) with clinic c1's endpoint for
+/// `virtual_care.room.created` at a stand-in answering `reply`: the
+/// stand-in, the stack, c1's admin token and the endpoint as made.
+async fn with_endpoint(reply: Reply, event_sources: bool) -> (StandIn, TestStack, String, Value) {
+    let endpoint = StandIn::start(reply).await;
     let stack = TestStack::start_with(root().join("infra/template.yaml"), &Registry::vcare(), |c| {
+        c.event_sources = event_sources;
         c.parameters.insert("WebhookAllowLoopback".into(), "true".into());
     })
     .await;
@@ -48,6 +54,12 @@ async fn endpoints_get_their_events_signed_retried_and_are_disabled_on_410() {
     let body = json!({"url": format!("{}/hook", endpoint.url), "eventTypes": ["virtual_care.room.created"]});
     let (status, _, made) = stack.send(stack.http.post(&url).bearer_auth(&admin).json(&body)).await;
     assert_eq!(status, 201, "{made}");
+    (endpoint, stack, admin, made)
+}
+
+#[tokio::test]
+async fn endpoints_get_their_events_signed_retried_and_are_disabled_on_410() {
+    let (endpoint, stack, admin, made) = with_endpoint(Reply::json(200, Value::Null), true).await;
     let (secret, id) = (made["secret"].as_str().unwrap().to_owned(), made["endpointId"].as_str().unwrap().to_owned());
 
     // The first try meets a 503; the schedule tries again (2.5 to 5 s on).
@@ -129,5 +141,61 @@ async fn endpoints_get_their_events_signed_retried_and_are_disabled_on_410() {
     room(&stack, "apt-hook-3").await;
     tokio::time::sleep(Duration::from_secs(4)).await;
     assert_eq!(endpoint.requests().len(), before, "a disabled endpoint gets nothing");
+    stack.stop().await;
+}
+
+/// What comes to the delivery queue within `within` (a retry's delay
+/// included).
+async fn drain(stack: &TestStack, within: Duration) -> Vec<DeliveryMessage> {
+    let url = stack.gateway.resource("WebhookDeliveryQueue").unwrap().reference.clone();
+    let got = vcare_tests::receive(&stack.sdk, &url, usize::MAX, within).await;
+    got.into_iter().map(|(body, _)| serde_json::from_value(body).unwrap()).collect()
+}
+
+#[tokio::test]
+async fn copies_of_a_delivery_message_make_one_chain_of_tries() {
+    let (endpoint, stack, admin, made) = with_endpoint(Reply::json(503, json!({"error": "busy"})), false).await;
+    let id = made["endpointId"].as_str().unwrap().to_owned();
+    let env = stack.gateway.function("WebhookDeliverFunction").unwrap().def.environment.clone();
+    let worker = WebhookDeliveries::from_env(&vcare_runtime::Env::from_map(env), &stack.sdk).unwrap();
+    let event = json!({"specversion": "1.0", "id": "ev-copy-1", "type": "virtual_care.room.created",
+                       "time": chrono::Utc::now().to_rfc3339(), "subject": "rm_1", "clinicid": "c1",
+                       "data": {"roomId": "rm_1"}});
+
+    // The event twice before any try (a fan-out that died before its
+    // message, then ran again): two messages for the one delivery.
+    assert_eq!(worker.fan_out(&event).await.unwrap(), 1);
+    assert_eq!(worker.fan_out(&event).await.unwrap(), 1, "never tried: queued again");
+    let copies = drain(&stack, Duration::from_secs(2)).await;
+    assert_eq!(copies.len(), 2, "{copies:?}");
+    assert_eq!((copies[0].tries, &copies[0].delivery_id), (0, &copies[1].delivery_id));
+
+    // Both copies at once against a 503: one try is recorded, one retry queued.
+    let (a, b) = tokio::join!(worker.deliver(&copies[0]), worker.deliver(&copies[1]));
+    a.unwrap();
+    b.unwrap();
+    let log = format!("/v1/webhooks/endpoints/{id}/deliveries");
+    let (_, _, page) = stack.get(&log, Some(&admin)).await;
+    assert_eq!(page["items"][0]["tries"].as_array().unwrap().len(), 1, "{page}");
+    let retries = drain(&stack, Duration::from_secs(7)).await;
+    assert_eq!(retries.len(), 1, "one chain of retries: {retries:?}");
+    assert_eq!(retries[0].tries, 1);
+    let posted = endpoint.requests().len();
+    assert!((1..=2).contains(&posted), "{posted}");
+
+    // A late copy of the first message changes nothing and sends nothing.
+    worker.deliver(&copies[0]).await.unwrap();
+    assert_eq!(endpoint.requests().len(), posted, "a stale copy is dropped");
+    assert!(drain(&stack, Duration::from_secs(1)).await.is_empty());
+
+    // The retry is delivered; the event replayed makes no new delivery.
+    endpoint.set_default(Reply::json(200, Value::Null));
+    worker.deliver(&DeliveryMessage { due: chrono::Utc::now(), ..retries[0].clone() }).await.unwrap();
+    let (_, _, page) = stack.get(&log, Some(&admin)).await;
+    assert_eq!((page["items"][0]["state"].as_str(), page["items"].as_array().unwrap().len()), (Some("delivered"), 1));
+    assert_eq!(worker.fan_out(&event).await.unwrap(), 0, "delivered already: nothing queued");
+    assert!(drain(&stack, Duration::from_secs(1)).await.is_empty());
+    worker.deliver(&retries[0]).await.unwrap();
+    assert_eq!(endpoint.requests().len(), posted + 1, "sent once more, not again");
     stack.stop().await;
 }

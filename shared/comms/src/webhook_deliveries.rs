@@ -14,7 +14,9 @@ use serde_json::{Value, json};
 use vcare_aws::SdkConfig;
 use vcare_domain::events::{DomainEvent, WEBHOOK_ENDPOINT_DISABLED};
 use vcare_domain::webhooks::Secret;
-use vcare_domain::webhooks::delivery::{DeliveryRecord, DeliveryState, EndpointChange, Tried, after_try, delivery_id};
+use vcare_domain::webhooks::delivery::{
+    DeliveryRecord, DeliveryState, EndpointChange, Tried, after_try, delivery_id, wants_try,
+};
 use vcare_domain::webhooks::endpoint::Endpoint;
 use vcare_runtime::{Clock, Env, Error};
 use vcare_store::WebhookStore;
@@ -30,6 +32,9 @@ pub struct DeliveryMessage {
     pub endpoint_id: String,
     pub delivery_id: String,
     pub due: DateTime<Utc>,
+    /// How many tries the delivery had when this was queued: a copy, or a
+    /// message overtaken by a try or a redelivery, is dropped.
+    pub tries: usize,
 }
 
 /// How many endpoints' opened secrets a container keeps.
@@ -110,14 +115,21 @@ impl WebhookDeliveries {
                 created_at: now,
                 next_at: Some(now),
             };
-            // Queued again if it was there already: a fan-out that died
-            // between the record and the message; the worker skips one done.
-            self.store.add_delivery(&record).await?;
+            // There already (the event again: SQS's at-least-once, a replay,
+            // a fan-out that died before its message): queued only if it
+            // was never tried, the case of the fan-out that died.
+            if !self.store.add_delivery(&record).await? {
+                let kept = self.store.delivery(clinic, &endpoint.endpoint_id, &record.delivery_id).await?;
+                if !kept.is_some_and(|k| wants_try(&k, 0)) {
+                    continue;
+                }
+            }
             let message = DeliveryMessage {
                 clinic_id: clinic.to_owned(),
                 endpoint_id: endpoint.endpoint_id,
                 delivery_id: record.delivery_id,
                 due: now,
+                tries: 0,
             };
             self.enqueue(&message, now).await?;
             queued += 1;
@@ -153,14 +165,16 @@ impl WebhookDeliveries {
         else {
             return Ok(());
         };
-        if record.state != DeliveryState::Pending {
+        if !wants_try(&record, message.tries) {
             return Ok(());
         }
+        let was = (record.state, record.tries.len());
         let endpoint = self.store.get(&message.clinic_id, &message.endpoint_id).await?.filter(|e| e.enabled);
         let Some(endpoint) = endpoint else {
             record.state = DeliveryState::Cancelled;
             record.next_at = None;
-            return Ok(self.store.save_delivery(&record).await?);
+            self.store.save_delivery(&record, was).await?;
+            return Ok(());
         };
         let secret = self.secret(&endpoint).await?;
         let outcome = self
@@ -183,7 +197,12 @@ impl WebhookDeliveries {
         aws_lc_rs::rand::fill(&mut jitter).map_err(|_| "no randomness")?;
         let (record, retry, change) =
             after_try(record, endpoint.failing_since, tried, now, f64::from(jitter[0]) / 256.0);
-        self.store.save_delivery(&record).await?;
+        if !self.store.save_delivery(&record, was).await? {
+            // A copy of this message was tried at the same moment and
+            // recorded first: its outcome stands, and it queued any retry.
+            tracing::info!("a concurrent try of this webhook delivery was recorded first");
+            return Ok(());
+        }
         tracing::info!(state = ?record.state, tries = record.tries.len(), "webhook delivery tried");
         vcare_runtime::metrics::count("WebhookTries", &[("result", &format!("{:?}", record.state).to_lowercase())]);
         match change {
@@ -210,7 +229,8 @@ impl WebhookDeliveries {
             }
         }
         if let Some(at) = retry {
-            self.enqueue(&DeliveryMessage { due: at, ..message.clone() }, now).await?;
+            let tries = record.tries.len();
+            self.enqueue(&DeliveryMessage { due: at, tries, ..message.clone() }, now).await?;
         }
         Ok(())
     }
@@ -234,19 +254,26 @@ impl WebhookDeliveries {
             return Err(Rejected::Impossible("the endpoint is disabled; make a new one".into()).into());
         }
         let now = self.clock.now();
+        let was = (record.state, record.tries.len());
+        let before = record.clone();
         record.state = DeliveryState::Pending;
         record.next_at = Some(now);
-        self.store.save_delivery(&record).await?;
+        if !self.store.save_delivery(&record, was).await? {
+            return Err(Rejected::Impossible("this delivery is being sent again already".into()).into());
+        }
         let message = DeliveryMessage {
             clinic_id: clinic.to_owned(),
             endpoint_id: endpoint_id.to_owned(),
             delivery_id: delivery_id.to_owned(),
             due: now,
+            tries: was.1,
         };
-        self.enqueue(&message, now).await.map_err(|e| {
+        if let Err(e) = self.enqueue(&message, now).await {
+            // Not queued: put it back as it was, or it would wait forever.
             tracing::error!(error = %e, "a redelivery could not be queued");
-            crate::NotifyError::Unavailable
-        })?;
+            self.store.save_delivery(&before, (DeliveryState::Pending, was.1)).await?;
+            return Err(crate::NotifyError::Unavailable);
+        }
         Ok(Some(record))
     }
 

@@ -185,9 +185,14 @@ pub async fn get_item(ddb: &Client, table: &str, key: Item) -> Result<Option<Ite
 
 /// Writes an item only if none has its key; `Ok(false)`: one is there.
 pub async fn put_if_absent(ddb: &Client, table: &str, item: Item) -> Result<bool, StoreError> {
-    let put =
-        ddb.put_item().table_name(table).set_item(Some(item)).condition_expression("attribute_not_exists(pk)").send();
-    match put.await {
+    put_if(ddb.put_item().table_name(table).set_item(Some(item)).condition_expression("attribute_not_exists(pk)")).await
+}
+
+/// A conditional `PutItem`; `Ok(false)`: its condition did not hold.
+pub async fn put_if(
+    put: aws_sdk_dynamodb::operation::put_item::builders::PutItemFluentBuilder,
+) -> Result<bool, StoreError> {
+    match put.send().await {
         Ok(_) => Ok(true),
         Err(e) if e.as_service_error().is_some_and(|s| s.is_conditional_check_failed_exception()) => Ok(false),
         Err(e) => Err(unavailable(e)),

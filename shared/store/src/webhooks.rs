@@ -6,10 +6,10 @@
 use aws_sdk_dynamodb::Client;
 use aws_sdk_dynamodb::types::{AttributeValue, Delete, Put, TransactWriteItem, Update};
 use vcare_domain::events::DomainEvent;
-use vcare_domain::webhooks::delivery::DeliveryRecord;
+use vcare_domain::webhooks::delivery::{DeliveryRecord, DeliveryState};
 use vcare_domain::webhooks::endpoint::Endpoint;
 
-use crate::items::{Item, condition_failed_at, get_item, key, put_if_absent};
+use crate::items::{Item, condition_failed_at, get_item, key, put_if, put_if_absent};
 use crate::{StoreError, outbox_put, s, unavailable};
 
 /// How long a delivery's record is kept (TTL).
@@ -159,10 +159,25 @@ impl WebhookStore {
 
     /// Keeps a delivery's record after a try (one worker tries a delivery
     /// at a time: its queue message).
-    pub async fn save_delivery(&self, record: &DeliveryRecord) -> Result<(), StoreError> {
-        let item = delivery_item(record)?;
-        self.ddb.put_item().table_name(&self.table).set_item(Some(item)).send().await.map_err(unavailable)?;
-        Ok(())
+    /// Saves a delivery only if it is still as it was read (`was`: its
+    /// state and how many tries it had); `false`: another worker's try or
+    /// a redelivery came first.
+    pub async fn save_delivery(
+        &self,
+        record: &DeliveryRecord,
+        was: (DeliveryState, usize),
+    ) -> Result<bool, StoreError> {
+        let state = serde_dynamo::to_attribute_value(was.0).map_err(|e| StoreError::Corrupt(e.to_string()))?;
+        let put = self
+            .ddb
+            .put_item()
+            .table_name(&self.table)
+            .set_item(Some(delivery_item(record)?))
+            .condition_expression("#state = :state AND size(tries) = :tries")
+            .expression_attribute_names("#state", "state")
+            .expression_attribute_values(":state", state)
+            .expression_attribute_values(":tries", AttributeValue::N(was.1.to_string()));
+        put_if(put).await
     }
 
     /// Sets (or, `None`, clears) since when the endpoint has failed.

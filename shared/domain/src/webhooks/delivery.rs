@@ -70,6 +70,15 @@ pub fn is_delivery_id(id: &str) -> bool {
         && id[18..].bytes().all(|b| b.is_ascii_hexdigit())
 }
 
+/// Whether a queued try of `record` is still the one to make: the delivery
+/// waits, and no try has been recorded since the message was queued after
+/// `queued_after` of them. A copy of a message (SQS delivers at least
+/// once, a replayed event fans out again) or one a redelivery overtook is
+/// dropped, so a delivery never runs two retry chains.
+pub fn wants_try(record: &DeliveryRecord, queued_after: usize) -> bool {
+    record.state == DeliveryState::Pending && record.tries.len() == queued_after
+}
+
 /// What a try answered.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum Tried {
@@ -156,6 +165,19 @@ mod tests {
 
     fn failed() -> Tried {
         Tried::Failed { status: Some(503), reason: "answered 503".into() }
+    }
+
+    #[test]
+    fn only_the_newest_queued_try_of_a_waiting_delivery_is_made() {
+        let fresh = record();
+        assert!(wants_try(&fresh, 0), "the fan-out's message");
+        let (once, retry, _) = after_try(fresh.clone(), None, failed(), Utc::now(), 0.5);
+        assert!(retry.is_some());
+        assert!(wants_try(&once, 1), "the retry queued after one try");
+        assert!(!wants_try(&once, 0), "a copy of the first message, after the try");
+        let (done, _, _) = after_try(once, None, Tried::Delivered(200), Utc::now(), 0.5);
+        assert!(!wants_try(&done, 2), "a delivery that is over");
+        assert!(!wants_try(&done, 1));
     }
 
     #[test]
