@@ -199,3 +199,57 @@ async fn copies_of_a_delivery_message_make_one_chain_of_tries() {
     assert_eq!(endpoint.requests().len(), posted + 1, "sent once more, not again");
     stack.stop().await;
 }
+
+/// The 5-day rule through the store: an endpoint that has failed since a
+/// try 5 days ago, with no success between, is disabled at its next
+/// failure, with its event; what waited for it is cancelled, not sent.
+#[tokio::test]
+async fn an_endpoint_failing_for_five_days_is_disabled_and_its_waiting_deliveries_cancelled() {
+    let (endpoint, stack, admin, made) = with_endpoint(Reply::json(503, json!({"error": "busy"})), false).await;
+    let id = made["endpointId"].as_str().unwrap().to_owned();
+    let env = stack.gateway.function("WebhookDeliverFunction").unwrap().def.environment.clone();
+    let mut worker = WebhookDeliveries::from_env(&vcare_runtime::Env::from_map(env), &stack.sdk).unwrap();
+    let clock = vcare_runtime::Clock::shifted(chrono::Duration::zero());
+    worker.clock = clock.clone();
+    let event = |n: u32| {
+        json!({"specversion": "1.0", "id": format!("ev-days-{n}"), "type": "virtual_care.room.created",
+               "time": clock.now().to_rfc3339(), "subject": format!("rm_{n}"), "clinicid": "c1",
+               "data": {"roomId": format!("rm_{n}")}})
+    };
+    let first = event(1);
+    worker.fan_out(&first).await.unwrap();
+    let queued = drain(&stack, Duration::from_secs(2)).await;
+    worker.deliver(&queued[0]).await.unwrap();
+    let retry = drain(&stack, Duration::from_secs(7)).await;
+    assert_eq!(retry.len(), 1, "failed once, to be tried again");
+    let (_, _, shown) = stack.get(&format!("/v1/webhooks/endpoints/{id}"), Some(&admin)).await;
+    assert_eq!(shown["enabled"], true, "one failure does not disable: {shown}");
+
+    // Nearly 5 days on, still failing: still enabled.
+    clock.advance(chrono::Duration::days(5) - chrono::Duration::minutes(5));
+    worker.fan_out(&event(2)).await.unwrap();
+    worker.deliver(&drain(&stack, Duration::from_secs(2)).await[0]).await.unwrap();
+    let (_, _, shown) = stack.get(&format!("/v1/webhooks/endpoints/{id}"), Some(&admin)).await;
+    assert_eq!(shown["enabled"], true, "{shown}");
+    drain(&stack, Duration::from_secs(6)).await;
+
+    // Past 5 days since the first failure, with no success between.
+    clock.advance(chrono::Duration::minutes(10));
+    worker.fan_out(&event(3)).await.unwrap();
+    worker.deliver(&drain(&stack, Duration::from_secs(2)).await[0]).await.unwrap();
+    let (_, _, shown) = stack.get(&format!("/v1/webhooks/endpoints/{id}"), Some(&admin)).await;
+    assert_eq!(shown["enabled"], false, "{shown}");
+    assert!(shown["disabledReason"].as_str().unwrap().contains("5 days"), "{shown}");
+    let events = vcare_tests::comms::outbox_events(&stack, &id).await;
+    assert_eq!(events, ["communication.webhook.endpoint_disabled"], "once, checked against the catalogue");
+
+    // The first delivery's retry, due now, is cancelled, not sent.
+    let sent = endpoint.requests().len();
+    assert_eq!(sent, 3);
+    worker.deliver(&retry[0]).await.unwrap();
+    assert_eq!(endpoint.requests().len(), sent, "nothing to a disabled endpoint");
+    let (_, _, page) = stack.get(&format!("/v1/webhooks/endpoints/{id}/deliveries"), Some(&admin)).await;
+    let states: Vec<&str> = page["items"].as_array().unwrap().iter().map(|d| d["state"].as_str().unwrap()).collect();
+    assert_eq!(states, ["failed", "pending", "cancelled"], "newest event first: {page}");
+    stack.stop().await;
+}
