@@ -6,7 +6,10 @@
 //! a second SMS only for an attempt whose claim was written off (the
 //! documented window of one provider call).
 //!
-//! `VCARE_CRASH_N` (default 60) notifications, `VCARE_CRASH_RUNS` (default
+//! The same kill while webhook deliveries are in flight (issue 22): every
+//! event still reaches the clinic's endpoint, under one `webhook-id` each.
+//!
+//! `VCARE_CRASH_N` (default 60) notifications (a third as many webhook events), `VCARE_CRASH_RUNS` (default
 //! 1) runs. The README's figures come from
 //!
 //! ```text
@@ -68,7 +71,7 @@ impl Drop for Host {
 
 /// The real gateway binary on `addr` for `stack`, its output in the test
 /// log directory (the log scan reads it).
-fn host(stack: &str, addr: &str, state: &Path, sms_url: &str, life: usize) -> Host {
+fn host(stack: &str, addr: &str, state: &Path, sms_url: &str, life: usize, extra: &[(&str, &str)]) -> Host {
     let log_dir = std::env::var("VCARE_TEST_LOG_DIR").map(std::path::PathBuf::from).unwrap_or(state.to_path_buf());
     std::fs::create_dir_all(&log_dir).unwrap();
     let log = std::fs::File::create(log_dir.join(format!("crash-{stack}-{life}.jsonl"))).unwrap();
@@ -81,12 +84,44 @@ fn host(stack: &str, addr: &str, state: &Path, sms_url: &str, life: usize) -> Ho
         .env("SMS_GATEWAY_URL", sms_url)
         .env("RUST_LOG", "info")
         .envs(SETTINGS.iter().copied())
+        .envs(extra.iter().copied())
         .stdin(Stdio::null())
         .stdout(log.try_clone().unwrap())
         .stderr(log)
         .spawn()
         .map(Host)
         .expect("vcare-local starts")
+}
+
+/// A stack name, state directory and address for a host, a client of it,
+/// and a doctor's and a clinic-admin's tokens of `clinic`.
+struct Clinic {
+    stack: String,
+    state: vcare_tests::TempDir,
+    addr: String,
+    base: String,
+    http: reqwest::Client,
+    doctor: String,
+    admin: String,
+}
+
+fn clinic(clinic: &str) -> Clinic {
+    let (stack, state, addr) = (vcare_tests::stack_name(), vcare_tests::TempDir::new(), free_addr());
+    let issuer = DevIssuer::new(state.0.join("dev-auth"));
+    let mint = |sub: &str, role: &str| {
+        let claims =
+            MintClaims { sub: sub.into(), clinic_id: Some(clinic.into()), roles: vec![role.into()], ttl_seconds: 3600 };
+        issuer.mint(DEV_ISSUER, DEV_AUDIENCE, &claims).unwrap()
+    };
+    Clinic {
+        stack,
+        state,
+        base: format!("http://{addr}"),
+        addr,
+        http: reqwest::Client::builder().timeout(Duration::from_secs(5)).build().unwrap(),
+        doctor: mint("u-doc", "doctor"),
+        admin: mint("u-admin", "clinic-admin"),
+    }
 }
 
 async fn ready(http: &reqwest::Client, base: &str) {
@@ -151,7 +186,7 @@ async fn run(n: usize, round: usize) -> Figures {
     };
     let token = issuer.mint(DEV_ISSUER, DEV_AUDIENCE, &claims).unwrap();
 
-    let mut child = host(&stack, &addr, &state.0, &sms.url, 0);
+    let mut child = host(&stack, &addr, &state.0, &sms.url, 0, &[]);
     ready(&http, &base).await;
 
     // Eight clients, paced, while dispatch works.
@@ -182,7 +217,7 @@ async fn run(n: usize, round: usize) -> Figures {
     let in_flight_at_kill = sms.in_flight();
     child.kill(); // SIGKILL
     let started = Instant::now();
-    let mut child = host(&stack, &addr, &state.0, &sms.url, 1);
+    let mut child = host(&stack, &addr, &state.0, &sms.url, 1, &[]);
     ready(&http, &base).await;
 
     let mut ids = Vec::new();
@@ -287,18 +322,8 @@ async fn a_host_killed_mid_dispatch_loses_no_notification() {
 #[tokio::test]
 async fn a_host_killed_mid_request_loses_no_audit_record_of_an_answer_it_gave() {
     vcare_tests::capture_logs();
-    const CLINIC: &str = "c-crash-audit";
-    let (stack, state, addr) = (vcare_tests::stack_name(), vcare_tests::TempDir::new(), free_addr());
-    let base = format!("http://{addr}");
-    let http = reqwest::Client::builder().timeout(Duration::from_secs(5)).build().unwrap();
-    let issuer = DevIssuer::new(state.0.join("dev-auth"));
-    let mint = |sub: &str, role: &str| {
-        let claims =
-            MintClaims { sub: sub.into(), clinic_id: Some(CLINIC.into()), roles: vec![role.into()], ttl_seconds: 3600 };
-        issuer.mint(DEV_ISSUER, DEV_AUDIENCE, &claims).unwrap()
-    };
-    let (doctor, admin) = (mint("u-doc", "doctor"), mint("u-admin", "clinic-admin"));
-    let mut child = host(&stack, &addr, &state.0, "http://127.0.0.1:9", 0);
+    let Clinic { stack, state, addr, base, http, doctor, admin } = clinic("c-crash-audit");
+    let mut child = host(&stack, &addr, &state.0, "http://127.0.0.1:9", 0, &[]);
     ready(&http, &base).await;
     let start = chrono::Utc::now() + chrono::Duration::hours(2);
     let mut rooms = Vec::new();
@@ -352,7 +377,7 @@ async fn a_host_killed_mid_request_loses_no_audit_record_of_an_answer_it_gave() 
         s.into_iter().for_each(|(k, v)| *sent.entry(k).or_default() += v);
         o.into_iter().for_each(|(k, v)| *ok.entry(k).or_default() += v);
     }
-    let mut child = host(&stack, &addr, &state.0, "http://127.0.0.1:9", 1);
+    let mut child = host(&stack, &addr, &state.0, "http://127.0.0.1:9", 1, &[]);
     ready(&http, &base).await;
 
     // Every record of the clinic, through the admins' query.
@@ -379,5 +404,69 @@ async fn a_host_killed_mid_request_loses_no_audit_record_of_an_answer_it_gave() 
     let (got, tried): (usize, usize) = (ok.values().sum(), sent.values().sum());
     let reads = records.iter().filter(|r| r["action"] == "room.read").count();
     println!("audit crash: {got} answers, {reads} room reads recorded, {tried} requests");
+    child.kill();
+}
+
+/// Issue 22: the host killed while webhook deliveries are in flight (the
+/// endpoint answers after 500 ms), started again: every room's event
+/// reaches the endpoint, each under one `webhook-id`; a try the kill cut
+/// short is made again with the same id (the receiver de-duplicates).
+#[tokio::test]
+async fn a_host_killed_mid_delivery_loses_no_webhook() {
+    vcare_tests::capture_logs();
+    let n = setting("VCARE_CRASH_N", 60) / 3;
+    let endpoint = StandIn::start(Reply::json(200, Value::Null).after(Duration::from_millis(500))).await;
+    let Clinic { stack, state, addr, base, http, doctor, admin } = clinic("c-crash-hook");
+    let loopback = [("WEBHOOK_ALLOW_LOOPBACK", "true")];
+    let mut child = host(&stack, &addr, &state.0, "http://127.0.0.1:9", 0, &loopback);
+    ready(&http, &base).await;
+    let made = http
+        .post(format!("{base}/v1/webhooks/endpoints"))
+        .bearer_auth(&admin)
+        .json(
+            &serde_json::json!({"url": format!("{}/hook", endpoint.url), "eventTypes": ["virtual_care.room.created"]}),
+        )
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(made.status(), 201);
+    let start = chrono::Utc::now() + chrono::Duration::hours(2);
+    let mut rooms = HashSet::new();
+    for i in 0..n {
+        let body = vcare_tests::rooms::room_body(&format!("apt-hook-{i}"), start, &[vcare_tests::rooms::doctor()]);
+        let r = http.post(format!("{base}/v1/virtual-care/rooms")).bearer_auth(&doctor).json(&body).send().await;
+        let room: Value = r.unwrap().json().await.unwrap();
+        rooms.insert(room["roomId"].as_str().unwrap().to_owned());
+    }
+    let deadline = Instant::now() + Duration::from_secs(60);
+    while endpoint.requests().len() < 3 {
+        assert!(Instant::now() < deadline, "the deliveries never got going");
+        tokio::time::sleep(Duration::from_millis(10)).await;
+    }
+    child.kill(); // SIGKILL, tries in flight
+    let at_kill = endpoint.requests().len();
+    let mut child = host(&stack, &addr, &state.0, "http://127.0.0.1:9", 1, &loopback);
+    ready(&http, &base).await;
+
+    // Each room's event under one id; every id delivered.
+    let ids = || {
+        let mut by_room: HashMap<String, HashSet<String>> = HashMap::new();
+        for r in endpoint.requests() {
+            let event: Value = serde_json::from_str(&r.body).unwrap();
+            let room = event["subject"].as_str().unwrap().to_owned();
+            by_room.entry(room).or_default().insert(r.headers["webhook-id"].clone());
+        }
+        by_room
+    };
+    let deadline = Instant::now() + Duration::from_secs(180);
+    while ids().len() < rooms.len() {
+        assert!(Instant::now() < deadline, "lost: {} of {}", rooms.len() - ids().len(), rooms.len());
+        tokio::time::sleep(Duration::from_millis(200)).await;
+    }
+    let by_room = ids();
+    assert_eq!(by_room.keys().cloned().collect::<HashSet<_>>(), rooms, "exactly the rooms' events");
+    assert!(by_room.values().all(|ids| ids.len() == 1), "one webhook-id a room: {by_room:?}");
+    let sent = endpoint.requests().len();
+    println!("webhook crash: {n} events, {at_kill} tries before the kill, {sent} tries in all ({} again)", sent - n);
     child.kill();
 }
