@@ -253,3 +253,64 @@ async fn an_endpoint_failing_for_five_days_is_disabled_and_its_waiting_deliverie
     assert_eq!(states, ["failed", "pending", "cancelled"], "newest event first: {page}");
     stack.stop().await;
 }
+
+/// Garbage on either webhook queue (a fan-out message that is no event, a
+/// delivery message of the wrong shape or an unknown field) is tried by
+/// the queue's receives and then dead-lettered, sending and keeping nothing.
+#[tokio::test]
+async fn malformed_messages_on_either_webhook_queue_are_dead_lettered_and_do_nothing() {
+    let (endpoint, stack, admin, made) = with_endpoint(Reply::json(200, Value::Null), true).await;
+    let id = made["endpointId"].as_str().unwrap().to_owned();
+    let sqs = aws_sdk_sqs::Client::new(&stack.sdk);
+    let queue = |name: &str| stack.gateway.resource(name).unwrap().reference.clone();
+    for body in ["not json", r#"{"id": "ev-x", "type": "virtual_care.room.created"}"#] {
+        sqs.send_message()
+            .queue_url(queue("WebhookQueue"))
+            .message_body(body)
+            .message_group_id("g")
+            .message_deduplication_id(vcare_tests::stack_name())
+            .send()
+            .await
+            .unwrap();
+    }
+    let wrong = [
+        "{}".to_owned(),
+        json!({"clinicId": "c1", "endpointId": id, "deliveryId": "msg_x", "due": "soon", "tries": 0}).to_string(),
+        json!({"clinicId": "c1", "endpointId": id, "deliveryId": "msg_x", "due": "2026-12-07T10:00:00Z", "tries": -1})
+            .to_string(),
+        json!({"clinicId": "c1", "endpointId": id, "deliveryId": "msg_x", "due": "2026-12-07T10:00:00Z", "tries": 0,
+               "url": "http://169.254.169.254/"})
+        .to_string(),
+    ];
+    for body in &wrong {
+        sqs.send_message().queue_url(queue("WebhookDeliveryQueue")).message_body(body).send().await.unwrap();
+    }
+    let dead = |name: &'static str, want: usize| {
+        let (sqs, url) = (sqs.clone(), queue(name));
+        async move {
+            let deadline = tokio::time::Instant::now() + Duration::from_secs(60);
+            let mut got = Vec::new();
+            while got.len() < want {
+                assert!(tokio::time::Instant::now() < deadline, "{name}: {got:?}");
+                let r = sqs.receive_message().queue_url(&url).max_number_of_messages(10).wait_time_seconds(1).send();
+                for m in r.await.unwrap().messages.unwrap_or_default() {
+                    let handle = m.receipt_handle.unwrap();
+                    sqs.delete_message().queue_url(&url).receipt_handle(handle).send().await.unwrap();
+                    got.push(m.body.unwrap());
+                }
+            }
+            got
+        }
+    };
+    let (fanned, delivered) = tokio::join!(dead("WebhookDLQ", 2), dead("WebhookDeliveryDLQ", wrong.len()));
+    assert_eq!(fanned.len(), 2, "{fanned:?}");
+    let mut delivered = delivered;
+    delivered.sort();
+    let mut wrong = wrong.to_vec();
+    wrong.sort();
+    assert_eq!(delivered, wrong, "each dead-lettered as it was sent");
+    assert!(endpoint.requests().is_empty(), "nothing sent");
+    let (_, _, page) = stack.get(&format!("/v1/webhooks/endpoints/{id}/deliveries"), Some(&admin)).await;
+    assert_eq!(page["items"], json!([]), "nothing kept");
+    stack.stop().await;
+}
