@@ -44,11 +44,13 @@ fn delivery<'a>(url: &'a str, secret: &'a Secret, body: &'a [u8]) -> Delivery<'a
 #[tokio::test]
 async fn deliveries_are_signed_as_the_standard_webhooks_library_verifies() {
     let endpoint = StandIn::start(Reply::json(204, Value::Null)).await;
-    let sender = Sender::new(true, Duration::from_secs(5)).unwrap();
+    let sender = Sender::new(true, Duration::from_secs(5));
     let secret = secret();
     let body = json!({"specversion": "1.0", "id": "e1", "type": "virtual_care.room.created"}).to_string();
     let url = format!("{}/hooks/vcare", endpoint.url);
+    assert!(!sender.is_made(), "no client until a delivery needs one");
     assert_eq!(sender.deliver(delivery(&url, &secret, body.as_bytes())).await, Outcome::Delivered(204));
+    assert!(sender.is_made());
     let got = endpoint.requests();
     assert_eq!(got.len(), 1);
     let request = &got[0];
@@ -63,7 +65,7 @@ async fn deliveries_are_signed_as_the_standard_webhooks_library_verifies() {
 async fn answers_become_outcomes_redirects_are_not_followed_and_slow_endpoints_are_cut() {
     let target = StandIn::start(Reply::json(200, Value::Null)).await;
     let endpoint = StandIn::start(Reply::json(200, Value::Null)).await;
-    let sender = Sender::new(true, Duration::from_secs(1)).unwrap();
+    let sender = Sender::new(true, Duration::from_secs(1));
     let (secret, body) = (secret(), b"{}".to_vec());
     let url = format!("{}/hook", endpoint.url);
     endpoint.script([
@@ -114,7 +116,7 @@ async fn private_loopback_metadata_and_unresolvable_endpoints_are_refused() {
     // loopback is refused before anything is sent.
     let endpoint = StandIn::start(Reply::json(200, Value::Null)).await;
     let port = endpoint.url.rsplit(':').next().unwrap();
-    let sender = Sender::new(false, Duration::from_secs(2)).unwrap();
+    let sender = Sender::new(false, Duration::from_secs(2));
     let secret = secret();
     for url in [format!("https://localhost:{port}/hook"), format!("https://127.0.0.1:{port}/hook")] {
         let outcome = sender.deliver(delivery(&url, &secret, b"{}")).await;

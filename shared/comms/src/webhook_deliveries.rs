@@ -66,7 +66,7 @@ impl WebhookDeliveries {
             kms: aws_sdk_kms::Client::new(sdk),
             sqs: aws_sdk_sqs::Client::new(sdk),
             queue_url: env.required("WEBHOOK_DELIVERY_QUEUE_URL")?,
-            sender: Sender::new(allow_loopback, timeout)?,
+            sender: Sender::new(allow_loopback, timeout),
             secrets: std::sync::Mutex::default(),
             clock: Clock::system(),
         })

@@ -13,7 +13,7 @@
 //!   [`MAX_ANSWER`] bytes, and the whole exchange ends at the timeout.
 
 use std::net::{IpAddr, SocketAddr};
-use std::sync::Arc;
+use std::sync::{Arc, OnceLock};
 use std::time::Duration;
 
 use reqwest::dns::{Addrs, Name, Resolve, Resolving};
@@ -110,11 +110,14 @@ pub enum Outcome {
     Refused(Refusal),
 }
 
-/// Sends deliveries: one client, its connections only to checked addresses.
+/// Sends deliveries: one client, its connections only to checked
+/// addresses, made at the first delivery (a cold start that only fans out,
+/// or the endpoints API, never loads the trust roots).
 #[derive(Clone)]
 pub struct Sender {
-    http: reqwest::Client,
+    http: Arc<OnceLock<Result<reqwest::Client, String>>>,
     allow_loopback: bool,
+    timeout: Duration,
 }
 
 /// One delivery's parts.
@@ -129,17 +132,29 @@ pub struct Delivery<'a> {
 
 impl Sender {
     /// `timeout` bounds the whole exchange, connect and answer included.
-    pub fn new(allow_loopback: bool, timeout: Duration) -> Result<Self, String> {
-        let http = reqwest::Client::builder()
-            .dns_resolver(Arc::new(CheckedResolver { allow_loopback }))
-            .redirect(reqwest::redirect::Policy::none())
-            .no_proxy()
-            .connect_timeout(timeout.min(Duration::from_secs(5)))
-            .timeout(timeout)
-            .user_agent("vcare-webhooks/1")
-            .build()
-            .map_err(|e| format!("no HTTP client: {e}"))?;
-        Ok(Self { http, allow_loopback })
+    pub fn new(allow_loopback: bool, timeout: Duration) -> Self {
+        Self { http: Arc::default(), allow_loopback, timeout }
+    }
+
+    /// Whether the client has been made (by a delivery).
+    pub fn is_made(&self) -> bool {
+        self.http.get().is_some()
+    }
+
+    fn client(&self) -> Result<&reqwest::Client, &str> {
+        let (allow_loopback, timeout) = (self.allow_loopback, self.timeout);
+        let made = self.http.get_or_init(|| {
+            reqwest::Client::builder()
+                .dns_resolver(Arc::new(CheckedResolver { allow_loopback }))
+                .redirect(reqwest::redirect::Policy::none())
+                .no_proxy()
+                .connect_timeout(timeout.min(Duration::from_secs(5)))
+                .timeout(timeout)
+                .user_agent("vcare-webhooks/1")
+                .build()
+                .map_err(|e| format!("no HTTP client: {e}"))
+        });
+        made.as_ref().map_err(String::as_str)
     }
 
     pub async fn deliver(&self, d: Delivery<'_>) -> Outcome {
@@ -161,8 +176,11 @@ impl Sender {
                 Err(r) => return Outcome::Refused(r),
             }
         }
-        let request = self
-            .http
+        let http = match self.client() {
+            Ok(http) => http,
+            Err(why) => return Outcome::Failed { status: None, reason: why.into() },
+        };
+        let request = http
             .post(d.url)
             .header("content-type", "application/json")
             .header("webhook-id", d.id)
