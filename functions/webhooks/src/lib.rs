@@ -13,9 +13,8 @@
 //!   that is over is tried again now, with the same `webhook-id` (202);
 //!   one still queued, or a disabled endpoint: 422.
 
-use std::sync::Arc;
-
 use std::collections::HashMap;
+use std::sync::Arc;
 
 use axum::extract::{Path, Query, State};
 use axum::http::StatusCode;
@@ -26,7 +25,7 @@ use vcare_aws::SdkConfig;
 use vcare_comms::webhook_deliveries::WebhookDeliveries;
 use vcare_comms::webhooks::WebhookEndpoints;
 use vcare_domain::webhooks::delivery::{DeliveryRecord, is_delivery_id};
-use vcare_domain::webhooks::endpoint::EndpointRequest;
+use vcare_domain::webhooks::endpoint::{Endpoint, EndpointRequest};
 use vcare_http::audit::{Audit, Audited, Method, Subject};
 use vcare_http::{ApiJson, Authenticated, HttpFunction, Problem, Role, require_role};
 use vcare_runtime::{Clock, Env, Error};
@@ -53,11 +52,8 @@ fn delivery_view(r: &DeliveryRecord) -> Value {
 }
 
 /// The endpoint, if the caller's clinic has it.
-async fn own_endpoint(w: &Webhooks, caller: &Authenticated, id: &str) -> Result<(), Problem> {
-    match w.endpoints.get(&caller.clinic_id, id).await? {
-        Some(_) => Ok(()),
-        None => Err(Problem::not_found("no such webhook endpoint")),
-    }
+async fn own_endpoint(w: &Webhooks, caller: &Authenticated, id: &str) -> Result<Endpoint, Problem> {
+    w.endpoints.get(&caller.clinic_id, id).await?.ok_or_else(|| Problem::not_found("no such webhook endpoint"))
 }
 
 async fn log(
@@ -124,10 +120,7 @@ async fn show(
     Path(id): Path<String>,
 ) -> Result<Json<Value>, Problem> {
     require_role(&caller, &[Role::ClinicAdmin])?;
-    match w.endpoints.get(&caller.clinic_id, &id).await? {
-        Some(e) => Ok(Json(e.view())),
-        None => Err(Problem::not_found("no such webhook endpoint")),
-    }
+    Ok(Json(own_endpoint(&w, &caller, &id).await?.view()))
 }
 
 async fn delete(

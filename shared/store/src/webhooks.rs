@@ -43,8 +43,17 @@ fn to_item(e: &Endpoint) -> Result<Item, StoreError> {
     Ok(item)
 }
 
-fn from_item(item: Item) -> Result<Endpoint, StoreError> {
+fn from_item<T: serde::de::DeserializeOwned>(item: Item) -> Result<T, StoreError> {
     serde_dynamo::from_item(item).map_err(|e| StoreError::Corrupt(e.to_string()))
+}
+
+/// Two writes as one; `false` when the first one's condition did not hold.
+async fn both(ddb: &Client, first: TransactWriteItem, second: TransactWriteItem) -> Result<bool, StoreError> {
+    match ddb.transact_write_items().transact_items(first).transact_items(second).send().await {
+        Ok(_) => Ok(true),
+        Err(e) if condition_failed_at(&e, 0).is_some() => Ok(false),
+        Err(e) => Err(unavailable(e)),
+    }
 }
 
 /// What a create came to.
@@ -89,18 +98,9 @@ impl WebhookStore {
             .build()
             .map_err(|e| StoreError::Corrupt(e.to_string()))?;
         let count = self.count_update(&endpoint.clinic_id, 1, Some(limit))?;
-        let written = self
-            .ddb
-            .transact_write_items()
-            .transact_items(TransactWriteItem::builder().update(count).build())
-            .transact_items(TransactWriteItem::builder().put(put).build())
-            .send()
-            .await;
-        match written {
-            Ok(_) => Ok(EndpointCreated::Created),
-            Err(e) if condition_failed_at(&e, 0).is_some() => Ok(EndpointCreated::AtLimit),
-            Err(e) => Err(unavailable(e)),
-        }
+        let count = TransactWriteItem::builder().update(count).build();
+        let created = both(&self.ddb, count, TransactWriteItem::builder().put(put).build()).await?;
+        Ok(if created { EndpointCreated::Created } else { EndpointCreated::AtLimit })
     }
 
     pub async fn get(&self, clinic: &str, id: &str) -> Result<Option<Endpoint>, StoreError> {
@@ -131,19 +131,8 @@ impl WebhookStore {
             .condition_expression("attribute_exists(pk)")
             .build()
             .map_err(|e| StoreError::Corrupt(e.to_string()))?;
-        let count = self.count_update(clinic, -1, None)?;
-        let done = self
-            .ddb
-            .transact_write_items()
-            .transact_items(TransactWriteItem::builder().delete(delete).build())
-            .transact_items(TransactWriteItem::builder().update(count).build())
-            .send()
-            .await;
-        match done {
-            Ok(_) => Ok(true),
-            Err(e) if condition_failed_at(&e, 0).is_some() => Ok(false),
-            Err(e) => Err(unavailable(e)),
-        }
+        let count = TransactWriteItem::builder().update(self.count_update(clinic, -1, None)?).build();
+        both(&self.ddb, TransactWriteItem::builder().delete(delete).build(), count).await
     }
 
     /// Keeps a new delivery; `false` if it is there already (the same
@@ -154,11 +143,9 @@ impl WebhookStore {
 
     pub async fn delivery(&self, clinic: &str, endpoint: &str, id: &str) -> Result<Option<DeliveryRecord>, StoreError> {
         let item = get_item(&self.ddb, &self.table, key(log_pk(clinic, endpoint), &format!("D#{id}"))).await?;
-        item.map(|i| serde_dynamo::from_item(i).map_err(|e| StoreError::Corrupt(e.to_string()))).transpose()
+        item.map(from_item).transpose()
     }
 
-    /// Keeps a delivery's record after a try (one worker tries a delivery
-    /// at a time: its queue message).
     /// Saves a delivery only if it is still as it was read (`was`: its
     /// state and how many tries it had); `false`: another worker's try or
     /// a redelivery came first.
@@ -214,18 +201,8 @@ impl WebhookStore {
             .expression_attribute_values(":why", s(reason))
             .build()
             .map_err(|e| StoreError::Corrupt(e.to_string()))?;
-        let done = self
-            .ddb
-            .transact_write_items()
-            .transact_items(TransactWriteItem::builder().update(update).build())
-            .transact_items(TransactWriteItem::builder().put(outbox_put(&self.table, event)?).build())
-            .send()
-            .await;
-        match done {
-            Ok(_) => Ok(true),
-            Err(e) if condition_failed_at(&e, 0).is_some() => Ok(false),
-            Err(e) => Err(unavailable(e)),
-        }
+        let event = TransactWriteItem::builder().put(outbox_put(&self.table, event)?).build();
+        both(&self.ddb, TransactWriteItem::builder().update(update).build(), event).await
     }
 
     /// An endpoint's deliveries, newest event first (their ids begin with
@@ -257,12 +234,8 @@ impl WebhookStore {
             .send()
             .await
             .map_err(unavailable)?;
-        let items: Vec<DeliveryRecord> = page
-            .items
-            .unwrap_or_default()
-            .into_iter()
-            .map(|i| serde_dynamo::from_item(i).map_err(|e| StoreError::Corrupt(e.to_string())))
-            .collect::<Result<_, _>>()?;
+        let items: Vec<DeliveryRecord> =
+            page.items.unwrap_or_default().into_iter().map(from_item).collect::<Result<_, _>>()?;
         let next = page.last_evaluated_key.and_then(|_| items.last().map(|r| r.delivery_id.clone()));
         Ok((items, next))
     }
