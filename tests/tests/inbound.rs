@@ -206,6 +206,10 @@ async fn bad_inbound_posts_change_nothing() {
     assert_eq!(stack.send(signed(now - 600, &good).body(good.clone())).await.0, 401);
     let moved = signed(now, &good).header("x-timestamp", (now + 1).to_string());
     assert_eq!(stack.send(moved.body(good.clone())).await.0, 401);
+    // Any integer as the time, signed as the gateway would: too far off, never an overflow (a 500).
+    for extreme in [i64::MIN, i64::MIN + 1, -1, i64::MAX] {
+        assert_eq!(stack.send(signed(extreme, &good).body(good.clone())).await.0, 401, "{extreme}");
+    }
     // A Twilio post whose signature is for another URL; a Vonage post without sig.
     let twilio = stack
         .http
@@ -219,6 +223,12 @@ async fn bad_inbound_posts_change_nothing() {
         .post(format!("{}/v1/communication/inbound/vonage", stack.base))
         .header("content-type", "application/x-www-form-urlencoded")
         .body("msisdn=93701234567&messageId=v1&text=STOP");
+    assert_eq!(stack.send(vonage).await.0, 401);
+    let vonage = stack
+        .http
+        .post(format!("{}/v1/communication/inbound/vonage", stack.base))
+        .header("content-type", "application/x-www-form-urlencoded")
+        .body("msisdn=93701234567&messageId=v2&text=STOP&timestamp=-9223372036854775808&sig=00");
     assert_eq!(stack.send(vonage).await.0, 401);
     // Signed but not a message; oversized; an unknown provider.
     let junk = json!({"hello": "world"}).to_string();

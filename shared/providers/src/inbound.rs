@@ -10,7 +10,7 @@ use vcare_domain::consent::InboundSms;
 use vcare_domain::digest::hex;
 use vcare_domain::notification::is_e164;
 
-use crate::receipts::Params;
+use crate::receipts::{Params, within_skew};
 
 /// The longest text vcare reads (Twilio's limit for one message).
 pub const MAX_INBOUND_CHARS: usize = 1600;
@@ -75,7 +75,7 @@ pub fn gateway_inbound_valid(
     let Ok(at) = ts.parse::<i64>() else { return false };
     let expected = gateway_inbound_signature(secret, ts, body);
     let given = sig.to_ascii_lowercase();
-    (now - at).abs() <= max_skew_secs
+    within_skew(now, at, max_skew_secs)
         && given.len() == expected.len()
         && given.bytes().zip(expected.bytes()).fold(0u8, |acc, (a, b)| acc | (a ^ b)) == 0
 }
@@ -123,5 +123,18 @@ mod tests {
         assert!(!gateway_inbound_valid("other", Some("1796000000"), Some(&sig), body, 1796000000, 300));
         assert!(!gateway_inbound_valid("s3cret", Some("1796000000"), Some(&sig), b"{}", 1796000000, 300));
         assert!(!gateway_inbound_valid("s3cret", None, Some(&sig), body, 1796000000, 300));
+        // Any integer is a time too far off, never an overflow.
+        for extreme in [i64::MIN, i64::MAX] {
+            let ts = extreme.to_string();
+            let sig = gateway_inbound_signature("s3cret", &ts, body);
+            for now in [i64::MIN, 0, 1796000000, i64::MAX] {
+                let same = now == extreme;
+                assert_eq!(
+                    gateway_inbound_valid("s3cret", Some(&ts), Some(&sig), body, now, 300),
+                    same,
+                    "{ts} at {now}"
+                );
+            }
+        }
     }
 }

@@ -191,7 +191,7 @@ pub fn vonage_valid(
     now: i64,
     max_skew_secs: i64,
 ) -> bool {
-    let fresh = |t: i64| (now - t).abs() <= max_skew_secs;
+    let fresh = |t: i64| within_skew(now, t, max_skew_secs);
     if signing == VonageSigning::Jwt {
         return vonage_jwt_valid(secret, body, authorization).is_some_and(fresh);
     }
@@ -225,6 +225,12 @@ fn vonage_jwt_valid(secret: &str, body: &[u8], authorization: Option<&str>) -> O
     (given.len() == hash.len() && constant_time_eq(given.as_bytes(), hash.as_bytes()))
         .then(|| claims["iat"].as_i64())
         .flatten()
+}
+
+/// Whether a signed time `t` (unix seconds, any value a caller may send)
+/// lies within `max_skew_secs` of `now`, without overflow.
+pub(crate) fn within_skew(now: i64, t: i64, max_skew_secs: i64) -> bool {
+    now.abs_diff(t) <= max_skew_secs.unsigned_abs()
 }
 
 fn constant_time_eq(a: &[u8], b: &[u8]) -> bool {
