@@ -3,7 +3,9 @@
 //! host resolves to must be a public unicast one — never private, shared
 //! (CGNAT), loopback, link-local (so never the instance metadata address),
 //! multicast, broadcast, unspecified, documentation or reserved, IPv4
-//! inside IPv6 judged as the IPv4 it carries. Loopback alone may be
+//! inside IPv6 judged as the IPv4 it carries (mapped `::ffff:a.b.c.d` and
+//! 6to4 `2002:AABB:CCDD::/48`); Teredo (2001::/32, two IPv4 addresses in
+//! one) never. Loopback alone may be
 //! allowed (`WebhookAllowLoopback`, for the local stack and tests; off in
 //! the template). Redirects are never followed (the HTTP client's part).
 
@@ -96,7 +98,7 @@ pub fn check_url(raw: &str, plain_http: bool) -> Result<(String, u16), UrlRefusa
 pub fn check_address(ip: IpAddr, allow_loopback: bool) -> Result<(), AddressRefusal> {
     let refusal = match ip {
         IpAddr::V4(v4) => v4_refusal(v4),
-        IpAddr::V6(v6) => match v6.to_ipv4_mapped() {
+        IpAddr::V6(v6) => match v6.to_ipv4_mapped().or_else(|| six_to_four(v6)) {
             Some(v4) => v4_refusal(v4),
             None => v6_refusal(v6),
         },
@@ -133,6 +135,12 @@ fn v4_refusal(ip: Ipv4Addr) -> Option<AddressRefusal> {
     })
 }
 
+/// The IPv4 address a 6to4 address (2002::/16, RFC 3056) routes to.
+fn six_to_four(ip: Ipv6Addr) -> Option<Ipv4Addr> {
+    let s = ip.segments();
+    (s[0] == 0x2002).then(|| Ipv4Addr::from((u32::from(s[1]) << 16) | u32::from(s[2])))
+}
+
 fn v6_refusal(ip: Ipv6Addr) -> Option<AddressRefusal> {
     let first = ip.segments()[0];
     Some(if ip.is_unspecified() {
@@ -146,13 +154,14 @@ fn v6_refusal(ip: Ipv6Addr) -> Option<AddressRefusal> {
         AddressRefusal::LinkLocal
     } else if ip.is_multicast() {
         AddressRefusal::Multicast
-    } else if first == 0x2001 && ip.segments()[1] == 0x0db8
+    } else if first == 0x2001 && matches!(ip.segments()[1], 0x0db8 | 0x0000)
         || first == 0x0064
         || first == 0x0100
         || first & 0xe000 != 0x2000
     {
-        // Documentation, NAT64 (it would reach IPv4 inside), discard-only,
-        // and anything outside global unicast 2000::/3.
+        // Documentation, Teredo (a relay to the IPv4 addresses inside),
+        // NAT64 (it would reach IPv4 inside), discard-only, and anything
+        // outside global unicast 2000::/3.
         AddressRefusal::Reserved
     } else {
         return None;
@@ -190,10 +199,23 @@ mod tests {
             ("64:ff9b::a9fe:a9fe", AddressRefusal::Reserved),
             ("::ffff:169.254.169.254", AddressRefusal::LinkLocal),
             ("::ffff:10.0.0.1", AddressRefusal::Private),
+            ("2002:a9fe:a9fe::1", AddressRefusal::LinkLocal),
+            ("2002:0a00:0001::", AddressRefusal::Private),
+            ("2002:7f00:0001:1::1", AddressRefusal::Loopback),
+            ("2002:c000:0201::1", AddressRefusal::Reserved),
+            ("2001:0:4136:e378:8000:63bf:3fff:fdd2", AddressRefusal::Reserved),
+            ("2001::1", AddressRefusal::Reserved),
         ] {
             assert_eq!(check_address(ip(addr), false), Err(why), "{addr}");
         }
-        for public in ["93.184.215.14", "8.8.8.8", "2606:4700::6810:85e5", "::ffff:93.184.215.14"] {
+        for public in [
+            "93.184.215.14",
+            "8.8.8.8",
+            "2606:4700::6810:85e5",
+            "::ffff:93.184.215.14",
+            "2002:5db8:d70e::1",
+            "2001:4860::1",
+        ] {
             assert_eq!(check_address(ip(public), false), Ok(()), "{public}");
         }
         assert_eq!(check_address(ip("127.0.0.1"), true), Ok(()), "loopback only where allowed");
