@@ -20,6 +20,10 @@ pub const MAX_RULE_CHARS: usize = 512;
 const HORIZON_DAYS: i64 = 800;
 /// How many occurrences the spacing check compares.
 const SPACING_SAMPLE: u16 = 1_000;
+/// How far before now a new rule may start. The expansion walks from the
+/// start (COUNT and INTERVAL count from it), so a start centuries back
+/// would be walked hour by hour at every computation: a year bounds it.
+pub const MAX_START_AGE_DAYS: i64 = 366;
 
 /// The parts vcare accepts; everything else (BYSECOND, BYWEEKNO,
 /// BYYEARDAY, BYEASTER, DTSTART inside the rule...) is a 400.
@@ -57,6 +61,9 @@ fn checked_parts(rule: &str) -> Result<String, Rejected> {
     for part in rule.split(';') {
         let (name, value) = part.split_once('=').ok_or_else(|| invalid("rrule: parts are NAME=VALUE, split by ;"))?;
         let name = name.trim().to_ascii_uppercase();
+        if value.is_empty() || value.split(',').any(str::is_empty) {
+            return Err(invalid(format!("rrule: {name} needs a value (no empty list or item)")));
+        }
         if !PARTS.contains(&name.as_str()) {
             return Err(invalid(format!("rrule: {name} is not supported (supported: {})", PARTS.join(", "))));
         }

@@ -5,6 +5,7 @@ use std::collections::BTreeMap;
 use chrono::{DateTime, Utc};
 use serde::Deserialize;
 
+use super::recurrence::MAX_START_AGE_DAYS;
 use super::{Firing, Recurrence, timezone};
 use crate::Rejected;
 use crate::consent::ReplyAction;
@@ -67,6 +68,9 @@ impl ScheduleRequest {
         let until = self.until.as_deref().map(|u| crate::room::parse_time("until", u)).transpose()?;
         if until.is_some_and(|u| u <= now) {
             return Err(Rejected::Impossible("until is in the past".into()));
+        }
+        if start < now - chrono::Duration::days(MAX_START_AGE_DAYS) {
+            return Err(Rejected::Invalid(format!("start: at most {MAX_START_AGE_DAYS} days before now")));
         }
         let recurrence = Recurrence::parse(&self.rrule, tz, start, until)?;
         if recurrence.next_after(now).is_none() {

@@ -108,6 +108,9 @@ fn rules_vcare_does_not_take_are_4xx() {
         "FREQ=MONTHLY;BYDAY=MO\u{526}U,WE;COUNT=6",
         "FREQ=DAILY;BYHOUR=8\u{0}",
         "FREQ=DAILY; COUNT=2",
+        "FREQ=DAILY;BYHOUR=",
+        "FREQ=DAILY;BYHOUR=8,",
+        "FREQ=DAILY;BYDAY=,MO",
     ] {
         assert!(matches!(bad(rule), Rejected::Invalid(_)), "{rule}");
     }
