@@ -115,6 +115,8 @@ pub fn config(template: PathBuf, stack: &str, keys: &Path) -> GatewayConfig {
         poll_wait: Duration::from_secs(1),
         schedules: false,
         event_sources: true,
+        only_sources: None,
+        concurrency: 32,
         checkpoints: None,
         secrets: BTreeMap::from([
             ("JitsiAppSecretCiphertext".to_owned(), JITSI_APP_SECRET.to_owned()),

@@ -2,15 +2,16 @@
 //! an audited route leaves exactly one record with its actor and subject —
 //! allowed when it succeeded, denied when refused (403, 404) — written with
 //! its events; the clinic-admins' query reads it from its indexes, paged,
-//! other clinics' records invisible; the chain verifies and a changed
-//! record is found; an audit that cannot be written is a 503, never data.
+//! other clinics' records invisible; the sequencer seals every record into
+//! the clinic's chain, which verifies, and a changed record is found; an
+//! audit that cannot be written is a 503, never data.
 
 use std::time::Duration;
 
 use serde_json::{Value, json};
-use vcare_domain::audit::{AuditRecord, Broken, verify_chain};
+use vcare_domain::audit::{AuditRecord, Broken};
 use vcare_tests::TestStack;
-use vcare_tests::audit::{audit_table, chain};
+use vcare_tests::audit::{audit_table, chain, sealed, tamper};
 use vcare_tests::rooms::{self, create_room, room_body};
 
 const CLINIC: &str = "c-audit";
@@ -49,8 +50,8 @@ async fn every_access_leaves_one_record_and_admins_read_them_from_the_indexes() 
     let (status, _) = query(&stack, &doctor, "").await;
     assert_eq!(status, 403, "only clinic-admins read the trail");
 
+    // Sealed in the order written (the chain verifies: `chain` checks it).
     let records = chain(&stack, CLINIC).await;
-    verify_chain(&records).expect("the chain verifies");
     let seen: Vec<_> =
         records.iter().map(|r| (r.actor_id.as_str(), r.action.as_str(), r.subject_id.as_str(), r.outcome)).collect();
     use vcare_domain::audit::Outcome::{Allowed, Denied};
@@ -111,14 +112,15 @@ async fn every_access_leaves_one_record_and_admins_read_them_from_the_indexes() 
     loop {
         let (status, page) = query(&stack, &admin, &format!("subjectId={room_id}&limit=2{cursor}")).await;
         assert_eq!(status, 200, "{page}");
-        pages.extend(page["items"].as_array().unwrap().iter().map(|i| i["seq"].as_u64().unwrap()));
+        pages.extend(page["items"].as_array().unwrap().iter().map(|i| i["id"].as_str().unwrap().to_owned()));
         match page["nextCursor"].as_str() {
             Some(next) => cursor = format!("&cursor={next}"),
             None => break,
         }
     }
-    pages.dedup();
-    assert_eq!(pages, vec![4, 3, 2, 1], "every record of the room once, newest first");
+    let of_room: Vec<String> = records.iter().rev().filter(|r| r.subject_id == room_id).map(|r| r.id.clone()).collect();
+    assert_eq!(pages, of_room, "every record of the room once, newest first");
+    assert_eq!(pages.len(), 4);
     // Bad input: 400, a cursor of one query refused by another.
     let (_, first_page) = query(&stack, &admin, "limit=1").await;
     let foreign = first_page["nextCursor"].as_str().unwrap().to_owned();
@@ -142,19 +144,9 @@ async fn every_access_leaves_one_record_and_admins_read_them_from_the_indexes() 
 
     // A record changed behind the trail's back is found where it is.
     let records = chain(&stack, CLINIC).await;
-    verify_chain(&records).expect("still whole");
-    let ddb = aws_sdk_dynamodb::Client::new(&stack.sdk);
-    let mut changed = records[1].clone();
-    changed.actor_id = "u-someone-else".into();
-    ddb.put_item()
-        .table_name(audit_table(&stack))
-        .item("pk", aws_sdk_dynamodb::types::AttributeValue::S(format!("AUDIT#{CLINIC}")))
-        .item("sk", aws_sdk_dynamodb::types::AttributeValue::S(format!("SEQ#{:020}", changed.seq)))
-        .item("record", aws_sdk_dynamodb::types::AttributeValue::S(serde_json::to_string(&changed).unwrap()))
-        .send()
-        .await
-        .unwrap();
-    assert_eq!(verify_chain(&chain(&stack, CLINIC).await), Err(Broken::Altered { seq: 2 }));
+    tamper(&stack, &records[1].id, |r| r["actorId"] = json!("u-someone-else")).await;
+    let (report, _) = sealed(&stack, CLINIC).await;
+    assert_eq!((report.broken, report.sealed), (Some(Broken::Altered { seq: 2 }), 1));
     stack.stop().await;
 }
 
@@ -184,9 +176,10 @@ async fn an_audit_that_cannot_be_written_is_a_503_and_serves_nothing() {
 }
 
 /// Every record reaches the audit bucket (from the table's stream) as the
-/// object `audit/<clinic>/<seq>.json`, locked in compliance mode until 6
-/// years after the access; S3 refuses to delete the locked version, even
-/// asked to bypass governance.
+/// object `audit/<clinic>/records/<id>.json`, and every block of the chain
+/// as `audit/<clinic>/chain/<first seq>.json`, locked in compliance mode
+/// until 6 years after the access; S3 refuses to delete the locked version,
+/// even asked to bypass governance.
 #[tokio::test]
 async fn each_record_is_exported_under_an_object_lock_that_refuses_its_delete() {
     let stack = TestStack::start().await;
@@ -204,7 +197,7 @@ async fn each_record_is_exported_under_an_object_lock_that_refuses_its_delete() 
     let s3 = aws_sdk_s3::Client::new(&stack.sdk);
     let bucket = stack.gateway.resource("AuditBucket").unwrap().reference.clone();
     for r in &records {
-        let key = format!("audit/{clinic}/{:020}.json", r.seq);
+        let key = format!("audit/{clinic}/records/{}.json", r.id);
         let got = vcare_tests::eventually(Duration::from_secs(20), &key, || {
             let (s3, bucket, key) = (s3.clone(), bucket.clone(), key.clone());
             async move { s3.get_object().bucket(bucket).key(key).send().await.ok() }
@@ -216,7 +209,7 @@ async fn each_record_is_exported_under_an_object_lock_that_refuses_its_delete() 
         assert_eq!(until, (r.at + chrono::Duration::days(2190)).timestamp(), "6 years after the access");
         let body = got.body.collect().await.unwrap().into_bytes();
         let kept: AuditRecord = serde_json::from_slice(&body).unwrap();
-        assert_eq!(&kept, r, "the record as written, hash and all");
+        assert_eq!(&kept, r, "the record as written");
         let deleted = s3.delete_object().bucket(&bucket).key(&key).version_id(&version).send().await;
         assert!(deleted.is_err(), "a locked version cannot be deleted");
         let bypass = s3
@@ -233,6 +226,18 @@ async fn each_record_is_exported_under_an_object_lock_that_refuses_its_delete() 
         let still = s3.get_object().bucket(&bucket).key(&key).version_id(&version).send().await;
         assert!(still.is_ok(), "the version is still there");
     }
+    // The chain's blocks too: the bucket alone verifies the chain.
+    let key = format!("audit/{clinic}/chain/{:020}.json", 1);
+    let got = vcare_tests::eventually(Duration::from_secs(20), &key, || {
+        let (s3, bucket, key) = (s3.clone(), bucket.clone(), key.clone());
+        async move { s3.get_object().bucket(bucket).key(key).send().await.ok() }
+    })
+    .await;
+    assert_eq!(got.object_lock_mode().map(|m| m.as_str()), Some("COMPLIANCE"));
+    let block: vcare_domain::audit::Block =
+        serde_json::from_slice(&got.body.collect().await.unwrap().into_bytes()).unwrap();
+    assert_eq!(block.entries[0].record_id, records[0].id);
+    assert_eq!(block.entries[0].digest, records[0].digest());
     stack.stop().await;
 }
 
@@ -268,6 +273,7 @@ async fn a_reminders_token_is_recorded_before_it_is_sent() {
         action: "token.issue.reminder",
         request_id: request.into(),
         source_ip: String::new(),
+        granted_by: None,
     };
     let url = issuer.join_url(&stored, patient, chrono::Utc::now(), &audit, by("reminder:1")).await.unwrap();
     assert!(url.is_some_and(|u| u.contains("jwt=")));

@@ -418,7 +418,10 @@ fn the_template_is_least_privilege_watched_and_rolled_out_safely() {
                     for a in &actions {
                         let a = a.trim_matches('"');
                         assert!(
-                            matches!(a, "dynamodb:PutItem" | "dynamodb:Query" | "dynamodb:GetItem"),
+                            matches!(
+                                a,
+                                "dynamodb:PutItem" | "dynamodb:Query" | "dynamodb:GetItem" | "dynamodb:BatchGetItem"
+                            ),
                             "{id}: {a} on an append-only table"
                         );
                     }
@@ -441,6 +444,7 @@ fn the_template_is_least_privilege_watched_and_rolled_out_safely() {
     }
     let alarms: Vec<String> = template.of_type("AWS::CloudWatch::Alarm").map(|(_, a)| text(a)).collect();
     assert!(alarms.iter().any(|a| a.contains("OverdueNotifications")), "overdue notifications are alarmed");
+    assert!(alarms.iter().any(|a| a.contains("AuditSealLag")), "the audit trail's sealing lag is alarmed");
     // Dispatch reads its queue's own limits at cold start (the time budget).
     let dispatch = text(&doc["Resources"]["DispatchFunction"]["Properties"]["Policies"]);
     assert!(dispatch.contains("sqs:GetQueueAttributes"), "{dispatch}");

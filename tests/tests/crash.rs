@@ -470,3 +470,83 @@ async fn a_host_killed_mid_delivery_loses_no_webhook() {
     println!("webhook crash: {n} events, {at_kill} tries before the kill, {sent} tries in all ({} again)", sent - n);
     child.kill();
 }
+
+/// The audit trail's sequencer killed mid-stream (issue 33): the real host
+/// is SIGKILLed while records are being written and sealed, and started
+/// again on the same state (the stream's checkpoint, as Lambda's event
+/// source mapping keeps it). The stream brings the batch in flight again;
+/// sealing leaves out what was sealed, so every record written is in the
+/// chain once and the chain verifies.
+#[tokio::test]
+async fn a_host_killed_mid_sealing_leaves_every_record_sealed_once_in_an_intact_chain() {
+    vcare_tests::capture_logs();
+    let reads = setting("VCARE_CRASH_N", 60) * 5;
+    let Clinic { stack, state, addr, base, http, doctor, .. } = clinic("c-crash-seal");
+    let mut child = host(&stack, &addr, &state.0, "http://127.0.0.1:9", 0, &[]);
+    ready(&http, &base).await;
+    let start = chrono::Utc::now() + chrono::Duration::hours(2);
+    let body = vcare_tests::rooms::room_body("apt-seal", start, &[vcare_tests::rooms::doctor()]);
+    let room: Value = http
+        .post(format!("{base}/v1/virtual-care/rooms"))
+        .bearer_auth(&doctor)
+        .json(&body)
+        .send()
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
+    let room_url = format!("{base}/v1/virtual-care/rooms/{}", room["roomId"].as_str().unwrap());
+    let audit = vcare_care::audit::Audit {
+        store: vcare_store::AuditStore::new(
+            aws_sdk_dynamodb::Client::new(&vcare_tests::sdk().await),
+            format!("{stack}-AuditTable"),
+            format!("{stack}-Table"),
+        ),
+        clock: vcare_runtime::Clock::system(),
+    };
+    // Audited reads, 16 at a time, until the host dies (a failed read is not retried).
+    let mut readers = tokio::task::JoinSet::new();
+    for r in 0..16 {
+        let (http, url, token) = (http.clone(), room_url.clone(), doctor.clone());
+        readers.spawn(async move {
+            for _ in (r..reads).step_by(16) {
+                let _ = http.get(&url).bearer_auth(&token).send().await;
+            }
+        });
+    }
+    let deadline = Instant::now() + Duration::from_secs(120);
+    let sealed_at_kill = loop {
+        let sealed = audit.store.head("c-crash-seal").await.ok().flatten().map_or(0, |(seq, _)| seq);
+        if sealed >= 40 {
+            break sealed;
+        }
+        assert!(Instant::now() < deadline, "sealing never got going");
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    };
+    child.kill(); // SIGKILL: reads and seals in flight
+    while readers.join_next().await.is_some() {}
+    let written_at_kill = audit.store.count("c-crash-seal").await.unwrap();
+    let mut child = host(&stack, &addr, &state.0, "http://127.0.0.1:9", 1, &[]);
+    ready(&http, &base).await;
+
+    let deadline = Instant::now() + Duration::from_secs(120);
+    let report = loop {
+        let report = audit.verify("c-crash-seal", |_| {}).await.unwrap();
+        assert_eq!(report.broken, None, "the chain is intact");
+        if report.awaiting_seal == 0 {
+            break report;
+        }
+        assert!(Instant::now() < deadline, "{} records never sealed", report.awaiting_seal);
+        tokio::time::sleep(Duration::from_millis(500)).await;
+    };
+    let mut ids = HashSet::new();
+    audit.verify("c-crash-seal", |r| assert!(ids.insert(r.id.clone()), "{} sealed twice", r.id)).await.unwrap();
+    assert_eq!(report.sealed, audit.store.count("c-crash-seal").await.unwrap(), "every record in the chain");
+    assert!(report.sealed >= written_at_kill, "nothing written before the kill is missing");
+    println!(
+        "sealing crash: {sealed_at_kill} of {written_at_kill} records sealed at the kill; {} in the chain after, intact",
+        report.sealed
+    );
+    child.kill();
+}

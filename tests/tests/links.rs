@@ -122,3 +122,58 @@ async fn before_the_window_the_link_says_when_it_opens() {
     assert!(expires > start + Duration::minutes(30), "valid until the end plus grace");
     stack.stop().await;
 }
+
+/// A probe's hole: a nurse made a link for the doctor and opened it into a
+/// moderator's token. A link is made only by a service, or by a listed
+/// clinician for themself or a patient or interpreter; never for an ended
+/// room; and a token minted from it is recorded with its maker and owner.
+#[tokio::test]
+async fn a_clinician_cannot_make_another_clinicians_link_and_the_record_names_the_maker() {
+    let stack = TestStack::start().await;
+    let dr = stack.token("u-doc", Some("c1"), &["doctor"]);
+    let nurse = stack.token("u-nurse", Some("c1"), &["nurse"]);
+    let people = [
+        doctor(),
+        json!({"userId": "u-nurse", "role": "nurse", "displayName": "Nurse Karimi"}),
+        json!({"userId": "u-doc2", "role": "doctor", "displayName": "Dr. Rahimi"}),
+        json!({"userId": "u-int", "role": "interpreter", "displayName": "Farid"}),
+        patient(),
+    ];
+    let mut body = room_body("apt-link-roles", Utc::now() + Duration::minutes(5), &people);
+    body["lobby"] = json!(false);
+    let (status, room) = create_room(&stack, &dr, &body).await;
+    assert_eq!(status, 201, "{room}");
+    let room_id = room["roomId"].as_str().unwrap();
+    for (who, token, owner, status) in [
+        ("a nurse for the doctor", &nurse, "u-doc", 403),
+        ("a doctor for another doctor", &dr, "u-doc2", 403),
+        ("a doctor for the nurse", &dr, "u-nurse", 403),
+        ("a nurse for herself", &nurse, "u-nurse", 201),
+        ("a nurse for the patient", &nurse, "u-pat", 201),
+        ("a doctor for the interpreter", &dr, "u-int", 201),
+    ] {
+        let (got, out) = make_link(&stack, token, room_id, owner).await;
+        assert_eq!(got, status, "{who}: {out}");
+        if status == 403 {
+            assert_eq!(out["status"], 403, "{who}: a problem: {out}");
+            assert!(!out.to_string().contains("url"), "{who}: no link");
+        }
+    }
+    // Opening the nurse's link for the patient: the record names both.
+    let (_, link) = make_link(&stack, &nurse, room_id, "u-pat").await;
+    let (status, headers, _) = open(&stack, link["url"].as_str().unwrap()).await;
+    assert_eq!(status, 302);
+    assert_eq!(claims(headers["location"].to_str().unwrap())["context"]["user"]["id"], "u-pat");
+    let minted: Vec<_> = chain(&stack, "c1").await.into_iter().filter(|r| r.action == "token.issue.link").collect();
+    assert_eq!(minted.len(), 1, "{minted:?}");
+    assert_eq!((minted[0].actor_id.as_str(), minted[0].granted_by.as_deref()), ("u-pat", Some("u-nurse")));
+    let admin = stack.token("u-admin", Some("c1"), &["clinic-admin"]);
+    let (_, _, page) = stack.get("/v1/audit?actorId=u-pat", Some(&admin)).await;
+    assert_eq!(page["items"][0]["grantedBy"], "u-nurse", "{page}");
+    // An ended room has no more links.
+    let end = format!("{}/v1/virtual-care/rooms/{room_id}/end", stack.base);
+    assert_eq!(stack.send(stack.http.post(end).bearer_auth(&dr)).await.0, 200);
+    let (status, out) = make_link(&stack, &dr, room_id, "u-pat").await;
+    assert_eq!((status, out["status"].clone()), (409, json!(409)), "{out}");
+    stack.stop().await;
+}

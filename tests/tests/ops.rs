@@ -177,27 +177,19 @@ async fn operators_lookups_are_audited_and_a_broken_chain_is_reported() {
     let newest = &page["items"][0];
     assert_eq!((newest["action"].as_str(), newest["actor"]["roles"].clone()), (Some("ops.show"), json!(["operator"])));
     assert!(newest["actor"]["id"].as_str().unwrap().starts_with("arn:aws:"), "the operator's AWS identity: {newest}");
-    // room.create, ops.show and the admin's audit.read.
+    // room.create, ops.show and the admin's audit.read, once sealed (no
+    // stream is read here: the sweep seals them).
+    let unsealed = ops(&stack, &["audit", "verify", "--clinic", "c-ops"], "").await.unwrap();
+    assert_eq!(unsealed, json!({"clinic": "c-ops", "records": 0, "awaitingSeal": 3, "intact": true}));
+    vcare_tests::audit::seal_now(&stack).await;
+    let records = vcare_tests::audit::chain(&stack, "c-ops").await;
+    assert_eq!(records.len(), 3);
     let intact = ops(&stack, &["audit", "verify", "--clinic", "c-ops"], "").await.unwrap();
-    assert_eq!((intact["records"].as_u64(), intact["intact"].as_bool()), (Some(3), Some(true)), "{intact}");
+    assert_eq!(intact, json!({"clinic": "c-ops", "records": 3, "awaitingSeal": 0, "intact": true}));
     // Record 1, changed in place (what no function's IAM allows).
-    let ddb = aws_sdk_dynamodb::Client::new(&stack.sdk);
-    let table = url(&stack, "AuditTable");
-    let key = |v: &str| aws_sdk_dynamodb::types::AttributeValue::S(v.into());
-    let item = ddb
-        .get_item()
-        .table_name(&table)
-        .key("pk", key("AUDIT#c-ops"))
-        .key("sk", key(&format!("SEQ#{:020}", 1)))
-        .send()
-        .await
-        .unwrap()
-        .item
-        .unwrap();
-    let record = item["record"].as_s().unwrap().replace("room.create", "room.read");
-    ddb.put_item().table_name(&table).set_item(Some(item)).item("record", key(&record)).send().await.unwrap();
+    vcare_tests::audit::tamper(&stack, &records[0].id, |r| r["action"] = json!("room.read")).await;
     let broken = ops(&stack, &["audit", "verify", "--clinic", "c-ops"], "").await.unwrap_err();
-    assert!(broken.contains("record 1 was altered"), "{broken}");
+    assert!(broken.contains("record 1 was altered") && broken.contains(r#""intact":false"#), "{broken}");
     assert!(ops(&stack, &["audit", "verify"], "").await.is_err(), "--clinic is required");
     stack.stop().await;
 }

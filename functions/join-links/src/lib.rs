@@ -1,7 +1,9 @@
 //! `join-links`: one participant's short join link, and what opening it does.
 //!
 //! - `POST /v1/virtual-care/rooms/{roomId}/links` `{"userId"}` (a service,
-//!   or the room's doctors and nurses) → 201 `{"url", "expiresAt"}`.
+//!   or the room's doctors and nurses for themselves or a patient or
+//!   interpreter; 403 otherwise, 409 for an ended or cancelled room) → 201
+//!   `{"url", "expiresAt"}`.
 //! - `GET /j/{code}` (no JWT): inside the join window, 302 to the Jitsi
 //!   join URL with a token minted now for the link's owner; before it, a
 //!   page saying when it opens; unknown, expired, ended or cancelled: a 404
@@ -28,7 +30,8 @@ use serde_json::json;
 use vcare_aws::SdkConfig;
 use vcare_care::links::{Links, Opened};
 use vcare_care::tokens::TokenIssuer;
-use vcare_domain::room::{ParticipantRole, Standing};
+use vcare_domain::room::Standing;
+use vcare_domain::room_records::LinkMaker;
 use vcare_http::audit::{Audit, Audited, Method, Subject};
 use vcare_http::{ApiJson, Authenticated, HttpFunction, Problem, Role};
 use vcare_runtime::{Env, Error};
@@ -55,11 +58,12 @@ async fn create(
     ApiJson(body): ApiJson<LinkRequest>,
 ) -> Result<(StatusCode, Json<serde_json::Value>), Problem> {
     let (room, standing) = j.issuer.care.room_for(&caller, &room_id).await?;
-    let clinician = matches!(standing, Standing::Participant(ParticipantRole::Doctor | ParticipantRole::Nurse));
-    if !clinician && !caller.has_role(Role::Service) {
-        return Err(Problem::forbidden("only a service or the room's doctors and nurses may make join links"));
-    }
-    let link = j.links.link_for(&j.issuer, &room, &body.user_id).await?;
+    let maker = match (caller.has_role(Role::Service), standing) {
+        (true, _) => LinkMaker::Service,
+        (false, Standing::Participant(role)) => LinkMaker::Caller { user_id: &caller.user_id, role: Some(role) },
+        (false, _) => LinkMaker::Caller { user_id: &caller.user_id, role: None },
+    };
+    let link = j.links.link_for(&j.issuer, &room, &body.user_id, maker, &caller.user_id).await?;
     Ok((StatusCode::CREATED, Json(json!({"url": j.links.url(&link), "expiresAt": link.valid_until}))))
 }
 
@@ -96,7 +100,8 @@ fn waiting_page(query: &HashMap<String, String>, headers: &HeaderMap) -> Respons
 /// 404, a room no longer joinable `closed`.
 async fn lobby_call(j: &JoinLinks, code: &str, check_in: bool) -> Result<Json<serde_json::Value>, Problem> {
     let now = j.issuer.care.now();
-    let (room, user) = j.links.resolve(code, now).await?.ok_or_else(|| Problem::not_found("no such link"))?;
+    let (room, link) = j.links.resolve(code, now).await?.ok_or_else(|| Problem::not_found("no such link"))?;
+    let user = link.user_id;
     if room.joinable(&j.issuer.care.config.join, now).is_err() {
         return Ok(Json(json!({"status": "closed"})));
     }

@@ -13,6 +13,7 @@ use vcare_domain::clinic::ReminderWindows;
 use vcare_domain::consent::ReplyAction;
 use vcare_domain::notification::{Context, Priority};
 use vcare_domain::room::RoomStatus;
+use vcare_domain::room_records::LinkMaker;
 use vcare_runtime::Error;
 
 use vcare_care::tokens::Minter;
@@ -53,7 +54,10 @@ impl Scheduler {
             // reminder's due minute), the same request, so a retry re-queues a
             // reminder whose first enqueue failed instead of conflicting with it.
             let join_url = match &self.links {
-                Some(links) => Some(links.url(&links.link_for(&self.tokens, &room, &p.user_id).await?)),
+                Some(links) => {
+                    let link = links.link_for(&self.tokens, &room, &p.user_id, LinkMaker::Service, REMINDERS).await?;
+                    Some(links.url(&link))
+                }
                 // Without links, a token now — none where it would pass a
                 // waiting room nothing stands behind (OpenVidu), or where the
                 // provider has no join page: the reminder then has no link.
@@ -64,6 +68,7 @@ impl Scheduler {
                         action: "token.issue.reminder",
                         request_id: key_for(room_id, &p.user_id, &label),
                         source_ip: String::new(),
+                        granted_by: None,
                     };
                     // A token not recorded is not sent: the run fails, and the next one retries.
                     self.tokens.join_url(&room, p, room.scheduled_start - window, &self.audit, by).await?

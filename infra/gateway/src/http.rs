@@ -89,6 +89,9 @@ fn message(status: StatusCode, text: &str) -> Response {
     (status, [(header::CONTENT_TYPE, "application/json")], json!({"message": text}).to_string()).into_response()
 }
 
+/// How long API Gateway waits for an integration's answer.
+pub const API_GATEWAY_TIMEOUT: std::time::Duration = std::time::Duration::from_secs(30);
+
 /// HTTP API's quota: the request line and header values together, at most
 /// 10,240 bytes.
 pub const API_GATEWAY_MAX_HEADER_BYTES: usize = 10 * 1024;
@@ -123,9 +126,15 @@ async fn serve(route: Arc<Route>, params: RawPathParams, req: Request) -> Respon
     };
     let path_params: HashMap<String, String> = params.iter().map(|(k, v)| (k.to_owned(), v.to_owned())).collect();
     let event = event_v2(&route, &parts, &path_params, claims.as_ref(), &body);
-    match route.function.invoke(event).await {
-        Ok(value) => response_v2(value),
-        Err(e) => {
+    // API Gateway's own integration timeout: 30 s from the request, however
+    // long the function waited for its turn (then 503, as HTTP APIs answer).
+    match tokio::time::timeout(API_GATEWAY_TIMEOUT, route.function.invoke(event)).await {
+        Err(_) => {
+            tracing::error!(function = %route.function.def.logical_id, "no answer within API Gateway's 30 s");
+            message(StatusCode::SERVICE_UNAVAILABLE, "Service Unavailable")
+        }
+        Ok(Ok(value)) => response_v2(value),
+        Ok(Err(e)) => {
             tracing::error!(function = %route.function.def.logical_id, error = %e, "function failed");
             message(StatusCode::INTERNAL_SERVER_ERROR, "Internal Server Error")
         }
@@ -182,7 +191,11 @@ pub fn event_v2(
             "method": parts.method.as_str(),
             "path": parts.uri.path(),
             "protocol": "HTTP/1.1",
-            "sourceIp": "127.0.0.1",
+            // API Gateway's is the TCP peer's address, as here.
+            "sourceIp": parts
+                .extensions
+                .get::<axum::extract::ConnectInfo<std::net::SocketAddr>>()
+                .map_or_else(|| "127.0.0.1".to_owned(), |c| c.0.ip().to_string()),
             "userAgent": parts.headers.get(header::USER_AGENT).and_then(|v| v.to_str().ok()).unwrap_or_default(),
         },
         "requestId": uuid::Uuid::new_v4().to_string(),

@@ -85,6 +85,16 @@ pub struct GatewayConfig {
     pub schedules: bool,
     /// Poll SQS and stream event sources (off: tests drive workers by hand).
     pub event_sources: bool,
+    /// Where given, only these functions' (logical ids) event sources are
+    /// polled: a test may run one worker under load and no other.
+    pub only_sources: Option<Vec<String>>,
+    /// Invocations of one function running at once; more wait for a turn
+    /// before their timeout starts (`VCARE_FUNCTION_CONCURRENCY`, 32).
+    /// Lambda gives each invocation a container of its own and the AWS
+    /// services scale with them; here every invocation shares one process
+    /// and one loopback endpoint, so without a bound a burst of hundreds
+    /// would spend its timeouts queued in the endpoint, not running.
+    pub concurrency: usize,
     /// Where stream sources keep their checkpoints across restarts, as
     /// Lambda's event source mappings do (`None`: in memory; a restart
     /// reads the stream from its starting position again).
@@ -160,6 +170,8 @@ impl GatewayConfig {
             poll_wait: Duration::from_millis(env.parsed_or("VCARE_POLL_MS", 1000).map_err(bad)?),
             schedules: env.parsed_or("VCARE_SCHEDULES", true).map_err(bad)?,
             event_sources: true,
+            only_sources: None,
+            concurrency: env.parsed_or("VCARE_FUNCTION_CONCURRENCY", 32).map_err(bad)?,
             checkpoints: Some(state.join("checkpoints")),
             secrets,
         })
@@ -183,6 +195,8 @@ pub struct Deployed {
     pub def: FunctionDef,
     pub arn: String,
     function: Arc<dyn Function>,
+    /// Turns to run (`GatewayConfig::concurrency`).
+    slots: Arc<tokio::sync::Semaphore>,
 }
 
 impl Deployed {
@@ -190,6 +204,8 @@ impl Deployed {
     /// from the template's `Timeout`, the timeout enforced, a panic reported
     /// as a failed invocation rather than taking the gateway down.
     pub async fn invoke(&self, event: Value) -> Result<Value, Error> {
+        // A turn first: the timeout is the invocation's own, from its start.
+        let _turn = self.slots.acquire().await.map_err(|e| e.to_string())?;
         let timeout = Duration::from_secs(self.def.timeout_seconds.max(1));
         let mut context = Context::default();
         context.request_id = uuid::Uuid::new_v4().to_string();
@@ -267,7 +283,8 @@ impl Gateway {
                 .await
                 .map_err(|reason| GatewayError::Function { function: def.logical_id.clone(), reason })?;
             let arn = stack.physical.get(&def.logical_id).and_then(|p| p.attrs.get("Arn")).cloned().unwrap_or_default();
-            let deployed = Arc::new(Deployed { def, arn, function });
+            let slots = Arc::new(tokio::sync::Semaphore::new(config.concurrency.max(1)));
+            let deployed = Arc::new(Deployed { def, arn, function, slots });
             for event in &deployed.def.events {
                 if let EventSource::Http(r) = event {
                     let authorizer = match &r.authorizer {
@@ -294,6 +311,7 @@ impl Gateway {
         let app = http::router(routes);
         let mut shutdown = stopped.clone();
         tasks.spawn(async move {
+            let app = app.into_make_service_with_connect_info::<SocketAddr>();
             let serve = axum::serve(listener, app).with_graceful_shutdown(async move {
                 let _ = shutdown.wait_for(|s| *s).await;
             });

@@ -31,6 +31,7 @@ impl Registry {
         r.add("history", |env, sdk| async move { history::function(&env, &sdk).await });
         r.add("audit", |env, sdk| async move { audit::function(&env, &sdk).await });
         r.add("audit-export", |env, sdk| async move { audit_export::function(&env, &sdk).await });
+        r.add("audit-seal", |env, sdk| async move { audit_seal::function(&env, &sdk).await });
         r.add("jitsi-reservations", |env, sdk| async move { jitsi_reservations::function(&env, &sdk).await });
         r.add("jitsi-events", |env, sdk| async move { jitsi_events::function(&env, &sdk).await });
         r.add("openvidu-events", |env, sdk| async move { openvidu_events::function(&env, &sdk).await });

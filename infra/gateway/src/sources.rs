@@ -25,7 +25,8 @@ pub(crate) async fn start(
     sdk: &SdkConfig,
     stopped: &watch::Receiver<bool>,
 ) -> Result<(), GatewayError> {
-    for function in functions.values() {
+    let polled = |id: &str| config.only_sources.as_ref().is_none_or(|only| only.iter().any(|o| o == id));
+    for function in functions.values().filter(|f| polled(&f.def.logical_id)) {
         for event in &function.def.events {
             match event {
                 EventSource::Sqs(source) => {

@@ -11,7 +11,7 @@ use chrono::{DateTime, Utc};
 use serde_json::{Value, json};
 use vcare_aws::SdkConfig;
 use vcare_care::audit::{Access, Audit};
-use vcare_domain::audit::{AuditRecord, Broken, Outcome, verify_chain};
+use vcare_domain::audit::{Broken, Outcome};
 use vcare_runtime::{Env, Error};
 use vcare_store::{NotificationStore, RoomStore};
 
@@ -68,6 +68,7 @@ pub async fn run(args: &[String], env: &Env, sdk: &SdkConfig, stdin: &mut dyn Re
                 outcome: Outcome::Allowed,
                 request_id: format!("vcare-ops-{}", vcare_domain::ids::random_base32(16)),
                 source_ip: String::new(),
+                granted_by: None,
             };
             audit?.record(access, &[]).await.map_err(|e| format!("the audit trail could not take this: {e}"))?;
             Ok::<(), Error>(())
@@ -76,27 +77,19 @@ pub async fn run(args: &[String], env: &Env, sdk: &SdkConfig, stdin: &mut dyn Re
     let out = match words.as_slice() {
         ["audit", "verify", ..] => {
             let clinic = flag("--clinic").ok_or("--clinic <clinic> is required")?;
-            let store = audit()?.store;
-            let mut records = Vec::new();
-            loop {
-                let page = store.chain(clinic, records.last().map_or(0, |r: &AuditRecord| r.seq), 500).await?;
-                if page.is_empty() {
-                    break;
-                }
-                records.extend(page);
+            let report = audit()?.verify(clinic, |_| {}).await?;
+            let found = json!({"clinic": clinic, "records": report.sealed, "awaitingSeal": report.awaiting_seal,
+                "intact": report.broken.is_none()});
+            let why = match report.broken {
+                None => String::new(),
+                Some(Broken::Altered { seq }) => format!("record {seq} was altered"),
+                Some(Broken::Unlinked { seq }) => format!("record {seq} does not follow the one before it"),
+                Some(Broken::Missing { seq }) => format!("record {seq} is gone"),
+            };
+            if !why.is_empty() {
+                return Err(format!("the audit chain of {clinic} is broken: {why}: {found}").into());
             }
-            match verify_chain(&records) {
-                Ok(()) => json!({"clinic": clinic, "records": records.len(), "intact": true}),
-                Err(Broken::Altered { seq }) => {
-                    return Err(format!("the audit chain of {clinic} is broken: record {seq} was altered").into());
-                }
-                Err(Broken::Unlinked { seq }) => {
-                    return Err(format!(
-                        "the audit chain of {clinic} is broken: record {seq} does not follow the one before it"
-                    )
-                    .into());
-                }
-            }
+            found
         }
         ["dlq", "list", dlq, ..] => {
             audited(OPERATIONS_CHAIN, "ops.dlq-list", "queue", dlq).await?;

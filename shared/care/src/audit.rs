@@ -3,10 +3,12 @@
 //! `vcare-ops`, becomes one record of who, what, of what, when, from where
 //! and whether it was allowed — never the data itself. A record is written
 //! before the answer leaves, and an audit that cannot be written fails the
-//! request (503): nothing is served unaudited.
+//! request (503): nothing is served unaudited. Writing reads nothing and
+//! waits on no other record; the sequencer ([`crate::audit_seal`]) seals
+//! it into the clinic's chain afterwards.
 
 use vcare_aws::SdkConfig;
-use vcare_domain::audit::{AuditRecord, GENESIS, Outcome};
+use vcare_domain::audit::{AuditRecord, Broken, Outcome, Verifier, record_id};
 use vcare_domain::events::DomainEvent;
 use vcare_runtime::{Clock, Env, Error};
 pub use vcare_store::{AuditFilter, AuditPage};
@@ -26,6 +28,9 @@ pub struct Access {
     pub outcome: Outcome,
     pub request_id: String,
     pub source_ip: String,
+    /// Who let the actor have it, where that is someone else (the maker of
+    /// a join link; the actor is its owner).
+    pub granted_by: Option<String>,
 }
 
 #[derive(Clone)]
@@ -44,22 +49,21 @@ impl Audit {
 
     /// Writes the access's record, and `events` with it (one transaction).
     pub async fn record(&self, access: Access, events: &[DomainEvent]) -> Result<AuditRecord, StoreError> {
-        let draft = AuditRecord {
+        let record = AuditRecord {
             clinic_id: access.clinic_id,
-            seq: 0,
+            id: record_id(),
             at: self.clock.now(),
             actor_id: access.actor_id,
             actor_roles: access.actor_roles,
+            granted_by: access.granted_by,
             action: access.action,
             subject_type: access.subject_type,
             subject_id: access.subject_id,
             outcome: access.outcome,
             request_id: access.request_id,
             source_ip: access.source_ip,
-            prev_hash: GENESIS.into(),
-            hash: String::new(),
         };
-        let written = self.store.append(draft, events).await;
+        let written = self.store.write(&record, events).await.map(|()| record);
         let outcome = match &written {
             Ok(_) => "written",
             Err(_) => "failed",
@@ -76,5 +80,44 @@ impl Audit {
         limit: i32,
     ) -> Result<AuditPage, StoreError> {
         self.store.query(clinic, filter, cursor, limit).await
+    }
+}
+
+/// What `vcare-ops audit verify` finds of a clinic's chain.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ChainReport {
+    /// Records in the chain, checked up to where it breaks.
+    pub sealed: u64,
+    /// Records written but not sealed yet.
+    pub awaiting_seal: u64,
+    /// Where it breaks, if it does.
+    pub broken: Option<Broken>,
+}
+
+impl Audit {
+    /// Walks the clinic's chain from its first block, checking every entry
+    /// against its record; `each` sees every sealed record in chain order.
+    pub async fn verify(&self, clinic: &str, mut each: impl FnMut(&AuditRecord)) -> Result<ChainReport, StoreError> {
+        let mut verifier = Verifier::new(clinic);
+        let mut after = 0;
+        let mut broken = None;
+        'chain: loop {
+            let blocks = self.store.blocks(clinic, after, 25).await?;
+            if blocks.is_empty() {
+                break;
+            }
+            for block in &blocks {
+                let records = self.store.sealed_records(clinic, &block.entries).await?;
+                if let Err(b) = verifier.block(block, |e| records.get(&e.record_id)) {
+                    broken = Some(b);
+                    break 'chain;
+                }
+                block.entries.iter().filter_map(|e| records.get(&e.record_id)).for_each(&mut each);
+                after = block.head().map_or(after, |(seq, _)| seq);
+            }
+        }
+        let (total, head) = tokio::join!(self.store.count(clinic), self.store.head(clinic));
+        let in_chain = head?.map_or(0, |(seq, _)| seq);
+        Ok(ChainReport { sealed: verifier.sealed(), awaiting_seal: total?.saturating_sub(in_chain), broken })
     }
 }

@@ -2,22 +2,45 @@
 //! Jitsi's conference mapper both ways (the meeting page asks a room's PIN
 //! by its conference, Jigasi a PIN's conference) and the phone-number
 //! list. A PIN resolves only inside its room's join window, and PIN
-//! lookups that find nothing are counted per minute: past
-//! `DIAL_IN_MISSES_PER_MINUTE` (30) every PIN lookup is refused for the
-//! rest of the minute, so guessing one of 9·10⁹ PINs takes years.
+//! lookups that find nothing are counted per source and minute: past
+//! `DIAL_IN_MISSES_PER_MINUTE` (30) every PIN lookup of that source is
+//! refused for the rest of the minute, so guessing one of 9·10⁹ PINs takes
+//! years, and a guesser elsewhere cannot lock a clinic's callers out. The
+//! source is the caller's address, or Jigasi itself when the request
+//! carries the Jitsi shared secret (counted apart from every address).
 
 use serde_json::{Value, json};
 use vcare_aws::SdkConfig;
 use vcare_domain::dial_in::{DialInNumbers, conference_jid, conference_room, mapper_answer, numbers_answer, parse_pin};
 use vcare_domain::room::Room;
 use vcare_domain::video::ProviderKind;
-use vcare_runtime::{ConfigError, Env};
+use vcare_runtime::Env;
 
 use crate::{RoomError, Rooms};
 
 pub struct DialIn {
     pub care: Rooms,
     misses_per_minute: u64,
+    /// `X-Jitsi-Shared-Secret`, which Jigasi can be set to send.
+    jigasi: vcare_jitsi::WebhookSecret,
+}
+
+/// Who is looking a PIN up, as counted.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum PinSource {
+    /// Jigasi, by the shared secret.
+    Jigasi,
+    /// Anyone else, by address.
+    Address(String),
+}
+
+impl PinSource {
+    fn counted_as(&self) -> String {
+        match self {
+            Self::Jigasi => "jigasi".to_owned(),
+            Self::Address(ip) => format!("ip:{ip}"),
+        }
+    }
 }
 
 /// What a PIN lookup answers.
@@ -32,11 +55,20 @@ pub enum PinAnswer {
 }
 
 impl DialIn {
-    pub fn from_env(env: &Env, sdk: &SdkConfig) -> Result<Self, ConfigError> {
-        Ok(Self {
-            care: Rooms::from_env(env, sdk)?,
-            misses_per_minute: env.bounded("DIAL_IN_MISSES_PER_MINUTE", 30, 1, 10_000)?,
-        })
+    /// Settings first (a bad one fails by name), then the shared secret.
+    pub async fn from_env(env: &Env, sdk: &SdkConfig) -> Result<Self, vcare_runtime::Error> {
+        let care = Rooms::from_env(env, sdk)?;
+        let misses_per_minute = env.bounded("DIAL_IN_MISSES_PER_MINUTE", 30, 1, 10_000)?;
+        Ok(Self { care, misses_per_minute, jigasi: crate::webhook_secret(env, sdk).await? })
+    }
+
+    /// Who asks: Jigasi if `secret` (the request's `X-Jitsi-Shared-Secret`)
+    /// is right, else the caller's address.
+    pub fn source(&self, secret: Option<&[u8]>, address: &str) -> PinSource {
+        match secret.is_some_and(|s| self.jigasi.matches(Some(s))) {
+            true => PinSource::Jigasi,
+            false => PinSource::Address(address.to_owned()),
+        }
     }
 
     fn numbers_of(&self, room: &Room) -> &DialInNumbers {
@@ -67,27 +99,34 @@ impl DialIn {
     }
 
     /// `?id=<pin>`: the PIN's conference, in its room's join window. A
-    /// malformed PIN is 400 and never looked up.
-    pub async fn by_pin(&self, raw: &str) -> Result<PinAnswer, RoomError> {
+    /// malformed PIN is 400 and never looked up. Each lookup first takes a
+    /// place in its source's misses of the minute (one conditional write,
+    /// with the PIN's read beside it); none left is 429 whatever the PIN,
+    /// and a lookup that finds its room gives its place back.
+    pub async fn by_pin(&self, raw: &str, source: &PinSource) -> Result<PinAnswer, RoomError> {
         let pin = parse_pin(raw).ok_or_else(|| {
             vcare_domain::Rejected::Invalid(format!("id: a PIN of {} digits", vcare_domain::dial_in::PIN_DIGITS))
         })?;
         let now = self.care.now();
-        let lookup = self.care.store.dial_in_pin(pin, now).await?;
-        if lookup.misses >= self.misses_per_minute {
+        let counted = source.counted_as();
+        let (taken, found) = tokio::join!(
+            self.care.store.take_dial_in_miss(&counted, now, self.misses_per_minute),
+            self.care.store.dial_in_pin(pin)
+        );
+        if !taken? {
             vcare_runtime::metrics::count("DialInLookupsRefused", &[]);
             return Ok(PinAnswer::TooMany);
         }
-        if let Some((clinic, room_id)) = &lookup.room
-            && let Some((room, _)) = self.care.store.get(clinic, room_id).await?
+        if let Some((clinic, room_id)) = found?
+            && let Some((room, _)) = self.care.store.get(&clinic, &room_id).await?
             && self.pin_now(&room) == Some(pin)
         {
+            self.care.store.give_back_dial_in_miss(&counted, now).await?;
             return Ok(PinAnswer::Found(mapper_answer(
                 &conference_jid(&room.jitsi_room, &self.care.config.jitsi_domain),
                 pin,
             )));
         }
-        self.care.store.count_dial_in_miss(now).await?;
         vcare_runtime::metrics::count("DialInLookupsMissed", &[]);
         Ok(PinAnswer::NotFound)
     }

@@ -61,6 +61,11 @@ pub enum RoomError {
     /// (and its patients where the clinic allows it).
     #[error("only the room's doctors and the clinic's admins see its recordings")]
     RecordingsForbidden,
+    /// A join link its maker may not make (403).
+    #[error(
+        "a link may be made by a service, or by the room's doctors and nurses for themselves or a patient or interpreter"
+    )]
+    LinkNotYours,
     /// Starting or stopping a recording by anyone but the room's doctors.
     #[error("only the room's doctors may start or stop its recording")]
     DoctorsOnly,

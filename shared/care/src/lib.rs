@@ -3,6 +3,7 @@
 
 pub mod audit;
 pub mod audit_export;
+pub mod audit_seal;
 pub mod dial_in;
 pub mod end_meeting;
 mod error;

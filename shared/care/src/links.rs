@@ -16,7 +16,7 @@ use vcare_aws::SdkConfig;
 use vcare_crypto::{AddressHasher, KmsMac};
 use vcare_domain::Rejected;
 use vcare_domain::room::{NotJoinable, Room};
-use vcare_domain::room_records::{JoinLink, LINK_CODE_CHARS, is_link_code};
+use vcare_domain::room_records::{JoinLink, LINK_CODE_CHARS, LinkMaker, is_link_code, may_make_link};
 use vcare_runtime::{Env, Error};
 use vcare_store::RoomStore;
 
@@ -60,11 +60,26 @@ impl Links {
         format!("{}/j/{}", self.base_url, link.code)
     }
 
-    /// The link of `user_id`, a listed participant of `room`, valid until
-    /// the room's end plus grace; kept (the same link again is the same item).
-    pub async fn link_for(&self, issuer: &TokenIssuer, room: &Room, user_id: &str) -> Result<JoinLink, RoomError> {
-        if room.participant(user_id).is_none() {
+    /// The link of `user_id`, a listed participant of `room`, made by
+    /// `maker` (`made_by`: its id), valid until the room's end plus grace;
+    /// kept (the same link again is the same item). Only for a room still
+    /// open, and only as [`may_make_link`] allows.
+    pub async fn link_for(
+        &self,
+        issuer: &TokenIssuer,
+        room: &Room,
+        user_id: &str,
+        maker: LinkMaker<'_>,
+        made_by: &str,
+    ) -> Result<JoinLink, RoomError> {
+        let Some(owner) = room.participant(user_id) else {
             return Err(Rejected::Impossible("userId: not a participant of this room".into()).into());
+        };
+        if !may_make_link(maker, user_id, owner.role) {
+            return Err(RoomError::LinkNotYours);
+        }
+        if !room.status.is_open() {
+            return Err(RoomError::Conflict(format!("the room is {}: it has no more links", room.status.as_str())));
         }
         let subject = format!("{}:{}:{user_id}", room.clinic_id, room.room_id);
         let hash = self.hasher.hash("join-link", &subject).await.map_err(|e| {
@@ -77,14 +92,15 @@ impl Links {
             room_id: room.room_id.clone(),
             user_id: user_id.to_owned(),
             valid_until: issuer.care.config.join.closes(room),
+            made_by: made_by.to_owned(),
         };
         self.store.keep_link(&link).await?;
         Ok(link)
     }
 
-    /// The live link `code` at `now`: the room and its owner, if the link
+    /// The live link `code` at `now`: the room and the link, if the link
     /// is known, not expired, and its owner still listed.
-    pub async fn resolve(&self, code: &str, now: DateTime<Utc>) -> Result<Option<(Room, String)>, RoomError> {
+    pub async fn resolve(&self, code: &str, now: DateTime<Utc>) -> Result<Option<(Room, JoinLink)>, RoomError> {
         if !is_link_code(code) {
             return Ok(None);
         }
@@ -94,14 +110,14 @@ impl Links {
         let Some((room, _)) = self.store.get(&link.clinic_id, &link.room_id).await? else {
             return Ok(None);
         };
-        Ok(room.participant(&link.user_id).is_some().then_some((room, link.user_id)))
+        Ok(room.participant(&link.user_id).is_some().then_some((room, link)))
     }
 
     /// Opens the link `code` at `now`: a token for its owner only, minted
     /// by `issuer`, only inside the window, and not while they wait.
-    /// The token is recorded in the audit trail as the link owner's
-    /// (`token.issue.link`, from `origin`: request id, source address)
-    /// before the URL is answered; no record, no URL.
+    /// The token is recorded in the audit trail as the link owner's, granted
+    /// by its maker (`token.issue.link`, from `origin`: request id, source
+    /// address) before the URL is answered; no record, no URL.
     pub async fn open(
         &self,
         issuer: &TokenIssuer,
@@ -110,18 +126,20 @@ impl Links {
         now: DateTime<Utc>,
         origin: (String, String),
     ) -> Result<Opened, RoomError> {
-        let Some((room, user)) = self.resolve(code, now).await? else { return Ok(Opened::Gone) };
-        let Some(participant) = room.participant(&user) else { return Ok(Opened::Gone) };
+        let Some((room, link)) = self.resolve(code, now).await? else { return Ok(Opened::Gone) };
+        let Some(participant) = room.participant(&link.user_id) else { return Ok(Opened::Gone) };
         match room.joinable(&issuer.care.config.join, now) {
             Ok(()) if room.holds_back(participant) => Ok(Opened::Waiting),
             Ok(()) => {
                 issuer.ensure_prepared(&room).await?;
                 let by = Minter {
-                    actor_id: user.clone(),
+                    actor_id: link.user_id.clone(),
                     actor_roles: vec![participant.role.as_str().to_owned()],
                     action: "token.issue.link",
                     request_id: origin.0,
                     source_ip: origin.1,
+                    // Links kept before makers were recorded name none.
+                    granted_by: Some(link.made_by).filter(|m| !m.is_empty()),
                 };
                 let url = issuer.join_url(&room, participant, now, audit, by).await.map_err(|e| {
                     tracing::error!(error = %e, "a join token could not be signed or recorded");

@@ -28,6 +28,8 @@ pub struct Minter {
     pub action: &'static str,
     pub request_id: String,
     pub source_ip: String,
+    /// The join link's maker, where the token comes from a link.
+    pub granted_by: Option<String>,
 }
 
 pub struct TokenIssuer {
@@ -87,6 +89,7 @@ impl TokenIssuer {
             outcome: Outcome::Allowed,
             request_id: by.request_id,
             source_ip: by.source_ip,
+            granted_by: by.granted_by,
         };
         audit.record(access, &[issued]).await?;
         Ok(Some(url))

@@ -5,6 +5,8 @@
 use chrono::{DateTime, Utc};
 use serde::{Deserialize, Serialize};
 
+use crate::room::ParticipantRole;
+
 /// A technical issue a participant reported. The description is free text:
 /// stored, never logged nor put in an event.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
@@ -73,6 +75,33 @@ pub struct JoinLink {
     pub user_id: String,
     /// The room's end plus grace: the link is dead after it.
     pub valid_until: DateTime<Utc>,
+    /// Who made it last (a caller's `sub`, or vcare's reminders): every
+    /// token minted from it is recorded with both maker and owner.
+    #[serde(default)]
+    pub made_by: String,
+}
+
+/// Who asks for a participant's join link.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum LinkMaker<'a> {
+    /// A back-end service of the clinic, or vcare's own reminders.
+    Service,
+    /// A caller listed in the room with this role (`None`: not listed).
+    Caller { user_id: &'a str, role: Option<ParticipantRole> },
+}
+
+/// Whether `maker` may make the link of `owner` (listed with `owner_role`):
+/// a service for anyone listed; a listed doctor or nurse for themself or
+/// for a participant below them (a patient, an interpreter), never for
+/// another clinician, whose link would carry their moderator rights.
+pub fn may_make_link(maker: LinkMaker<'_>, owner: &str, owner_role: ParticipantRole) -> bool {
+    match maker {
+        LinkMaker::Service => true,
+        LinkMaker::Caller { user_id, role: Some(ParticipantRole::Doctor | ParticipantRole::Nurse) } => {
+            user_id == owner || matches!(owner_role, ParticipantRole::Patient | ParticipantRole::Interpreter)
+        }
+        LinkMaker::Caller { .. } => false,
+    }
 }
 
 /// Characters in a link code: 12 of base64url, 72 bits.
@@ -81,4 +110,30 @@ pub const LINK_CODE_CHARS: usize = 12;
 /// Whether `code` could be a link code (checked before any read).
 pub fn is_link_code(code: &str) -> bool {
     code.len() == LINK_CODE_CHARS && code.bytes().all(|b| b.is_ascii_alphanumeric() || b == b'-' || b == b'_')
+}
+
+#[cfg(test)]
+mod link_tests {
+    use super::*;
+    use ParticipantRole::{Doctor, Interpreter, Nurse, Patient};
+
+    #[test]
+    fn a_link_is_made_for_oneself_by_a_service_or_for_someone_below_a_clinician() {
+        let caller = |user_id, role| LinkMaker::Caller { user_id, role };
+        for (maker, owner, role, allowed) in [
+            (LinkMaker::Service, "u-doc", Doctor, true),
+            (caller("u-nurse", Some(Nurse)), "u-doc", Doctor, false),
+            (caller("u-doc2", Some(Doctor)), "u-doc", Doctor, false),
+            (caller("u-doc", Some(Doctor)), "u-nurse", Nurse, false),
+            (caller("u-doc", Some(Doctor)), "u-doc", Doctor, true),
+            (caller("u-nurse", Some(Nurse)), "u-pat", Patient, true),
+            (caller("u-doc", Some(Doctor)), "u-int", Interpreter, true),
+            (caller("u-pat", Some(Patient)), "u-pat", Patient, false),
+            (caller("u-pat", Some(Patient)), "u-pat2", Patient, false),
+            (caller("u-int", Some(Interpreter)), "u-pat", Patient, false),
+            (caller("u-admin", None), "u-pat", Patient, false),
+        ] {
+            assert_eq!(may_make_link(maker, owner, role), allowed, "{maker:?} for {owner}");
+        }
+    }
 }

@@ -159,6 +159,7 @@ pub(crate) async fn record(
         outcome,
         request_id: bounded(&request_id),
         source_ip: bounded(&source_ip),
+        granted_by: None,
     };
     match trail.audit.record(access, &events).await {
         Ok(_) => response,

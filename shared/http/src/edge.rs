@@ -36,9 +36,10 @@ impl From<RoomError> for Problem {
             RoomError::NotJoinable(_) | RoomError::NotWaiting => Problem::conflict(e.to_string()),
             RoomError::Waiting => Problem { kind: WAITING_PROBLEM.into(), ..Problem::conflict(e.to_string()) },
             RoomError::NoSuchParticipant | RoomError::NoSuchRecording => Problem::not_found(e.to_string()),
-            RoomError::RecordingsForbidden | RoomError::AdminsOnly | RoomError::DoctorsOnly => {
-                Problem::forbidden(e.to_string())
-            }
+            RoomError::RecordingsForbidden
+            | RoomError::AdminsOnly
+            | RoomError::DoctorsOnly
+            | RoomError::LinkNotYours => Problem::forbidden(e.to_string()),
             RoomError::RecordingsUnavailable => Problem::service_unavailable(e.to_string()),
             RoomError::Conflict(_) => Problem::conflict(e.to_string()),
         }

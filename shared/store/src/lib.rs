@@ -39,9 +39,8 @@ use aws_sdk_dynamodb::types::{AttributeValue, Put};
 use chrono::{DateTime, Utc};
 use vcare_domain::events::DomainEvent;
 
-pub use audit::{AuditFilter, AuditPage, AuditStore};
+pub use audit::{AuditFilter, AuditPage, AuditStore, SweepPosition};
 pub use consent::{ConsentPage, ConsentStore, INBOUND_KEEP_DAYS};
-pub use dial_in::PinLookup;
 pub use due::{DueStore, SHARDS as DUE_SHARDS, shard as due_shard};
 pub use notifications::{Accepted, NotificationStore};
 pub use outbox::{OutboxRecord, OutboxStore};
