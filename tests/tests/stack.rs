@@ -188,6 +188,7 @@ const SAMPLE_ORDER: &[&str] = &[
     "history",
     "audit",
     "audit-export",
+    "audit-seal",
     "jitsi-reservations",
     "jitsi-events",
     "openvidu-events",

@@ -232,3 +232,33 @@ pub async fn query_gsi1(
         }
     }
 }
+
+/// Everything under partition `pk`, every page, read consistently: its
+/// items (none where `count_only`) and how many there are.
+pub async fn whole_partition(
+    ddb: &Client,
+    table: &str,
+    pk: String,
+    count_only: bool,
+) -> Result<(Vec<Item>, u64), StoreError> {
+    let (mut items, mut count, mut start) = (Vec::new(), 0u64, None);
+    loop {
+        let mut query = ddb
+            .query()
+            .table_name(table)
+            .key_condition_expression("pk = :pk")
+            .expression_attribute_values(":pk", s(pk.clone()))
+            .consistent_read(true)
+            .set_exclusive_start_key(start);
+        if count_only {
+            query = query.select(aws_sdk_dynamodb::types::Select::Count);
+        }
+        let page = query.send().await.map_err(unavailable)?;
+        count += u64::try_from(page.count).unwrap_or_default();
+        items.extend(page.items.unwrap_or_default());
+        match page.last_evaluated_key {
+            Some(k) => start = Some(k),
+            None => return Ok((items, count)),
+        }
+    }
+}

@@ -32,7 +32,7 @@ use vcare_domain::events::DomainEvent;
 
 pub use self::chain::SweepPosition;
 pub use self::query::{AuditFilter, AuditPage};
-use crate::items::{Item, condition_failed_at, key, string};
+use crate::items::{Item, condition_failed_at, key, string, whole_partition};
 use crate::{StoreError, outbox_put, s, sort_time, unavailable};
 
 fn pk(clinic: &str, shard: u8) -> String {
@@ -129,25 +129,8 @@ impl AuditStore {
 
     /// Every clinic that has records.
     pub async fn clinics(&self) -> Result<Vec<String>, StoreError> {
-        let mut out = Vec::new();
-        let mut start = None;
-        loop {
-            let page = self
-                .ddb
-                .query()
-                .table_name(&self.table)
-                .key_condition_expression("pk = :pk")
-                .expression_attribute_values(":pk", s("CLINICS"))
-                .set_exclusive_start_key(start)
-                .send()
-                .await
-                .map_err(unavailable)?;
-            out.extend(page.items.unwrap_or_default().iter().filter_map(|i| string(i, "sk")));
-            match page.last_evaluated_key {
-                Some(k) => start = Some(k),
-                None => return Ok(out),
-            }
-        }
+        let (items, _) = whole_partition(&self.ddb, &self.table, "CLINICS".into(), false).await?;
+        Ok(items.iter().filter_map(|i| string(i, "sk")).collect())
     }
 
     /// The record an item of the audit table holds (a stream's image);
@@ -161,28 +144,9 @@ impl AuditStore {
 
     /// How many records the clinic has, sealed or not.
     pub async fn count(&self, clinic: &str) -> Result<u64, StoreError> {
-        let mut total = 0u64;
+        let mut total = 0;
         for shard in 0..SHARDS {
-            let mut start = None;
-            loop {
-                let page = self
-                    .ddb
-                    .query()
-                    .table_name(&self.table)
-                    .key_condition_expression("pk = :pk")
-                    .expression_attribute_values(":pk", s(pk(clinic, shard)))
-                    .select(aws_sdk_dynamodb::types::Select::Count)
-                    .consistent_read(true)
-                    .set_exclusive_start_key(start)
-                    .send()
-                    .await
-                    .map_err(unavailable)?;
-                total += u64::try_from(page.count).unwrap_or_default();
-                match page.last_evaluated_key {
-                    Some(k) => start = Some(k),
-                    None => break,
-                }
-            }
+            total += whole_partition(&self.ddb, &self.table, pk(clinic, shard), true).await?.1;
         }
         Ok(total)
     }
