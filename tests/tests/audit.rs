@@ -293,3 +293,57 @@ async fn a_reminders_token_is_recorded_before_it_is_sent() {
     assert_eq!(events.iter().filter(|e| *e == "virtual_care.token.issued").count(), 1, "no event either");
     stack.stop().await;
 }
+
+/// Sequencers that race (two stream shards of one clinic, a sweep beside
+/// them, a batch delivered again) never fork the chain nor seal a record
+/// twice: a block is written only at the place after the head, and a seal
+/// only where the record has none. Remove either condition and this fails.
+#[tokio::test]
+async fn sequencers_racing_for_one_clinic_seal_every_record_once_in_one_chain() {
+    let stack =
+        TestStack::start_with(vcare_tests::root().join("infra/template.yaml"), &vcare_local::Registry::vcare(), |c| {
+            c.event_sources = false;
+        })
+        .await;
+    let ddb = aws_sdk_dynamodb::Client::new(&stack.sdk);
+    let store = vcare_store::AuditStore::new(ddb, audit_table(&stack), "unused");
+    let mut written = Vec::new();
+    for i in 0..240 {
+        let r = AuditRecord {
+            clinic_id: "c-race".into(),
+            id: vcare_domain::audit::record_id(),
+            at: chrono::Utc::now(),
+            actor_id: "u-doc".into(),
+            actor_roles: vec!["doctor".into()],
+            granted_by: None,
+            action: "room.read".into(),
+            subject_type: "room".into(),
+            subject_id: format!("rm_{i}"),
+            outcome: vcare_domain::audit::Outcome::Allowed,
+            request_id: format!("r-{i}"),
+            source_ip: "203.0.113.7".into(),
+        };
+        store.write(&r, &[]).await.unwrap();
+        written.push(r);
+    }
+    // Four sequencers (no head remembered between them) on overlapping batches at once.
+    let sealer =
+        || vcare_care::audit_seal::Sealer::new(store.clone(), vcare_runtime::Clock::system(), chrono::Duration::zero());
+    let batches = [written[..150].to_vec(), written[90..].to_vec(), written.clone(), written[30..200].to_vec()];
+    let sealers: Vec<_> = batches.iter().map(|_| sealer()).collect();
+    let sealed: Vec<usize> = vcare_tests::join_all(sealers.iter().zip(batches).map(|(s, b)| s.seal(b)))
+        .await
+        .into_iter()
+        .map(Result::unwrap)
+        .collect();
+    assert_eq!(sealed.iter().sum::<usize>(), 240, "each record sealed by one of them: {sealed:?}");
+    let (report, records) = sealed_chain(&stack).await;
+    assert_eq!((report.sealed, report.awaiting_seal, report.broken), (240, 0, None));
+    let ids: std::collections::HashSet<_> = records.iter().map(|r| r.id.clone()).collect();
+    assert_eq!(ids.len(), 240, "no record twice");
+    stack.stop().await;
+}
+
+async fn sealed_chain(stack: &TestStack) -> (vcare_care::audit::ChainReport, Vec<AuditRecord>) {
+    sealed(stack, "c-race").await
+}

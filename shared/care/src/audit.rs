@@ -97,7 +97,12 @@ pub struct ChainReport {
 impl Audit {
     /// Walks the clinic's chain from its first block, checking every entry
     /// against its record; `each` sees every sealed record in chain order.
+    /// Seals are counted before records, and both before the walk, so
+    /// `awaiting_seal` 0 means every record there was when it was counted
+    /// is sealed, and in the walk.
     pub async fn verify(&self, clinic: &str, mut each: impl FnMut(&AuditRecord)) -> Result<ChainReport, StoreError> {
+        let seals = self.store.count_sealed(clinic).await?;
+        let total = self.store.count(clinic).await?;
         let mut verifier = Verifier::new(clinic);
         let mut after = 0;
         let mut broken = None;
@@ -116,8 +121,6 @@ impl Audit {
                 after = block.head().map_or(after, |(seq, _)| seq);
             }
         }
-        let (total, head) = tokio::join!(self.store.count(clinic), self.store.head(clinic));
-        let in_chain = head?.map_or(0, |(seq, _)| seq);
-        Ok(ChainReport { sealed: verifier.sealed(), awaiting_seal: total?.saturating_sub(in_chain), broken })
+        Ok(ChainReport { sealed: verifier.sealed(), awaiting_seal: total.saturating_sub(seals), broken })
     }
 }

@@ -21,7 +21,7 @@ fn block_sk(first: u64) -> String {
     format!("SEQ#{first:020}")
 }
 
-fn seals_pk(clinic: &str, shard: u8) -> String {
+pub(super) fn seals_pk(clinic: &str, shard: u8) -> String {
     format!("SEALED#{clinic}#{shard}")
 }
 

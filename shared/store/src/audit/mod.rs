@@ -144,9 +144,18 @@ impl AuditStore {
 
     /// How many records the clinic has, sealed or not.
     pub async fn count(&self, clinic: &str) -> Result<u64, StoreError> {
+        self.count_in(|shard| pk(clinic, shard)).await
+    }
+
+    /// How many of the clinic's records have their seal.
+    pub async fn count_sealed(&self, clinic: &str) -> Result<u64, StoreError> {
+        self.count_in(|shard| chain::seals_pk(clinic, shard)).await
+    }
+
+    async fn count_in(&self, partition: impl Fn(u8) -> String) -> Result<u64, StoreError> {
         let mut total = 0;
         for shard in 0..SHARDS {
-            total += whole_partition(&self.ddb, &self.table, pk(clinic, shard), true).await?.1;
+            total += whole_partition(&self.ddb, &self.table, partition(shard), true).await?.1;
         }
         Ok(total)
     }
