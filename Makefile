@@ -14,7 +14,7 @@ test:  ## the whole test suite (starts its own AWS endpoint on a free port)
 	./infra/scripts/test.sh
 
 bench: ## benchmarks (release build; see README "Measurements")
-	./infra/scripts/bench.sh
+	./infra/scripts/bench.sh $(ARGS)
 
 fuzz:  ## every cargo-fuzz target, VCARE_FUZZ_SECONDS each (default 60); cargo-fuzz installed into .tools
 	./infra/scripts/fuzz.sh $(ARGS)
