@@ -8,26 +8,8 @@
 
 use std::time::Instant;
 
-use vcare_domain::audit::{AuditRecord, Outcome, record_id};
 use vcare_tests::TestStack;
 use vcare_tests::audit::{audit_table, chain};
-
-fn record(clinic: &str, i: usize) -> AuditRecord {
-    AuditRecord {
-        clinic_id: clinic.into(),
-        id: record_id(),
-        at: chrono::Utc::now(),
-        actor_id: "svc-load".into(),
-        actor_roles: vec!["service".into()],
-        granted_by: None,
-        action: "notification.create".into(),
-        subject_type: "notification".into(),
-        subject_id: format!("ntf_bench{i}"),
-        outcome: Outcome::Allowed,
-        request_id: format!("r-{i}"),
-        source_ip: "203.0.113.7".into(),
-    }
-}
 
 #[tokio::main]
 async fn main() {
@@ -49,7 +31,10 @@ async fn main() {
             if i >= total {
                 return;
             }
-            store.write(&record(clinic, i), &[]).await.unwrap();
+            store
+                .write(&vcare_tests::audit::access(clinic, "svc-load", &format!("ntf_bench{i}"), i), &[])
+                .await
+                .unwrap();
         }
     });
     vcare_tests::join_all(writers).await;

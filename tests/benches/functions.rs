@@ -199,20 +199,7 @@ async fn audit_query_floor(stack: &TestStack, iterations: usize) {
     let table = environment["AUDIT_TABLE_NAME"].clone();
     let store = vcare_store::AuditStore::new(ddb.clone(), &table, &environment["TABLE_NAME"]);
     for i in 0..60 {
-        let draft = vcare_domain::audit::AuditRecord {
-            clinic_id: "c1".into(),
-            id: vcare_domain::audit::record_id(),
-            at: chrono::Utc::now(),
-            actor_id: "u-doc".into(),
-            actor_roles: vec!["doctor".into()],
-            granted_by: None,
-            action: "room.read".into(),
-            subject_type: "room".into(),
-            subject_id: format!("rm_bench{i}"),
-            outcome: vcare_domain::audit::Outcome::Allowed,
-            request_id: format!("r-{i}"),
-            source_ip: "203.0.113.7".into(),
-        };
+        let draft = vcare_tests::audit::access("c1", "u-doc", &format!("rm_bench{i}"), i);
         store.write(&draft, &[]).await.unwrap();
     }
     let (_, event) = first_sample("audit", "");

@@ -90,3 +90,28 @@ pub async fn tamper(stack: &TestStack, record_id: &str, change: impl FnOnce(&mut
     item.insert("record".into(), AttributeValue::S(record.to_string()));
     ddb.put_item().table_name(audit_table(stack)).set_item(Some(item)).send().await.unwrap();
 }
+
+/// A record as a function writes it: `actor` read `subject` (a room) of `clinic`.
+pub fn access(clinic: &str, actor: &str, subject: &str, i: usize) -> AuditRecord {
+    AuditRecord {
+        clinic_id: clinic.into(),
+        id: vcare_domain::audit::record_id(),
+        at: chrono::Utc::now(),
+        actor_id: actor.into(),
+        actor_roles: vec!["doctor".into()],
+        granted_by: None,
+        action: "room.read".into(),
+        subject_type: "room".into(),
+        subject_id: subject.into(),
+        outcome: vcare_domain::audit::Outcome::Allowed,
+        request_id: format!("r-{i}"),
+        source_ip: "203.0.113.7".into(),
+    }
+}
+
+/// The audit trail of a stack by its name (a host process's, not a TestStack's).
+pub async fn of_stack(stack: &str) -> Audit {
+    let ddb = aws_sdk_dynamodb::Client::new(&crate::sdk().await);
+    let store = vcare_store::AuditStore::new(ddb, format!("{stack}-AuditTable"), format!("{stack}-Table"));
+    Audit { store, clock: vcare_runtime::Clock::system() }
+}

@@ -309,20 +309,7 @@ async fn sequencers_racing_for_one_clinic_seal_every_record_once_in_one_chain() 
     let store = vcare_store::AuditStore::new(ddb, audit_table(&stack), "unused");
     let mut written = Vec::new();
     for i in 0..240 {
-        let r = AuditRecord {
-            clinic_id: "c-race".into(),
-            id: vcare_domain::audit::record_id(),
-            at: chrono::Utc::now(),
-            actor_id: "u-doc".into(),
-            actor_roles: vec!["doctor".into()],
-            granted_by: None,
-            action: "room.read".into(),
-            subject_type: "room".into(),
-            subject_id: format!("rm_{i}"),
-            outcome: vcare_domain::audit::Outcome::Allowed,
-            request_id: format!("r-{i}"),
-            source_ip: "203.0.113.7".into(),
-        };
+        let r = vcare_tests::audit::access("c-race", "u-doc", &format!("rm_{i}"), i);
         store.write(&r, &[]).await.unwrap();
         written.push(r);
     }

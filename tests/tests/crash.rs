@@ -399,14 +399,7 @@ async fn a_host_killed_mid_request_loses_no_audit_record_of_an_answer_it_gave() 
         assert!(got <= kept && kept <= tried, "{room}: {got} answers, {kept} records, {tried} requests");
     }
     // Each record sealed into one chain, once, which verifies.
-    let audit = vcare_care::audit::Audit {
-        store: vcare_store::AuditStore::new(
-            aws_sdk_dynamodb::Client::new(&vcare_tests::sdk().await),
-            format!("{stack}-AuditTable"),
-            format!("{stack}-Table"),
-        ),
-        clock: vcare_runtime::Clock::system(),
-    };
+    let audit = vcare_tests::audit::of_stack(&stack).await;
     let clinic = "c-crash-audit";
     let deadline = Instant::now() + Duration::from_secs(120);
     loop {
@@ -515,14 +508,7 @@ async fn a_host_killed_mid_sealing_leaves_every_record_sealed_once_in_an_intact_
         .await
         .unwrap();
     let room_url = format!("{base}/v1/virtual-care/rooms/{}", room["roomId"].as_str().unwrap());
-    let audit = vcare_care::audit::Audit {
-        store: vcare_store::AuditStore::new(
-            aws_sdk_dynamodb::Client::new(&vcare_tests::sdk().await),
-            format!("{stack}-AuditTable"),
-            format!("{stack}-Table"),
-        ),
-        clock: vcare_runtime::Clock::system(),
-    };
+    let audit = vcare_tests::audit::of_stack(&stack).await;
     // Audited reads, 16 at a time, until the host dies (a failed read is not retried).
     let mut readers = tokio::task::JoinSet::new();
     for r in 0..16 {
