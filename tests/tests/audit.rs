@@ -334,3 +334,59 @@ async fn sequencers_racing_for_one_clinic_seal_every_record_once_in_one_chain() 
 async fn sealed_chain(stack: &TestStack) -> (vcare_care::audit::ChainReport, Vec<AuditRecord>) {
     sealed(stack, "c-race").await
 }
+
+/// Garbage on the sequencer's stream seals nothing and stops nothing: an
+/// item that is no record (a seal, a list entry, a block) is passed over, a
+/// record that cannot be read is logged and left unsealed, and the batch's
+/// good record is sealed; a bad `SETTLE_SECONDS` fails the cold start by name.
+#[tokio::test]
+async fn garbage_on_the_sequencers_stream_seals_nothing_and_a_bad_setting_is_named() {
+    let stack =
+        TestStack::start_with(vcare_tests::root().join("infra/template.yaml"), &vcare_local::Registry::vcare(), |c| {
+            c.event_sources = false;
+        })
+        .await;
+    let env = stack.gateway.function("AuditSealFunction").unwrap().def.environment.clone();
+    let sealer =
+        vcare_care::audit_seal::Sealer::from_env(&vcare_runtime::Env::from_map(env.clone()), &stack.sdk).unwrap();
+    let good = vcare_tests::audit::access("c-garbage", "u-doc", "rm_1", 1);
+    sealer.store.write(&good, &[]).await.unwrap();
+    let image = |pairs: &[(&str, &str)]| -> Value {
+        pairs.iter().map(|(k, v)| ((*k).to_owned(), json!({"S": v}))).collect::<serde_json::Map<_, _>>().into()
+    };
+    let images = [
+        image(&[("pk", "CLINICS"), ("sk", "c-garbage")]),
+        image(&[("pk", "SEALED#c-garbage#1"), ("sk", "x"), ("kind", "audit-seal")]),
+        image(&[("pk", "AUDIT#c-garbage#0"), ("sk", "y"), ("kind", "audit"), ("record", "{not json")]),
+        image(&[("pk", "AUDIT#c-garbage#0"), ("sk", "z"), ("kind", "audit"), ("record", "{\"clinicId\": 7}")]),
+        image(&[("pk", "x"), ("sk", "y"), ("kind", "audit"), ("record", &serde_json::to_string(&good).unwrap())]),
+    ];
+    // Lambda's record shape, from the sample; each image in turn.
+    let sample: Value = serde_json::from_str(
+        &std::fs::read_to_string(vcare_tests::root().join("events/audit-seal/stream-insert.json")).unwrap(),
+    )
+    .unwrap();
+    let records: Vec<Value> = images
+        .iter()
+        .enumerate()
+        .map(|(i, img)| {
+            let mut r = sample["Records"][0].clone();
+            r["dynamodb"]["NewImage"] = img.clone();
+            r["dynamodb"]["SequenceNumber"] = json!(format!("{i}"));
+            r
+        })
+        .collect();
+    let event = serde_json::from_value(json!({"Records": records})).unwrap();
+    let response = sealer.stream(event).await;
+    assert!(response.batch_item_failures.is_empty(), "garbage does not hold the shard up");
+    let (report, sealed) = sealed(&stack, "c-garbage").await;
+    assert_eq!((report.broken, sealed.len()), (None, 1));
+    assert_eq!(sealed[0], good, "only the readable record is in the chain");
+    for bad in ["59", "many", "86401"] {
+        let mut env = env.clone();
+        env.insert("SETTLE_SECONDS".into(), bad.into());
+        let err = vcare_care::audit_seal::Sealer::from_env(&vcare_runtime::Env::from_map(env), &stack.sdk).err();
+        assert!(err.is_some_and(|e| e.to_string().contains("SETTLE_SECONDS")), "{bad}");
+    }
+    stack.stop().await;
+}
